@@ -1,0 +1,44 @@
+"""Model checkpoints: weights plus everything needed to rebuild the model and to know what it was trained on.
+
+Saved as plain tensors, numbers, strings, lists and dicts, so they load with `torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .models import create_model
+
+TRAINING_KEYS = ("lr", "epochs")  # keys of a model config that set its training recipe, not the network
+
+
+def build_model(model_cfg: dict, num_classes: int, num_frames: int, num_mel_bins: int) -> nn.Module:
+    kwargs = {k: v for k, v in model_cfg.items() if k not in TRAINING_KEYS and k != "name"}
+    return create_model(model_cfg["name"], num_classes=num_classes, num_frames=num_frames,
+                        num_mel_bins=num_mel_bins, **kwargs)
+
+
+def save_checkpoint(path: Path, model: nn.Module, **meta) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), **meta}, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint under the final name
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model from the config stored in the checkpoint (not from params.yaml) and load its weights."""
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    model = build_model(ckpt["model_config"], ckpt["num_classes"], ckpt["num_frames"], ckpt["num_mel_bins"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

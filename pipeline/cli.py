@@ -1,0 +1,85 @@
+"""`cmkd`: the pipeline's steps as commands (each DVC stage runs the same library function)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from . import layout
+from .params import ROLES, load_params
+
+app = typer.Typer(help="CNN/Transformer cross-model knowledge distillation for audio. "
+                       "`dvc repro` runs every step in order; these commands run one.", no_args_is_help=True)
+console = Console()
+PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="the params file", exists=True, dir_okay=False)
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+@app.command()
+def prepare(params: Path = PARAMS):
+    """Synthesize the built-in dataset into data/raw (audio, manifest.csv, classes.txt)."""
+    from .synthetic import write_dataset
+
+    p = load_params(params)
+    write_dataset(p["data"], layout.RAW, seed=p["seed"])
+
+
+@app.command()
+def features(params: Path = PARAMS):
+    """Kaldi fbank for every clip of data/raw/manifest.csv into data/features.zarr (Dask, resumable)."""
+    from .features import extract_features
+
+    p = load_params(params)
+    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, p["features"], p["data"]["multi_label"])
+
+
+@app.command()
+def train(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
+          params: Path = PARAMS):
+    """Train the teacher, the CMKD student (from cached predictions) or the no-KD baseline."""
+    from .train import train as train_role
+
+    console.print(train_role(role, load_params(params)))
+
+
+@app.command()
+def evaluate(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline")):
+    """Test-split metrics of data/<role>/checkpoint.pt into data/<role>/metrics.json."""
+    from .evaluate import evaluate as evaluate_role
+
+    console.print(evaluate_role(role))
+
+
+@app.command()
+def dump(params: Path = PARAMS):
+    """The frozen teacher's logits for every clip into data/teacher_predictions.zarr (resumable)."""
+    from .dump import dump_logits
+
+    p = load_params(params)
+    dump_logits(p["dump"]["batch_size"], p["dump"]["clips_per_shard"])
+
+
+@app.command()
+def report(params: Path = PARAMS):
+    """Compare teacher, baseline and student in data/report.md."""
+    from .report import write_report
+
+    console.print(write_report(load_params(params)))
+
+
+@app.command()
+def models():
+    """List the registered model names."""
+    from .models import list_models
+
+    console.print("\n".join(list_models()))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,50 @@
+"""Batches for training and inference, read from the Zarr stores.
+
+One dataset item is a whole batch: its clip rows are fetched from the sharded store in one selection, which
+zarr reads concurrently, instead of one small read per clip. DataLoader workers (train.num_workers) prefetch
+batches in parallel.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .stores import FeatureStore, PredictionStore
+
+
+class BatchDataset(Dataset):
+    def __init__(self, store: FeatureStore, batches: list[np.ndarray], predictions: PredictionStore | None = None):
+        self.features = store.features
+        self.labels = store.labels
+        self.mean, self.std = store.mean, store.std
+        self.logits = predictions.logits if predictions is not None else None
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rows = np.sort(self.batches[i])  # zarr wants increasing indices; the order within a batch is irrelevant
+        x = torch.from_numpy(self.features.oindex[rows].astype(np.float32))
+        batch = {
+            "rows": torch.from_numpy(rows),
+            "x": (x - self.mean) / (2 * self.std),
+            "y": torch.from_numpy(self.labels[rows].astype(np.float32)),
+        }
+        if self.logits is not None:
+            batch["teacher_logits"] = torch.from_numpy(self.logits.oindex[rows, :].astype(np.float32))
+        return batch
+
+
+def batches_of(rows: np.ndarray, batch_size: int, shuffle: bool, generator: np.random.Generator | None = None,
+               drop_last: bool = False) -> list[np.ndarray]:
+    rows = generator.permutation(rows) if shuffle else rows
+    cut = len(rows) - len(rows) % batch_size if drop_last and len(rows) >= batch_size else len(rows)
+    return [rows[i : i + batch_size] for i in range(0, cut, batch_size)]
+
+
+def loader(store: FeatureStore, batches: list[np.ndarray], predictions: PredictionStore | None = None,
+           num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    return DataLoader(BatchDataset(store, batches, predictions), batch_size=None, shuffle=False,
+                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False)

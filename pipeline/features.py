@@ -1,0 +1,138 @@
+"""Stage `features`: Kaldi fbank for every clip, computed in parallel with Dask, written to a sharded Zarr store.
+
+Store layout (one row per clip, in manifest order):
+  features   float16 [clips, frames, mel_bins]  raw log-mel, chunk = one clip, shard = `clips_per_shard` clips
+  labels     uint8   [clips, classes]           multi-hot
+  clip_ids   str     [clips]
+  split      str     [clips]                    train / val / test
+  num_frames int32   [clips]                    frames before padding or cropping
+  attrs: classes, multi_label, mean, std (train split only; the model sees (x - mean) / (2 std)),
+         feature params, fingerprint (of manifest, classes and params), created_by
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import dask
+import numpy as np
+import torch
+import torchaudio
+import zarr
+from dask.callbacks import Callback
+from rich.progress import Progress
+
+from .audio import load_audio
+from .manifest import Clip, read_classes, read_manifest
+from .zarr_writer import ResumableStore, block_ranges
+
+FBANK_PARAM_KEYS = ("sample_rate", "num_mel_bins", "frame_shift_ms", "frame_length_ms", "target_frames")
+
+
+def fbank(wave: torch.Tensor, sample_rate: int = 16000, num_mel_bins: int = 128,
+          frame_shift_ms: float = 10.0, frame_length_ms: float = 25.0) -> torch.Tensor:
+    """The AST/PSLA recipe: mean-subtracted waveform, Kaldi fbank with HTK-compatible mel, Hanning window."""
+    wave = wave - wave.mean()
+    return torchaudio.compliance.kaldi.fbank(
+        wave.unsqueeze(0), htk_compat=True, sample_frequency=sample_rate, use_energy=False,
+        window_type="hanning", num_mel_bins=num_mel_bins, dither=0.0,
+        frame_shift=frame_shift_ms, frame_length=frame_length_ms,
+    )
+
+
+def pad_or_crop(feats: torch.Tensor, target_frames: int) -> torch.Tensor:
+    """Zero-pad at the end or crop to `target_frames` rows (as the AST dataloader does)."""
+    n = feats.shape[0]
+    if n < target_frames:
+        return torch.nn.functional.pad(feats, (0, 0, 0, target_frames - n))
+    return feats[:target_frames]
+
+
+def clip_features(clip: Clip, cfg: dict) -> tuple[np.ndarray, int]:
+    wave = load_audio(clip.path, cfg["sample_rate"])
+    feats = fbank(wave, cfg["sample_rate"], cfg["num_mel_bins"], cfg["frame_shift_ms"], cfg["frame_length_ms"])
+    return pad_or_crop(feats, cfg["target_frames"]).numpy().astype(np.float16), feats.shape[0]
+
+
+def fingerprint(manifest: Path, classes: list[str], cfg: dict, multi_label: bool) -> str:
+    h = hashlib.sha256(Path(manifest).read_bytes())
+    h.update(json.dumps([classes, {k: cfg[k] for k in FBANK_PARAM_KEYS}, multi_label]).encode())
+    return h.hexdigest()
+
+
+def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg: dict) -> None:
+    """One Dask task: fbank for one shard's clips, written with one call, then its train-split sums recorded."""
+    torch.set_num_threads(1)  # parallelism comes from Dask workers, not intra-op threads
+    group = zarr.open_group(partial, mode="r+")
+    feats, frames = zip(*(clip_features(clip, cfg) for clip in clips))
+    block_feats = np.stack(feats)
+    group["features"][start : start + len(clips)] = block_feats
+    group["num_frames"][start : start + len(clips)] = np.array(frames, dtype=np.int32)
+    train = block_feats[[clip.split == "train" for clip in clips]].astype(np.float64)
+    group["_stats"][block] = [train.sum(), (train**2).sum(), train.size]
+    ResumableStore.mark_done(group, block)
+
+
+class _RichDaskProgress(Callback):
+    """Advance a rich progress bar as Dask finishes tasks."""
+
+    def __init__(self, progress: Progress, task):
+        super().__init__()
+        self.progress, self.task = progress, task
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self.progress.advance(self.task)
+
+
+def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, multi_label: bool) -> None:
+    classes = read_classes(classes_file)
+    clips = read_manifest(manifest, classes)
+    n, shard = len(clips), cfg["clips_per_shard"]
+    blocks = block_ranges(n, shard)
+    writer = ResumableStore(out, fingerprint(manifest, classes, cfg, multi_label), len(blocks))
+    group, fresh = writer.open()
+    if fresh:
+        frames, bins = cfg["target_frames"], cfg["num_mel_bins"]
+        group.create_array("features", shape=(n, frames, bins), chunks=(1, frames, bins),
+                           shards=(shard, frames, bins), dtype="float16")
+        group.create_array("num_frames", shape=(n,), chunks=(shard,), dtype="int32")
+        group.create_array("_stats", shape=(len(blocks), 3), chunks=(1, 3), dtype="float64")
+        labels = np.zeros((n, len(classes)), dtype=np.uint8)
+        index = {c: i for i, c in enumerate(classes)}
+        for row, clip in enumerate(clips):
+            labels[row, [index[label] for label in clip.labels]] = 1
+        group.create_array("labels", data=labels, chunks=(min(n, 65536), len(classes)))
+        group.create_array("clip_ids", data=np.array([c.clip_id for c in clips], dtype=np.dtypes.StringDType()))
+        group.create_array("split", data=np.array([c.split for c in clips], dtype=np.dtypes.StringDType()))
+
+    pending = writer.pending(group)
+    tasks = [dask.delayed(_write_block)(writer.partial, b, blocks[b][0], clips[slice(*blocks[b])], cfg)
+             for b in pending]
+    threads = torch.get_num_threads()
+    try:
+        with Progress() as progress:
+            bar = progress.add_task(f"fbank ({n - sum(blocks[b][1] - blocks[b][0] for b in pending)}/{n} clips done before)",
+                                    total=len(tasks))
+            with _RichDaskProgress(progress, bar):
+                dask.compute(*tasks, scheduler=cfg["scheduler"], num_workers=cfg["workers"])
+    finally:
+        torch.set_num_threads(threads)
+
+    total, total_sq, count = group["_stats"][:].sum(axis=0)
+    if count == 0:
+        raise ValueError(f"{manifest}: no clips in the train split; normalisation statistics need some")
+    mean = total / count
+    std = float(np.sqrt(max(total_sq / count - mean**2, 1e-12)))
+    del group["_stats"]
+    group.attrs.update({
+        "classes": classes,
+        "multi_label": multi_label,
+        "mean": float(mean),
+        "std": std,
+        "feature_params": {k: cfg[k] for k in FBANK_PARAM_KEYS},
+        "fingerprint": writer.fingerprint,
+        "manifest": str(manifest),
+        "created_by": "cmkd features",
+    })
+    writer.commit(group)

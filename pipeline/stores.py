@@ -1,0 +1,100 @@
+"""Reading the feature store and the cached teacher predictions, and checking that they belong together."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+
+class StoreMismatchError(ValueError):
+    pass
+
+
+class FeatureStore:
+    """Read access to the store written by the features stage (layout in pipeline/features.py)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: feature store not found (run the features stage)")
+        self.group = zarr.open_group(self.path, mode="r")
+        attrs = self.group.attrs
+        self.classes: list[str] = list(attrs["classes"])
+        self.multi_label: bool = bool(attrs["multi_label"])
+        self.mean: float = float(attrs["mean"])
+        self.std: float = float(attrs["std"])
+        self.fingerprint: str = attrs["fingerprint"]
+
+    @cached_property
+    def clip_ids(self) -> np.ndarray:
+        return self.group["clip_ids"][:]
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        return self.group["labels"][:]
+
+    @cached_property
+    def split(self) -> np.ndarray:
+        return self.group["split"][:]
+
+    @property
+    def features(self) -> zarr.Array:
+        return self.group["features"]
+
+    @property
+    def num_frames(self) -> int:
+        return self.features.shape[1]
+
+    def indices(self, split: str) -> np.ndarray:
+        rows = np.flatnonzero(self.split == split)
+        if len(rows) == 0:
+            raise ValueError(f"{self.path}: no clips in split {split!r}")
+        return rows
+
+
+class PredictionStore:
+    """The teacher's cached logits, one row per clip of the feature store it was dumped from.
+
+    Layout: logits float32 [clips, classes] (chunk = one clip, sharded), clip_ids str [clips];
+    attrs: classes, features_fingerprint, teacher (model config and checkpoint sha256), tau-free raw logits.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: teacher prediction store not found (run the dump_logits stage)")
+        self.group = zarr.open_group(self.path, mode="r")
+        self.classes: list[str] = list(self.group.attrs["classes"])
+        self.features_fingerprint: str = self.group.attrs["features_fingerprint"]
+        self.teacher: dict = dict(self.group.attrs["teacher"])
+
+    @property
+    def logits(self) -> zarr.Array:
+        return self.group["logits"]
+
+    @cached_property
+    def clip_ids(self) -> np.ndarray:
+        return self.group["clip_ids"][:]
+
+    def check_matches(self, features: FeatureStore) -> None:
+        """Refuse a cache made from another feature store, class list or clip order, saying which."""
+        where = f"{self.path} does not match {features.path}"
+        if self.classes != features.classes:
+            raise StoreMismatchError(f"{where}: class lists differ ({len(self.classes)} vs {len(features.classes)} "
+                                     f"classes; first difference at {_first_difference(self.classes, features.classes)})")
+        if len(self.clip_ids) != len(features.clip_ids):
+            raise StoreMismatchError(f"{where}: {len(self.clip_ids)} cached clips vs {len(features.clip_ids)} clips")
+        if not np.array_equal(self.clip_ids, features.clip_ids):
+            i = _first_difference(list(self.clip_ids), list(features.clip_ids))
+            raise StoreMismatchError(f"{where}: clip ids differ in order or content, first at row {i} "
+                                     f"({self.clip_ids[i]!r} vs {features.clip_ids[i]!r})")
+        if self.features_fingerprint != features.fingerprint:
+            raise StoreMismatchError(f"{where}: made from a feature store with fingerprint "
+                                     f"{self.features_fingerprint[:12]}, this one is {features.fingerprint[:12]} "
+                                     f"(re-run dump_logits)")
+
+
+def _first_difference(a: list, b: list) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

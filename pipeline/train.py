@@ -1,0 +1,116 @@
+"""Stages `train_teacher`, `train_student`, `train_baseline`: one training loop, read top to bottom.
+
+- teacher:  its architecture on the ground-truth loss.
+- student:  the other architecture on lambda * L_gt + (1 - lambda) * L_kd toward the cached teacher predictions;
+            the teacher model is never loaded, only data/teacher_predictions.zarr.
+- baseline: the student's architecture on the ground-truth loss alone, so the gain from distillation shows.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from . import layout
+from .augment import SpecAugment, mixup
+from .checkpoint import build_model, save_checkpoint
+from .data import batches_of, loader
+from .inference import device as default_device, predict
+from .losses import cmkd_loss, teacher_targets
+from .metrics import compute_metrics, headline
+from .params import architecture, model_config
+from .stores import FeatureStore, PredictionStore
+
+
+def lr_factor(step: int, steps_per_epoch: int, cfg: dict) -> float:
+    """Linear warm-up over the first `warmup_steps` steps, then step decay by epoch (the AST/PSLA schedule)."""
+    warmup = min(1.0, (step + 1) / cfg["warmup_steps"]) if cfg["warmup_steps"] else 1.0
+    epoch = step // steps_per_epoch
+    decays = 0 if epoch < cfg["lr_decay_start"] else (epoch - cfg["lr_decay_start"]) // cfg["lr_decay_every"] + 1
+    return warmup * cfg["lr_decay"] ** decays
+
+
+def train(role: str, params: dict) -> dict:
+    cfg, seed = params["train"], params["seed"]
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = default_device()
+
+    store = FeatureStore(layout.FEATURES)
+    multi_label = store.multi_label
+    predictions = None
+    if role == "student":
+        predictions = PredictionStore(layout.PREDICTIONS)
+        predictions.check_matches(store)  # wrong cache = silently wrong student; refuse instead
+        lam, tau = params["distill"]["lambda"], params["distill"]["tau"]
+
+    model_cfg = model_config(params, role)
+    epochs = model_cfg.get("epochs", cfg["epochs"])  # architectures train for different lengths (method.md)
+    model = build_model(model_cfg, len(store.classes), store.num_frames, store.features.shape[2]).to(dev)
+    train_rows, val_rows = store.indices("train"), store.indices("val")
+    steps_per_epoch = max(1, len(train_rows) // cfg["batch_size"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=model_cfg["lr"], betas=tuple(cfg["betas"]),
+                                 weight_decay=cfg["weight_decay"], fused=dev.type == "cuda")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
+    spec_augment = SpecAugment(cfg["freq_mask"], cfg["time_mask"])
+
+    history = []
+    with Progress() as progress:
+        bar = progress.add_task(f"train {role} ({model_cfg['name']})", total=epochs * steps_per_epoch)
+        for epoch in range(epochs):
+            model.train()
+            started, sums, seen = time.perf_counter(), np.zeros(3), 0
+            batches = batches_of(train_rows, cfg["batch_size"], shuffle=True, generator=rng, drop_last=True)
+            for batch in loader(store, batches, predictions, cfg["num_workers"], pin_memory=dev.type == "cuda"):
+                x = batch["x"].to(dev, non_blocking=True)
+                y = batch["y"].to(dev, non_blocking=True)
+                teacher = None
+                if predictions is not None:
+                    teacher = teacher_targets(batch["teacher_logits"].to(dev, non_blocking=True), tau, multi_label)
+                x = spec_augment(x)
+                x, (y, teacher) = mixup(x, [y, teacher], cfg["mixup"], cfg["mixup_alpha"])
+
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                    logits = model(x)
+                loss, gt, kd = cmkd_loss(logits, y, teacher, lam if predictions is not None else 1.0, multi_label)
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(f"{role}: loss is {loss.item()} at epoch {epoch}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+
+                sums += np.array([loss.item(), gt.item(), kd.item()]) * len(x)
+                seen += len(x)
+                progress.advance(bar)
+
+            val = compute_metrics(predict(model, store, val_rows, cfg["batch_size"]), store.labels[val_rows],
+                                  multi_label)
+            key, value = headline(val)
+            history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                            "seconds": time.perf_counter() - started, "train_loss": float(sums[0] / seen),
+                            "train_gt_loss": float(sums[1] / seen), "train_kd_loss": float(sums[2] / seen),
+                            f"val_{key}": value})  # last column: what `dvc plots` draws by default
+            progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                            for k, v in history[-1].items()))
+
+    out = layout.role_dir(role)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(layout.history(role), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    save_checkpoint(
+        layout.checkpoint(role), model,
+        role=role, architecture=architecture(params, role), model_config=model_cfg,
+        num_classes=len(store.classes), num_frames=store.num_frames, num_mel_bins=store.features.shape[2],
+        classes=store.classes, features_fingerprint=store.fingerprint,
+        teacher=predictions.teacher if predictions is not None else None,
+        distill=params["distill"] if predictions is not None else None,
+        train=cfg, seed=seed, history=history,
+    )
+    return history[-1]
