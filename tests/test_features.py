@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+import zarr
+
+from pipeline.audio import AudioError, load_audio
+from pipeline.features import extract_features, fbank, pad_or_crop
+from pipeline.manifest import ManifestError, read_classes, read_manifest, write_manifest
+from pipeline.stores import FeatureStore
+from pipeline.zarr_writer import ResumableStore
+
+from .conftest import ESC50
+
+
+def test_fbank_is_the_ast_recipe():
+    wave = torch.randn(16000, generator=torch.Generator().manual_seed(0)) * 0.1 + 0.3  # with a DC offset
+    expected = torchaudio.compliance.kaldi.fbank(
+        (wave - wave.mean()).unsqueeze(0), htk_compat=True, sample_frequency=16000, use_energy=False,
+        window_type="hanning", num_mel_bins=128, dither=0.0, frame_shift=10, frame_length=25)
+    got = fbank(wave)
+    assert got.shape == (98, 128)  # 1 + (16000 - 400) // 160 frames of 25 ms every 10 ms
+    torch.testing.assert_close(got, expected)
+
+
+def test_pad_or_crop():
+    feats = torch.ones(98, 128)
+    padded = pad_or_crop(feats, 100)
+    assert padded.shape == (100, 128) and padded[98:].abs().sum() == 0 and padded[:98].eq(1).all()
+    assert pad_or_crop(feats, 50).shape == (50, 128)
+
+
+@pytest.mark.skipif(not ESC50.exists(), reason="ESC-50 not present")
+def test_fbank_on_a_real_esc50_clip():
+    clip = sorted((ESC50 / "audio").glob("*.flac"))[0]
+    feats = fbank(load_audio(clip, 16000))
+    assert feats.shape == (498, 128)  # 5 s at 16 kHz
+    assert torch.isfinite(feats).all()
+
+
+def test_load_audio_resamples_and_downmixes(tmp_path):
+    t = np.arange(44100) / 44100
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1).astype(np.float32) * 0.5
+    sf.write(tmp_path / "a.wav", stereo, 44100)
+    wave = load_audio(tmp_path / "a.wav", 16000)
+    assert wave.shape == (16000,)
+    assert abs(wave.abs().max().item() - 0.25) < 0.01  # mean of the two channels
+
+
+def test_load_audio_names_the_bad_file(tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"this is not audio")
+    with pytest.raises(AudioError, match="bad.wav: cannot decode"):
+        load_audio(tmp_path / "bad.wav", 16000)
+    with pytest.raises(AudioError, match="missing.wav: file not found"):
+        load_audio(tmp_path / "missing.wav", 16000)
+
+
+def test_manifest_rejects_unknown_label(tmp_path):
+    write_manifest(tmp_path / "manifest.csv", [{"clip_id": "a", "path": "a.wav", "labels": ["dog"], "split": "train"}],
+                   classes=["cat"])
+    with pytest.raises(ManifestError, match=r"manifest.csv:2 \(a.wav\): labels \['dog'\] are not in the class list"):
+        read_manifest(tmp_path / "manifest.csv", read_classes(tmp_path / "classes.txt"))
+
+
+def test_feature_store_round_trip(tiny_workspace):
+    root, params = tiny_workspace
+    store = FeatureStore(root / "data/features.zarr")
+    clips = read_manifest(root / "data/raw/manifest.csv", read_classes(root / "data/raw/classes.txt"))
+    assert list(store.clip_ids) == [c.clip_id for c in clips]
+    assert store.classes == read_classes(root / "data/raw/classes.txt")
+    for row in (0, len(clips) - 1):
+        expected = pad_or_crop(fbank(load_audio(clips[row].path, 16000)), 100).numpy().astype(np.float16)
+        np.testing.assert_array_equal(store.features[row], expected)
+        assert [store.classes[i] for i in np.flatnonzero(store.labels[row])] == list(clips[row].labels)
+    assert list(store.split) == [c.split for c in clips]
+    assert store.features.dtype == np.float16 and store.features.shards == (16, 100, 128)
+
+    train = store.features.oindex[store.indices("train")].astype(np.float64)
+    assert store.mean == pytest.approx(train.mean(), rel=1e-6)
+    assert store.std == pytest.approx(train.std(), rel=1e-6)
+    assert store.mean != pytest.approx(store.features[:].astype(np.float64).mean(), rel=1e-6)  # train only
+
+
+def test_features_resume_skips_finished_blocks(tiny_workspace, tmp_path):
+    """A killed run leaves <out>.partial; a re-run keeps the blocks it finished and computes only the rest."""
+    root, params = tiny_workspace
+    cfg = params["features"]
+    manifest, classes = root / "data/raw/manifest.csv", root / "data/raw/classes.txt"
+    out = tmp_path / "features.zarr"
+    extract_features(manifest, classes, out, cfg, multi_label=False)
+    # rebuild a partial store where block 0 is done (with marker values) and the rest is not
+    out.rename(tmp_path / "complete.zarr")
+    complete = zarr.open_group(tmp_path / "complete.zarr", mode="r")
+    from pipeline.features import fingerprint
+    writer = ResumableStore(out, fingerprint(manifest, read_classes(classes), cfg, False), num_blocks=4)
+    group, fresh = writer.open()
+    assert fresh
+    for name in ("labels", "clip_ids", "split"):
+        group.create_array(name, data=complete[name][:])
+    group.create_array("features", data=complete["features"][:], chunks=(1, 100, 128), shards=(16, 100, 128))
+    group.create_array("num_frames", data=complete["num_frames"][:], chunks=(16,))
+    group.create_array("_stats", shape=(4, 3), chunks=(1, 3), dtype="float64")
+    group["features"][:16] = 7.0
+    train0 = np.array([s == "train" for s in complete["split"][:16]])
+    group["_stats"][0] = [7.0 * 12800 * train0.sum(), 49.0 * 12800 * train0.sum(), 12800 * train0.sum()]
+    writer.mark_done(group, 0)
+
+    extract_features(manifest, classes, out, cfg, multi_label=False)
+    resumed = zarr.open_group(out, mode="r")
+    assert (resumed["features"][:16] == 7.0).all()  # block 0 was not recomputed
+    np.testing.assert_array_equal(resumed["features"][16:], complete["features"][16:])
+    assert "_done" not in resumed and not writer.partial.exists()

@@ -1,0 +1,100 @@
+"""The stages run as library calls on the tiny workspace: both directions, alignment checks, the report."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from pipeline import layout
+from pipeline.dump import dump_logits
+from pipeline.evaluate import evaluate
+from pipeline.report import write_report
+from pipeline.stores import FeatureStore, PredictionStore, StoreMismatchError
+from pipeline.train import train
+
+
+@pytest.mark.parametrize("teacher,student", [("cnn", "ast"), ("ast", "cnn")])
+def test_both_directions(in_workspace, teacher, student):
+    _, params = in_workspace
+    params.update(teacher=teacher, student=student)
+    train("teacher", params)
+    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
+    train("student", params)
+    train("baseline", params)
+    for role in ("teacher", "student", "baseline"):
+        evaluate(role)
+
+    ckpt = {role: torch.load(layout.checkpoint(role), weights_only=True) for role in ("teacher", "student", "baseline")}
+    assert ckpt["teacher"]["architecture"] == teacher
+    assert ckpt["student"]["architecture"] == student == ckpt["baseline"]["architecture"]
+    assert ckpt["student"]["teacher"]["architecture"] == teacher  # provenance of the targets it learned from
+    assert ckpt["baseline"]["teacher"] is None
+    history = ckpt["student"]["history"]
+    assert len(history) == 2 and all(h["train_kd_loss"] > 0 for h in history)
+    assert all(h["train_kd_loss"] == 0 for h in ckpt["baseline"]["history"])
+    report = write_report(params)
+    assert f"**{teacher} -> {student}**" in report
+    assert json.loads(layout.metrics("student").read_text())["architecture"] == student
+
+
+def test_predictions_are_aligned_with_features(in_workspace):
+    _, params = in_workspace
+    train("teacher", params)
+    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
+    features, predictions = FeatureStore(layout.FEATURES), PredictionStore(layout.PREDICTIONS)
+    np.testing.assert_array_equal(predictions.clip_ids, features.clip_ids)
+    assert predictions.logits.shape == (len(features.clip_ids), len(features.classes))
+    assert predictions.features_fingerprint == features.fingerprint
+    predictions.check_matches(features)
+
+
+def _tampered_copy(tmp_path, change):
+    """A copy of the prediction store with one thing changed."""
+    source = zarr.open_group(layout.PREDICTIONS, mode="r")
+    copy = zarr.open_group(tmp_path / "predictions.zarr", mode="w")
+    copy.attrs.update(dict(source.attrs))
+    clip_ids, logits = source["clip_ids"][:], source["logits"][:]
+    clip_ids, logits = change(copy, clip_ids, logits)
+    copy.create_array("clip_ids", data=clip_ids)
+    copy.create_array("logits", data=logits)
+    return PredictionStore(tmp_path / "predictions.zarr")
+
+
+def _reorder(group, ids, logits):
+    return ids[::-1].copy(), logits[::-1].copy()
+
+
+def _drop_last(group, ids, logits):
+    return ids[:-1], logits[:-1]
+
+
+def _other_classes(group, ids, logits):
+    group.attrs["classes"] = list(reversed(group.attrs["classes"]))
+    return ids, logits
+
+
+def _other_features(group, ids, logits):
+    group.attrs["features_fingerprint"] = "0" * 64
+    return ids, logits
+
+
+@pytest.mark.parametrize("change,message", [
+    (_reorder, "clip ids differ in order or content, first at row 0"),
+    (_drop_last, "63 cached clips vs 64 clips"),
+    (_other_classes, "class lists differ"),
+    (_other_features, "made from a feature store with fingerprint 000000000000"),
+])
+def test_student_refuses_mismatched_cache(in_workspace, tmp_path, change, message):
+    _, params = in_workspace
+    train("teacher", params)
+    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
+    tampered = _tampered_copy(tmp_path, change)
+    with pytest.raises(StoreMismatchError, match=message):
+        tampered.check_matches(FeatureStore(layout.FEATURES))
+    # and the student stage itself refuses the store it finds at data/teacher_predictions.zarr
+    import shutil
+    shutil.rmtree(layout.PREDICTIONS)
+    shutil.copytree(tmp_path / "predictions.zarr", layout.PREDICTIONS)
+    with pytest.raises(StoreMismatchError, match=message):
+        train("student", params)
