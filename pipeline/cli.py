@@ -23,11 +23,10 @@ def _role(role: str) -> str:
 
 @app.command()
 def prepare(params: Path = PARAMS):
-    """Synthesize the built-in dataset into data/raw (audio, manifest.csv, classes.txt)."""
-    from .synthetic import write_dataset
+    """The dataset as data/raw/manifest.csv + classes.txt: synthesized (built-in) or imported from your manifest."""
+    from .prepare import prepare as prepare_data
 
-    p = load_params(params)
-    write_dataset(p["data"], layout.RAW, seed=p["seed"])
+    prepare_data(load_params(params))
 
 
 @app.command()

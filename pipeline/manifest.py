@@ -6,6 +6,7 @@ one input format. Paths are relative to the manifest's folder; labels are class 
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +70,37 @@ def read_manifest(path: Path, classes: list[str]) -> list[Clip]:
     if not clips:
         raise ManifestError(f"{path}: no clips")
     return clips
+
+
+def import_manifest(source: Path, classes_file: Path | None, split_fractions: dict, out_dir: Path) -> None:
+    """Bring a user's manifest into the pipeline's form at out_dir/manifest.csv and out_dir/classes.txt.
+
+    The source CSV needs `path` and `labels` (';'-separated class names); `clip_id` defaults to the path without
+    its extension and `split` to a stable draw from a hash of the clip id (fractions from params data.split), so
+    adding clips never moves existing ones between splits. Paths are resolved against the source's folder and
+    written absolute; the audio stays where it is.
+    """
+    source = Path(source)
+    with open(source, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"path", "labels"} - set(reader.fieldnames or ())
+        if missing:
+            raise ManifestError(f"{source}: missing columns {sorted(missing)}")
+        rows = list(reader)
+    if classes_file:
+        classes = read_classes(classes_file)
+    else:
+        classes = sorted({label for row in rows for label in row["labels"].split(";") if label})
+    out_rows = []
+    for row in rows:
+        path = (source.parent / row["path"]).resolve()
+        clip_id = row.get("clip_id") or str(Path(row["path"]).with_suffix(""))
+        split = row.get("split") or _hash_split(clip_id, split_fractions)
+        out_rows.append({"clip_id": clip_id, "path": str(path), "labels": row["labels"].split(";"), "split": split})
+    write_manifest(Path(out_dir) / "manifest.csv", out_rows, classes)
+    read_manifest(Path(out_dir) / "manifest.csv", classes)  # validate now: labels, splits, duplicate ids
+
+
+def _hash_split(clip_id: str, fractions: dict) -> str:
+    u = int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 2**32
+    return "test" if u < fractions["test"] else "val" if u < fractions["test"] + fractions["val"] else "train"

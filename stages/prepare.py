@@ -1,7 +1,5 @@
-"""DVC stage `prepare`: params data -> data/raw (audio/*.wav, manifest.csv, classes.txt)."""
-from pipeline import layout
+"""DVC stage `prepare`: params data -> data/raw (manifest.csv, classes.txt; audio/ for the built-in dataset)."""
 from pipeline.params import load_params
-from pipeline.synthetic import write_dataset
+from pipeline.prepare import prepare
 
-params = load_params()
-write_dataset(params["data"], layout.RAW, seed=params["seed"])
+prepare(load_params())

@@ -98,3 +98,23 @@ def test_student_refuses_mismatched_cache(in_workspace, tmp_path, change, messag
     shutil.copytree(tmp_path / "predictions.zarr", layout.PREDICTIONS)
     with pytest.raises(StoreMismatchError, match=message):
         train("student", params)
+
+
+def test_multi_label_pipeline_reports_map(tmp_path, monkeypatch, repo_params):
+    from pipeline.features import extract_features
+    from pipeline.prepare import prepare
+
+    from .conftest import tiny
+
+    params = tiny(repo_params)
+    params["data"].update(multi_label=True, max_events=2)
+    monkeypatch.chdir(tmp_path)
+    prepare(params)
+    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, params["features"], True)
+    store = FeatureStore(layout.FEATURES)
+    assert store.multi_label and store.labels.sum(1).max() == 2
+    train("teacher", params)
+    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
+    train("student", params)
+    metrics = evaluate("student")
+    assert set(metrics) >= {"mAP", "mean_auc", "d_prime"} and 0 <= metrics["mAP"] <= 1
