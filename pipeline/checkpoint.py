@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from .models import create_model
 
-TRAINING_KEYS = ("lr", "epochs")  # keys of a model config that set its training recipe, not the network
+TRAINING_KEYS = ("lr", "epochs", "pretrained")  # model-config keys for training, not for building the network
 
 
 def build_model(model_cfg: dict, num_classes: int, num_frames: int, num_mel_bins: int) -> nn.Module:

@@ -22,6 +22,7 @@ from .data import batches_of, loader
 from .inference import device as default_device, predict
 from .losses import cmkd_loss, teacher_targets
 from .metrics import compute_metrics, headline
+from .models.pretrained import load_pretrained
 from .params import architecture, model_config
 from .stores import FeatureStore, PredictionStore
 
@@ -50,7 +51,12 @@ def train(role: str, params: dict) -> dict:
 
     model_cfg = model_config(params, role)
     epochs = model_cfg.get("epochs", cfg["epochs"])  # architectures train for different lengths (method.md)
-    model = build_model(model_cfg, len(store.classes), store.num_frames, store.features.shape[2]).to(dev)
+    model = build_model(model_cfg, len(store.classes), store.num_frames, store.features.shape[2])
+    if model_cfg.get("pretrained"):
+        loaded = load_pretrained(model, model_cfg["pretrained"])
+        print(f"{role}: {len(loaded['loaded'])} tensors from {model_cfg['pretrained']}, "
+              f"initialised: {', '.join(loaded['initialised']) or 'none'}")
+    model = model.to(dev)
     train_rows, val_rows = store.indices("train"), store.indices("val")
     steps_per_epoch = max(1, len(train_rows) // cfg["batch_size"])
     optimizer = torch.optim.Adam(model.parameters(), lr=model_cfg["lr"], betas=tuple(cfg["betas"]),

@@ -118,3 +118,23 @@ def test_multi_label_pipeline_reports_map(tmp_path, monkeypatch, repo_params):
     train("student", params)
     metrics = evaluate("student")
     assert set(metrics) >= {"mAP", "mean_auc", "d_prime"} and 0 <= metrics["mAP"] <= 1
+
+
+@pytest.mark.parametrize("arch,timm_name", [("cnn", "test_efficientnet"), ("ast", None)])
+def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, timm_name):
+    import timm
+
+    from pipeline.checkpoint import save_checkpoint
+    from pipeline.models import create_model
+
+    _, params = in_workspace
+    params["teacher"], params["student"] = arch, "ast" if arch == "cnn" else "cnn"
+    if timm_name:  # an ImageNet-style timm file with RGB input
+        torch.save(timm.create_model(timm_name, pretrained=False).state_dict(), tmp_path / "weights.pth")
+    else:  # a checkpoint of this project trained at another length and class count
+        source = create_model("ast_test", num_classes=9, num_frames=300)
+        save_checkpoint(tmp_path / "weights.pth", source, model_config={"name": "ast_test", "fstride": 10, "tstride": 10},
+                        num_classes=9, num_frames=300, num_mel_bins=128)
+    params["models"][arch]["pretrained"] = str(tmp_path / "weights.pth")
+    train("teacher", params)
+    assert torch.load(layout.checkpoint("teacher"), weights_only=True)["model_config"]["pretrained"].endswith("weights.pth")

@@ -1,0 +1,80 @@
+"""Pretrained weights really transfer: adapted tensors checked against values computed here."""
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from pipeline.checkpoint import save_checkpoint
+from pipeline.models import create_model
+from pipeline.models.pretrained import PretrainedError, load_pretrained
+
+
+@pytest.fixture(scope="module")
+def deit_tiny():
+    torch.manual_seed(0)
+    # AST starts from the 384-pixel DeiT: a 24 x 24 patch grid
+    return timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False, img_size=384).state_dict()
+
+
+def _grid(pos):  # [1, 2 + 24*24, D] -> [1, D, 24, 24]
+    return pos[:, 2:].reshape(1, 24, 24, -1).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_ast_from_deit_crops_short_grids(tmp_path, deit_tiny, suffix):
+    path = tmp_path / f"deit{suffix}"
+    save_file(deit_tiny, path) if suffix == ".safetensors" else torch.save(deit_tiny, path)
+    model = create_model("ast_tiny", num_classes=5, num_frames=100)  # grid 12 x 9: both axes cropped
+    head_before = model.head[1].weight.clone()
+    load_pretrained(model, path)
+    torch.testing.assert_close(model.v.patch_embed.proj.weight, deit_tiny["patch_embed.proj.weight"].sum(1, keepdim=True))
+    torch.testing.assert_close(model.v.pos_embed[:, :2], deit_tiny["pos_embed"][:, :2])
+    expected = _grid(deit_tiny["pos_embed"])[:, :, 6:18, 8:17]  # centre 12 of 24 rows, centre 9 of 24 columns
+    torch.testing.assert_close(model.v.pos_embed[:, 2:], expected.permute(0, 2, 3, 1).reshape(1, 108, -1))
+    torch.testing.assert_close(model.v.blocks[3].attn.qkv.weight, deit_tiny["blocks.3.attn.qkv.weight"])
+    torch.testing.assert_close(model.head[1].weight, head_before)  # the ImageNet heads are not used
+
+
+def test_ast_from_deit_interpolates_long_time_axis(tmp_path, deit_tiny):
+    torch.save(deit_tiny, tmp_path / "deit.pth")
+    model = create_model("ast_tiny", num_classes=50, num_frames=512)  # grid 12 x 50
+    load_pretrained(model, tmp_path / "deit.pth")
+    expected = F.interpolate(_grid(deit_tiny["pos_embed"]), size=(24, 50), mode="bilinear")[:, :, 6:18, :]
+    torch.testing.assert_close(model.v.pos_embed[:, 2:], expected.permute(0, 2, 3, 1).reshape(1, 600, -1))
+
+
+def test_ast_from_own_checkpoint_to_other_classes_and_frames(tmp_path):
+    source = create_model("ast_test", num_classes=10, num_frames=200)  # grid 12 x 19
+    save_checkpoint(tmp_path / "ast.pt", source, model_config={"name": "ast_test", "fstride": 10, "tstride": 10},
+                    num_classes=10, num_frames=200, num_mel_bins=128)
+    target = create_model("ast_test", num_classes=3, num_frames=100)  # grid 12 x 9
+    result = load_pretrained(target, tmp_path / "ast.pt")
+    assert result["initialised"] == ["head.1.bias", "head.1.weight"]  # new class count: new classifier
+    grid = source.v.pos_embed[:, 2:].detach().reshape(1, 12, 19, -1)
+    torch.testing.assert_close(target.v.pos_embed[:, 2:], grid[:, :, 5:14].reshape(1, 108, -1))  # centre in time
+    torch.testing.assert_close(target.head[0].weight, source.head[0].weight)
+
+
+def test_efficientnet_from_imagenet_averages_the_stem(tmp_path):
+    torch.manual_seed(0)
+    imagenet = timm.create_model("efficientnet_b0", pretrained=False).state_dict()
+    torch.save(imagenet, tmp_path / "b0.pth")
+    model = create_model("efficientnet_b0", num_classes=4, num_frames=100)
+    result = load_pretrained(model, tmp_path / "b0.pth")
+    torch.testing.assert_close(model.backbone.conv_stem.weight, imagenet["conv_stem.weight"].mean(1, keepdim=True))
+    torch.testing.assert_close(model.backbone.conv_head.weight, imagenet["conv_head.weight"])
+    assert result["initialised"] == ["head.bias", "head.weight"]
+
+
+def test_mismatches_are_clear(tmp_path, deit_tiny):
+    torch.save(timm.create_model("efficientnet_b0", pretrained=False).state_dict(), tmp_path / "b0.pth")
+    with pytest.raises(PretrainedError, match=r"b0.pth does not fit EfficientNetAudio: .*shapes that differ"):
+        load_pretrained(create_model("efficientnet_b2", num_classes=4, num_frames=100), tmp_path / "b0.pth")
+    torch.save(deit_tiny, tmp_path / "deit.pth")
+    with pytest.raises(PretrainedError, match="not an EfficientNet checkpoint"):
+        load_pretrained(create_model("efficientnet_test", num_classes=4, num_frames=100), tmp_path / "deit.pth")
+    with pytest.raises(PretrainedError, match="embedding width 192 does not fit this model's 64"):
+        load_pretrained(create_model("ast_test", num_classes=4, num_frames=100), tmp_path / "deit.pth")
+    with pytest.raises(PretrainedError, match="not found"):
+        load_pretrained(create_model("ast_test", num_classes=4, num_frames=100), tmp_path / "nothing.pth")
