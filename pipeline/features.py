@@ -112,8 +112,8 @@ def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, m
     threads = torch.get_num_threads()
     try:
         with Progress() as progress:
-            bar = progress.add_task(f"fbank ({n - sum(blocks[b][1] - blocks[b][0] for b in pending)}/{n} clips done before)",
-                                    total=len(tasks))
+            resumed = f", {len(blocks) - len(pending)} shards kept from an interrupted run" if not fresh else ""
+            bar = progress.add_task(f"fbank, {n} clips{resumed}", total=len(tasks))
             with _RichDaskProgress(progress, bar):
                 dask.compute(*tasks, scheduler=cfg["scheduler"], num_workers=cfg["workers"])
     finally:

@@ -43,7 +43,7 @@ def train(role: str, params: dict) -> dict:
 
     store = FeatureStore(layout.FEATURES)
     multi_label = store.multi_label
-    predictions = None
+    predictions, lam, tau = None, 1.0, 1.0  # lambda = 1: the ground-truth loss alone
     if role == "student":
         predictions = PredictionStore(layout.PREDICTIONS)
         predictions.check_matches(store)  # wrong cache = silently wrong student; refuse instead
@@ -82,7 +82,7 @@ def train(role: str, params: dict) -> dict:
 
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                     logits = model(x)
-                loss, gt, kd = cmkd_loss(logits, y, teacher, lam if predictions is not None else 1.0, multi_label)
+                loss, gt, kd = cmkd_loss(logits, y, teacher, lam, multi_label)
                 if not math.isfinite(loss.item()):
                     raise FloatingPointError(f"{role}: loss is {loss.item()} at epoch {epoch}")
                 optimizer.zero_grad(set_to_none=True)

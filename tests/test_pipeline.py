@@ -1,5 +1,6 @@
 """The stages run as library calls on the tiny workspace: both directions, alignment checks, the report."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -93,7 +94,6 @@ def test_student_refuses_mismatched_cache(in_workspace, tmp_path, change, messag
     with pytest.raises(StoreMismatchError, match=message):
         tampered.check_matches(FeatureStore(layout.FEATURES))
     # and the student stage itself refuses the store it finds at data/teacher_predictions.zarr
-    import shutil
     shutil.rmtree(layout.PREDICTIONS)
     shutil.copytree(tmp_path / "predictions.zarr", layout.PREDICTIONS)
     with pytest.raises(StoreMismatchError, match=message):
@@ -138,3 +138,32 @@ def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, tim
     params["models"][arch]["pretrained"] = str(tmp_path / "weights.pth")
     train("teacher", params)
     assert torch.load(layout.checkpoint("teacher"), weights_only=True)["model_config"]["pretrained"].endswith("weights.pth")
+
+
+@pytest.mark.parametrize("arch,config", [
+    ("cnn", {"name": "efficientnet_test", "pooling": "attention"}),
+    ("cnn", {"name": "efficientnet_b0", "pooling": "mean"}),
+    ("ast", {"name": "ast_test", "fstride": 16, "tstride": 8}),
+    ("ast", {"name": "ast_tiny", "fstride": 10, "tstride": 10}),
+])
+def test_pipeline_runs_with_each_model_choice(in_workspace, arch, config):
+    _, params = in_workspace
+    params["teacher"] = arch
+    params["models"][arch].update(config, epochs=1)
+    train("teacher", params)
+    metrics = evaluate("teacher")
+    assert metrics["model"] == config["name"] and 0 <= metrics["accuracy"] <= 1
+
+
+def test_cli_lists_models_and_steps():
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0 and "ast_base" in result.output and "efficientnet_b2" in result.output
+    result = runner.invoke(app, ["--help"])
+    for step in ("prepare", "features", "train", "evaluate", "dump", "report"):
+        assert step in result.output
+    assert runner.invoke(app, ["train", "professor"]).exit_code != 0
