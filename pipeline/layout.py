@@ -25,3 +25,8 @@ def history(role: str) -> Path:
 
 def metrics(role: str) -> Path:
     return role_dir(role) / "metrics.json"
+
+
+def resume_state(role: str) -> Path:
+    """Written after every epoch and removed when training ends; not a DVC out, so DVC leaves it for a re-run."""
+    return role_dir(role) / "resume.pt"

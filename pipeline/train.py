@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import time
 
@@ -64,10 +66,15 @@ def train(role: str, params: dict) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
     spec_augment = SpecAugment(cfg["freq_mask"], cfg["time_mask"])
 
-    history = []
+    # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
+    run_id = hashlib.sha256(json.dumps([role, model_cfg, cfg, seed, lam, tau, store.fingerprint,
+                                        predictions and predictions.teacher], sort_keys=True).encode()).hexdigest()
+    start_epoch, history = resume(layout.resume_state(role), run_id, model, optimizer, scheduler, rng)
+
     with Progress() as progress:
-        bar = progress.add_task(f"train {role} ({model_cfg['name']})", total=epochs * steps_per_epoch)
-        for epoch in range(epochs):
+        bar = progress.add_task(f"train {role} ({model_cfg['name']})", total=epochs * steps_per_epoch,
+                                completed=start_epoch * steps_per_epoch)
+        for epoch in range(start_epoch, epochs):
             model.train()
             started, sums, seen = time.perf_counter(), np.zeros(3), 0
             batches = batches_of(train_rows, cfg["batch_size"], shuffle=True, generator=rng, drop_last=True)
@@ -103,6 +110,7 @@ def train(role: str, params: dict) -> dict:
                             f"val_{key}": value})  # last column: what `dvc plots` draws by default
             progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in history[-1].items()))
+            save_resume_state(layout.resume_state(role), run_id, epoch + 1, history, model, optimizer, scheduler, rng)
 
     out = layout.role_dir(role)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,4 +127,36 @@ def train(role: str, params: dict) -> dict:
         distill=params["distill"] if predictions is not None else None,
         train=cfg, seed=seed, history=history,
     )
+    layout.resume_state(role).unlink(missing_ok=True)
     return history[-1]
+
+
+def save_resume_state(path, run_id, epoch, history, model, optimizer, scheduler, rng) -> None:
+    state = {"run_id": run_id, "epoch": epoch, "history": history, "model": model.state_dict(),
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def resume(path, run_id, model, optimizer, scheduler, rng) -> tuple[int, list[dict]]:
+    """Restore model, optimizer, scheduler and RNG states from `path`; returns (first epoch to run, history)."""
+    if not path.exists():
+        return 0, []
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["run_id"] != run_id:  # made by a run with other params or inputs: start over
+        path.unlink()
+        return 0, []
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng.bit_generator.state = json.loads(state["numpy_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    print(f"resuming {path.parent.name} after epoch {state['epoch']} from {path}")
+    return state["epoch"], state["history"]

@@ -1,0 +1,77 @@
+"""Training killed with SIGKILL and run again ends exactly where an uninterrupted run ends."""
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+import yaml
+
+from pipeline import layout
+from pipeline.train import train
+
+
+def _weights(role):
+    return torch.load(layout.checkpoint(role), weights_only=True)
+
+
+def test_training_resumes_after_sigkill(in_workspace):
+    root, params = in_workspace
+    params["models"]["cnn"]["epochs"] = 6
+    train("teacher", params)
+    uninterrupted = _weights("teacher")
+    assert not layout.resume_state("teacher").exists()  # removed once training ends
+
+    (root / "params_resume.yaml").write_text(yaml.safe_dump(params))
+    layout.checkpoint("teacher").unlink()
+    child = subprocess.Popen([sys.executable, "-c", "from pipeline.params import load_params; "
+                              "from pipeline.train import train; train('teacher', load_params('params_resume.yaml'))"],
+                             cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not layout.resume_state("teacher").exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    saved_epoch = torch.load(layout.resume_state("teacher"), weights_only=True)["epoch"]
+    assert 1 <= saved_epoch < 6 and not layout.checkpoint("teacher").exists()
+
+    train("teacher", params)  # picks up after `saved_epoch`
+    resumed = _weights("teacher")
+    for key, tensor in uninterrupted["model"].items():
+        assert torch.equal(tensor, resumed["model"][key]), key
+    strip = lambda history: [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+    assert strip(resumed["history"]) == strip(uninterrupted["history"])
+
+
+def test_resume_restores_state_only_for_the_same_run(tmp_path):
+    from pipeline.train import resume, save_resume_state
+
+    def fresh():
+        model = torch.nn.Linear(3, 2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        return model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** step)
+
+    import numpy as np
+    model, optimizer, scheduler = fresh()
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    rng = np.random.default_rng(7)
+    rng.permutation(10)
+    path = tmp_path / "resume.pt"
+    state = rng.bit_generator.state
+    save_resume_state(path, "run-a", 3, [{"epoch": 3}], model, optimizer, scheduler, rng)
+    expected_draw = rng.permutation(10)
+    rng.bit_generator.state = state
+
+    other = fresh()
+    assert resume(path, "run-b", *other, np.random.default_rng(0)) == (0, [])  # other params or inputs
+    assert not path.exists()
+
+    save_resume_state(path, "run-a", 3, [{"epoch": 3}], model, optimizer, scheduler, rng)
+    torch.manual_seed(123)
+    restored, restored_rng = fresh(), np.random.default_rng(0)
+    assert resume(path, "run-a", *restored, restored_rng) == (3, [{"epoch": 3}])
+    assert torch.equal(restored[0].weight, model.weight)
+    assert restored[1].state_dict()["state"][0]["step"] == 1 and restored[2].last_epoch == 1
+    np.testing.assert_array_equal(restored_rng.permutation(10), expected_draw)
