@@ -42,3 +42,13 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def check_trained_on(ckpt: dict, path: Path, store) -> None:
+    """Refuse to run a checkpoint over a feature store other than the one it was trained on."""
+    from .stores import StoreMismatchError
+
+    if ckpt["features_fingerprint"] != store.fingerprint:
+        raise StoreMismatchError(f"{path} was trained on another feature store than {store.path}")
+    if ckpt["classes"] != store.classes:
+        raise StoreMismatchError(f"{path} predicts other classes than {store.path} holds")

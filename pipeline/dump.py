@@ -15,9 +15,9 @@ import numpy as np
 from rich.progress import track
 
 from . import layout
-from .checkpoint import file_sha256, load_checkpoint
+from .checkpoint import check_trained_on, file_sha256, load_checkpoint
 from .inference import device, predict
-from .stores import FeatureStore, StoreMismatchError
+from .stores import FeatureStore
 from .zarr_writer import ResumableStore, block_ranges
 
 
@@ -26,10 +26,7 @@ def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, 
     out = Path(out or layout.PREDICTIONS)
     store = FeatureStore(layout.FEATURES)
     model, ckpt = load_checkpoint(checkpoint, device())
-    if ckpt["features_fingerprint"] != store.fingerprint:
-        raise StoreMismatchError(f"{checkpoint} was trained on another feature store than {store.path}")
-    if ckpt["classes"] != store.classes:
-        raise StoreMismatchError(f"{checkpoint} predicts other classes than {store.path} holds")
+    check_trained_on(ckpt, checkpoint, store)
 
     teacher = {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
                "architecture": ckpt["architecture"], "model_config": ckpt["model_config"]}

@@ -4,17 +4,16 @@ from __future__ import annotations
 import json
 
 from . import layout
-from .checkpoint import load_checkpoint
+from .checkpoint import check_trained_on, load_checkpoint
 from .inference import device, predict
 from .metrics import compute_metrics
-from .stores import FeatureStore, StoreMismatchError
+from .stores import FeatureStore
 
 
 def evaluate(role: str, batch_size: int = 64) -> dict:
     store = FeatureStore(layout.FEATURES)
     model, ckpt = load_checkpoint(layout.checkpoint(role), device())
-    if ckpt["features_fingerprint"] != store.fingerprint:
-        raise StoreMismatchError(f"{layout.checkpoint(role)} was trained on another feature store than {store.path}")
+    check_trained_on(ckpt, layout.checkpoint(role), store)
     rows = store.indices("test")
     metrics = compute_metrics(predict(model, store, rows, batch_size), store.labels[rows], store.multi_label)
     result = {**metrics, "clips": int(len(rows)), "model": ckpt["model_config"]["name"],
