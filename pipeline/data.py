@@ -2,7 +2,8 @@
 
 One dataset item is a whole batch: its clip rows are fetched from the sharded store in one selection, which
 zarr reads concurrently, instead of one small read per clip. DataLoader workers (train.num_workers) prefetch
-batches in parallel.
+batches in parallel. Features travel as stored (float16, half the bytes to copy) and are normalised on the
+training device (FeatureStore.normalize).
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ class BatchDataset(Dataset):
     def __init__(self, store: FeatureStore, batches: list[np.ndarray], predictions: PredictionStore | None = None):
         self.features = store.features
         self.labels = store.labels
-        self.mean, self.std = store.mean, store.std
         self.logits = predictions.logits if predictions is not None else None
         self.batches = batches
 
@@ -26,10 +26,9 @@ class BatchDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         rows = np.sort(self.batches[i])  # zarr wants increasing indices; the order within a batch is irrelevant
-        x = torch.from_numpy(self.features.oindex[rows].astype(np.float32))
         batch = {
             "rows": torch.from_numpy(rows),
-            "x": (x - self.mean) / (2 * self.std),
+            "x": torch.from_numpy(self.features.oindex[rows]),  # float16 [B, frames, mel_bins]
             "y": torch.from_numpy(self.labels[rows].astype(np.float32)),
         }
         if self.logits is not None:
@@ -45,6 +44,8 @@ def batches_of(rows: np.ndarray, batch_size: int, shuffle: bool, generator: np.r
 
 
 def loader(store: FeatureStore, batches: list[np.ndarray], predictions: PredictionStore | None = None,
-           num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+           num_workers: int = 0, pin_memory: bool = False, prefetch_batches: int = 4) -> DataLoader:
+    """Batches in the order of `batches`; with workers, `prefetch_batches` per worker are read ahead."""
     return DataLoader(BatchDataset(store, batches, predictions), batch_size=None, shuffle=False,
-                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False)
+                      num_workers=num_workers, pin_memory=pin_memory,
+                      prefetch_factor=prefetch_batches if num_workers else None)

@@ -23,5 +23,5 @@ def predict(model: nn.Module, store: FeatureStore, rows: np.ndarray, batch_size:
     for batch in loader(store, batches_of(rows, batch_size, shuffle=False), num_workers=num_workers,
                         pin_memory=dev.type == "cuda"):
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            out.append(model(batch["x"].to(dev, non_blocking=True)).float().cpu())
+            out.append(model(store.normalize(batch["x"].to(dev, non_blocking=True))).float().cpu())
     return torch.cat(out).numpy()

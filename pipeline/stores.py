@@ -5,6 +5,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import torch
 import zarr
 
 
@@ -46,6 +47,10 @@ class FeatureStore:
     @property
     def num_frames(self) -> int:
         return self.features.shape[1]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw float16 log-mel as stored -> the model's input (AST's (x - mean) / (2 std)), on x's device."""
+        return (x.float() - self.mean) / (2 * self.std)
 
     def indices(self, split: str) -> np.ndarray:
         rows = np.flatnonzero(self.split == split)

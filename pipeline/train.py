@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn as nn
 from rich.progress import Progress
 
 from . import layout
@@ -59,6 +60,7 @@ def train(role: str, params: dict) -> dict:
         print(f"{role}: {len(loaded['loaded'])} tensors from {model_cfg['pretrained']}, "
               f"initialised: {', '.join(loaded['initialised']) or 'none'}")
     model = model.to(dev)
+    step_model = for_training(model, dev, cfg)  # the same weights, maybe channels-last and compiled
     train_rows, val_rows = store.indices("train"), store.indices("val")
     steps_per_epoch = max(1, len(train_rows) // cfg["batch_size"])
     optimizer = torch.optim.Adam(model.parameters(), lr=model_cfg["lr"], betas=tuple(cfg["betas"]),
@@ -76,37 +78,27 @@ def train(role: str, params: dict) -> dict:
                                 completed=start_epoch * steps_per_epoch)
         for epoch in range(start_epoch, epochs):
             model.train()
-            started, sums, seen = time.perf_counter(), np.zeros(3), 0
+            started, sums, seen = time.perf_counter(), torch.zeros(3, device=dev), 0
             batches = batches_of(train_rows, cfg["batch_size"], shuffle=True, generator=rng, drop_last=True)
             for batch in loader(store, batches, predictions, cfg["num_workers"], pin_memory=dev.type == "cuda"):
-                x = batch["x"].to(dev, non_blocking=True)
+                x = store.normalize(batch["x"].to(dev, non_blocking=True))
                 y = batch["y"].to(dev, non_blocking=True)
-                teacher = None
-                if predictions is not None:
-                    teacher = teacher_targets(batch["teacher_logits"].to(dev, non_blocking=True), tau, multi_label)
-                x = spec_augment(x)
-                x, (y, teacher) = mixup(x, [y, teacher], cfg["mixup"], cfg["mixup_alpha"])
-
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                    logits = model(x)
-                loss, gt, kd = cmkd_loss(logits, y, teacher, lam, multi_label)
-                if not math.isfinite(loss.item()):
-                    raise FloatingPointError(f"{role}: loss is {loss.item()} at epoch {epoch}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-
-                sums += np.array([loss.item(), gt.item(), kd.item()]) * len(x)
+                cached = batch["teacher_logits"].to(dev, non_blocking=True) if predictions is not None else None
+                losses = train_step(step_model, optimizer, scheduler, spec_augment, x, y, cached, lam, tau,
+                                    multi_label, cfg)
+                sums += losses * len(x)  # summed on the device: no GPU sync per step
                 seen += len(x)
                 progress.advance(bar)
 
+            sums_cpu = sums.tolist()
+            if not all(math.isfinite(v) for v in sums_cpu):
+                raise FloatingPointError(f"{role}: loss is not finite in epoch {epoch + 1} ({sums_cpu})")
             val = compute_metrics(predict(model, store, val_rows, cfg["batch_size"]), store.labels[val_rows],
                                   multi_label)
             key, value = headline(val)
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                            "seconds": time.perf_counter() - started, "train_loss": float(sums[0] / seen),
-                            "train_gt_loss": float(sums[1] / seen), "train_kd_loss": float(sums[2] / seen),
+                            "seconds": time.perf_counter() - started, "train_loss": sums_cpu[0] / seen,
+                            "train_gt_loss": sums_cpu[1] / seen, "train_kd_loss": sums_cpu[2] / seen,
                             f"val_{key}": value})  # last column: what `dvc plots` draws by default
             progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in history[-1].items()))
@@ -129,6 +121,41 @@ def train(role: str, params: dict) -> dict:
     )
     layout.resume_state(role).unlink(missing_ok=True)
     return history[-1]
+
+
+def for_training(model: nn.Module, dev: torch.device, cfg: dict) -> nn.Module:
+    """The module the training steps call: channels-last for a CNN on CUDA, `torch.compile`d if train.compile.
+
+    It shares its parameters with `model`, which is what gets evaluated and saved (no `_orig_mod.` prefixes).
+    """
+    if dev.type == "cuda" and cfg.get("channels_last", True) and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if cfg.get("compile", False) else model
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, spec_augment: nn.Module,
+               x: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor | None, lam: float, tau: float,
+               multi_label: bool, cfg: dict, online_teacher: nn.Module | None = None) -> torch.Tensor:
+    """One optimizer step on a batch already on the device; returns (loss, gt loss, kd loss) without a sync.
+
+    Cached teacher logits are targets for the clean clip, mixed by mixup like the labels. An `online_teacher`
+    (the paper's way, kept for comparison) instead predicts on the very batch the student sees, augmented.
+    """
+    teacher = teacher_targets(teacher_logits, tau, multi_label) if teacher_logits is not None else None
+    x = spec_augment(x)
+    x, (y, teacher) = mixup(x, [y, teacher], cfg["mixup"], cfg["mixup_alpha"])
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda")
+    if online_teacher is not None:
+        with torch.no_grad(), autocast:
+            teacher = teacher_targets(online_teacher(x).float(), tau, multi_label)
+    with autocast:
+        logits = model(x)
+    loss, gt, kd = cmkd_loss(logits.float(), y, teacher, lam, multi_label)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return torch.stack([loss, gt, kd]).detach()
 
 
 def save_resume_state(path, run_id, epoch, history, model, optimizer, scheduler, rng) -> None:
