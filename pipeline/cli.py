@@ -73,6 +73,22 @@ def report(params: Path = PARAMS):
 
 
 @app.command()
+def bench(size: str = typer.Option("cpu", help="tiny | cpu (small models, 500 frames) | gpu (AST-base and "
+                                                "EfficientNet-B2 at 1024 frames)"),
+          out: Path = typer.Option(Path("bench.json"), help="where the figures go as JSON"),
+          compile: bool = typer.Option(False, "--compile", help="also time the torch.compile'd training step"),
+          workdir: Path = typer.Option(None, help="keep the benchmark's workspace here (default: a temp folder)")):
+    """Throughput of extraction, store reads, the teacher dump and student training (pure, cached, online)."""
+    from .bench import SIZES, print_table, run_bench
+
+    if size not in SIZES:
+        raise typer.BadParameter(f"size must be one of {', '.join(SIZES)}")
+    report = run_bench(size, out, workdir, compile)
+    print_table(report, console)
+    console.print(f"figures written to {out}")
+
+
+@app.command()
 def models():
     """List the registered model names."""
     from .models import list_models

@@ -128,7 +128,7 @@ def for_training(model: nn.Module, dev: torch.device, cfg: dict) -> nn.Module:
 
     It shares its parameters with `model`, which is what gets evaluated and saved (no `_orig_mod.` prefixes).
     """
-    if dev.type == "cuda" and cfg.get("channels_last", True) and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+    if dev.type == "cuda" and cfg.get("channels_last", True) and getattr(model, "prefers_channels_last", False):
         model.to(memory_format=torch.channels_last)
     return torch.compile(model) if cfg.get("compile", False) else model
 

@@ -32,6 +32,7 @@ class AttentionPool(nn.Module):
 
 
 class EfficientNetAudio(nn.Module):
+    prefers_channels_last = True  # cuDNN's depthwise and 1x1 convolutions run faster in NHWC
     def __init__(self, num_classes: int, num_frames: int, num_mel_bins: int = 128, timm_name: str = "efficientnet_b2",
                  pooling: str = "mean", drop_rate: float = 0.0):
         super().__init__()

@@ -1,0 +1,302 @@
+"""`cmkd bench`: how fast each step runs, and how close the real cached path comes to the model's own speed.
+
+It builds a throwaway workspace of synthetic audio at the chosen size and runs the real code on it:
+  features  extraction clips/s (decode + fbank + Zarr write) with 1 and N Dask workers (Kaldi per clip on the CPU),
+            and with the batched fbank on the GPU; the fbank computation alone, Kaldi per clip vs batched
+  read      random-access batches from the feature and prediction stores, samples/s, with 0 and N loader workers
+  dump      the teacher-prediction dump, clips/s (store read + teacher forward + Zarr write)
+  train     student samples/s three ways: pure (tensors already on the device: the ceiling), cached (features and
+            cached predictions through the loader: the real path), online (the frozen teacher run on every batch:
+            what the cache saves); with --compile also the compiled pure step and its compile time
+It prints a table and writes the figures as JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from . import layout
+from .augment import SpecAugment
+from .batched_fbank import BatchedFbank, pad_batch
+from .checkpoint import build_model, save_checkpoint
+from .data import loader
+from .dump import dump_logits
+from .features import extract_features, fbank
+from .inference import device as default_device
+from .stores import FeatureStore, PredictionStore
+from .synthetic import write_dataset
+from .train import for_training, train_step
+
+
+@dataclass(frozen=True)
+class Size:
+    clips: int
+    clip_seconds: float
+    frames: int
+    ast: str
+    cnn: str
+    batch: int
+    steps: int  # timed steps (or batches) per measurement, after `warmup` untimed ones
+    warmup: int
+    workers: int
+    fbank_batch: int
+
+
+SIZES = {
+    "tiny": Size(clips=40, clip_seconds=1.0, frames=100, ast="ast_test", cnn="efficientnet_test", batch=8, steps=3,
+                 warmup=1, workers=2, fbank_batch=8),
+    "cpu": Size(clips=200, clip_seconds=5.0, frames=500, ast="ast_test", cnn="efficientnet_test", batch=16,
+                steps=20, warmup=3, workers=2, fbank_batch=32),
+    "gpu": Size(clips=1500, clip_seconds=10.0, frames=1024, ast="ast_base", cnn="efficientnet_b2", batch=48,
+                steps=60, warmup=8, workers=12, fbank_batch=256),
+}
+NUM_CLASSES = 10
+TRAIN = {"mixup": 0.5, "mixup_alpha": 10.0, "channels_last": True}
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+@contextmanager
+def _in(folder: Path):
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+
+
+def _model_config(name: str) -> dict:
+    return {"name": name, "fstride": 10, "tstride": 10} if name.startswith("ast") else {"name": name}
+
+
+def _random_batches(num_rows: int, batch: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    rows = np.concatenate([rng.permutation(num_rows) for _ in range(count * batch // num_rows + 1)])
+    return [rows[i * batch : (i + 1) * batch] for i in range(count)]
+
+
+class Results:
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, section: str, name: str, value: float, unit: str, detail: str = "") -> None:
+        self.rows.append({"section": section, "name": name, "value": round(float(value), 3), "unit": unit,
+                          "detail": detail})
+        print(f"  {section:9s} {name:42s} {value:12.1f} {unit} {detail}", flush=True)
+
+    def value(self, section: str, name: str) -> float:
+        return next(r["value"] for r in self.rows if r["section"] == section and r["name"] == name)
+
+
+def bench_features(size: Size, dev: torch.device, results: Results) -> None:
+    features = {"sample_rate": 16000, "num_mel_bins": 128, "frame_shift_ms": 10, "frame_length_ms": 25,
+                "target_frames": size.frames, "clips_per_shard": 64, "scheduler": "threads"}
+    runs = [("kaldi", 1), ("kaldi", size.workers)] + ([("batched", size.workers)] if dev.type == "cuda" else [])
+    for method, workers in runs:
+        out = layout.DATA / f"features_{method}_{workers}.zarr"
+        started = time.perf_counter()
+        extract_features(layout.MANIFEST, layout.CLASSES, out, {**features, "workers": workers, "fbank": method},
+                         multi_label=False)
+        seconds = time.perf_counter() - started
+        where = "CPU" if method == "kaldi" else "GPU"
+        results.add("features", f"extract, {method} fbank on {where}, {workers} worker(s)", size.clips / seconds,
+                    "clips/s", f"{size.clips} clips of {size.clip_seconds:g} s, decode + fbank + Zarr write")
+    shutil.move(layout.DATA / f"features_kaldi_{size.workers}.zarr", layout.FEATURES)
+
+    # the fbank computation alone, on waveforms already in memory
+    g = torch.Generator().manual_seed(0)
+    waves = [0.1 * torch.randn(int(size.clip_seconds * 16000), generator=g) for _ in range(size.fbank_batch)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    for w in waves:
+        fbank(w)
+    results.add("features", "fbank alone, torchaudio Kaldi, 1 CPU thread", len(waves) / (time.perf_counter() - started),
+                "clips/s", f"{size.clip_seconds:g} s clips, one at a time")
+    torch.set_num_threads(threads)
+    batch, lengths = pad_batch(waves)
+    batch = batch.to(dev)
+    model = BatchedFbank().to(dev)
+    with torch.no_grad():
+        model(batch, lengths, size.frames)  # warm-up (cuFFT plans, allocator)
+        _sync(dev)
+        repeats = 10 if dev.type == "cuda" else 2
+        started = time.perf_counter()
+        for _ in range(repeats):
+            model(batch, lengths, size.frames)
+        _sync(dev)
+    results.add("features", f"fbank alone, batched on {dev.type}", repeats * len(waves) / (time.perf_counter() - started),
+                "clips/s", f"batches of {len(waves)} {size.clip_seconds:g} s clips already on the device")
+
+
+def bench_read(size: Size, dev: torch.device, predictions: PredictionStore, results: Results) -> None:
+    store = FeatureStore(layout.FEATURES)
+    for workers in (0, size.workers):
+        batches = _random_batches(len(store.clip_ids), size.batch, size.warmup + size.steps, np.random.default_rng(0))
+        seen = 0
+        for i, batch in enumerate(loader(store, batches, predictions, workers, pin_memory=dev.type == "cuda")):
+            if i == size.warmup:
+                started = time.perf_counter()
+            if i >= size.warmup:
+                seen += len(batch["x"])
+        results.add("read", f"features + cached predictions, {workers} loader workers",
+                    seen / (time.perf_counter() - started), "samples/s",
+                    f"random batches of {size.batch} from {len(store.clip_ids)} clips x {size.frames} frames")
+
+
+def make_teacher(name: str, store: FeatureStore, path: Path) -> Path:
+    cfg = _model_config(name)
+    model = build_model(cfg, len(store.classes), store.num_frames, store.features.shape[2])
+    save_checkpoint(path, model, role="teacher", architecture=name, model_config=cfg,
+                    num_classes=len(store.classes), num_frames=store.num_frames,
+                    num_mel_bins=store.features.shape[2], classes=store.classes,
+                    features_fingerprint=store.fingerprint, note="random weights, made by cmkd bench")
+    return path
+
+
+def bench_dump(size: Size, teacher: str, results: Results) -> PredictionStore:
+    store = FeatureStore(layout.FEATURES)
+    checkpoint = make_teacher(teacher, store, layout.DATA / f"teacher_{teacher}.pt")
+    out = layout.DATA / f"predictions_{teacher}.zarr"
+    dump_logits(size.batch * 2, 256, checkpoint=checkpoint, out=out)  # a warm-up run (kernels, cuDNN autotune)
+    shutil.rmtree(out)
+    started = time.perf_counter()
+    dump_logits(size.batch * 2, 256, checkpoint=checkpoint, out=out)
+    results.add("dump", f"teacher predictions, {teacher}", len(store.clip_ids) / (time.perf_counter() - started),
+                "clips/s", f"batch {size.batch * 2}, read + forward + Zarr write")
+    return PredictionStore(out)
+
+
+def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predictions: PredictionStore,
+                compile_step: bool, results: Results) -> None:
+    store = FeatureStore(layout.FEATURES)
+    classes, frames, bins = len(store.classes), store.num_frames, store.features.shape[2]
+    spec_augment = SpecAugment(24, max(1, frames // 5))
+    label = f"{student} student"
+
+    def fresh_student(compiled: bool):
+        model = build_model(_model_config(student), classes, frames, bins).to(dev).train()
+        step_model = for_training(model, dev, {**TRAIN, "compile": compiled})
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        return step_model, optimizer, scheduler
+
+    def run(batches, compiled=False, online_teacher=None) -> tuple[float, float]:
+        """(samples/s over the timed steps, seconds of the untimed warm-up steps)."""
+        model, optimizer, scheduler = fresh_student(compiled)
+        seen, warm_started = 0, time.perf_counter()
+        for i, batch in enumerate(batches):
+            if i == size.warmup:
+                _sync(dev)
+                warmup_seconds = time.perf_counter() - warm_started
+                started = time.perf_counter()
+            x, y, cached = batch() if callable(batch) else _to_device(batch, store, dev)
+            train_step(model, optimizer, scheduler, spec_augment, x, y, None if online_teacher else cached, 0.5, 1.0,
+                       False, TRAIN, online_teacher=online_teacher)
+            seen += len(x) if i >= size.warmup else 0
+        _sync(dev)
+        return seen / (time.perf_counter() - started), warmup_seconds
+
+    g = torch.Generator(device=dev).manual_seed(0)
+    x = torch.randn(size.batch, frames, bins, device=dev, generator=g)
+    y = torch.nn.functional.one_hot(torch.randint(classes, (size.batch,), device=dev, generator=g), classes).float()
+    logits = torch.randn(size.batch, classes, device=dev, generator=g)
+    on_device = [lambda: (x, y, logits)] * (size.warmup + size.steps)
+    pure, _ = run(on_device)
+    results.add("train", f"{label}: pure step (ceiling)", pure, "samples/s", f"batch {size.batch}, tensors on {dev.type}")
+
+    def real_batches(with_predictions: bool):
+        rows = _random_batches(len(store.clip_ids), size.batch, size.warmup + size.steps, np.random.default_rng(1))
+        return loader(store, rows, predictions if with_predictions else None, size.workers,
+                      pin_memory=dev.type == "cuda")
+
+    cached, _ = run(real_batches(True))
+    results.add("train", f"{label}: cached path", cached, "samples/s",
+                f"{cached / pure:.1%} of the pure step; {size.workers} loader workers")
+
+    teacher_model = build_model(_model_config(teacher), classes, frames, bins).to(dev).eval()
+    teacher_model = for_training(teacher_model, dev, TRAIN)  # channels-last for a CNN teacher, as in training
+    online, _ = run(real_batches(False), online_teacher=teacher_model)
+    results.add("train", f"{label}: online teacher ({teacher})", online, "samples/s",
+                f"cached path is {cached / online:.2f}x faster")
+    del teacher_model
+
+    if compile_step:
+        compiled, compile_seconds = run(on_device, compiled=True)
+        results.add("train", f"{label}: compiled pure step", compiled, "samples/s",
+                    f"{compiled / pure:.2f}x eager; first {size.warmup} steps incl. compile took {compile_seconds:.0f} s")
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _to_device(batch: dict, store: FeatureStore, dev: torch.device):
+    x = store.normalize(batch["x"].to(dev, non_blocking=True))
+    cached = batch["teacher_logits"].to(dev, non_blocking=True) if "teacher_logits" in batch else None
+    return x, batch["y"].to(dev, non_blocking=True), cached
+
+
+def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = None, compile_step: bool = False,
+              sections: tuple[str, ...] = ("features", "read", "dump", "train")) -> dict:
+    size = SIZES[size_name]
+    dev = default_device()
+    torch.manual_seed(0)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    results = Results()
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cmkd-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"cmkd bench: size {size_name} on {_device_name(dev)}, workspace {root}", flush=True)
+    try:
+        with _in(root):
+            data = {"sample_rate": 16000, "num_classes": NUM_CLASSES, "clips_per_class": size.clips // NUM_CLASSES,
+                    "clip_seconds": size.clip_seconds, "multi_label": False, "max_events": 1, "snr_db": [3, 20],
+                    "split": {"val": 0.1, "test": 0.1}}
+            write_dataset(data, layout.RAW, seed=0)
+            bench_features(size, dev, results)  # always: the other sections read its store
+            predictions = {}
+            for teacher in (size.ast, size.cnn):
+                if "dump" in sections or "train" in sections or "read" in sections:
+                    predictions[teacher] = bench_dump(size, teacher, results)
+            if "read" in sections:
+                bench_read(size, dev, predictions[size.ast], results)
+            if "train" in sections:
+                bench_train(size, dev, size.cnn, size.ast, predictions[size.ast], compile_step, results)
+                bench_train(size, dev, size.ast, size.cnn, predictions[size.cnn], compile_step, results)
+    finally:
+        if not workdir:
+            shutil.rmtree(root, ignore_errors=True)
+    report = {"size": size_name, "config": asdict(size), "device": _device_name(dev), "torch": torch.__version__,
+              "cpu_count": os.cpu_count(), "platform": platform.platform(), "results": results.rows}
+    if out:
+        Path(out).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def print_table(report: dict, console: Console | None = None) -> None:
+    table = Table(title=f"cmkd bench, size {report['size']}, {report['device']}, torch {report['torch']}")
+    for column in ("section", "measurement", "value", "unit", "detail"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for r in report["results"]:
+        table.add_row(r["section"], r["name"], f"{r['value']:,.1f}", r["unit"], r["detail"])
+    (console or Console()).print(table)
