@@ -45,26 +45,26 @@ class BatchedFbank(nn.Module):
         Returns (features [B, frames, mel_bins] float32, frames before padding or cropping [B]).
         With `target_frames`, features are cropped or zero-padded to exactly that many frames.
         """
-        waves = waves.float()
         lengths = lengths.to(waves.device)
-        valid = torch.arange(waves.shape[1], device=waves.device) < lengths[:, None]
-        mean = (waves * valid).sum(dim=1) / lengths.clamp_min(1)
         num_frames = self.num_frames(lengths)
         out_frames = target_frames if target_frames is not None else int(num_frames.max())
-        # only the samples that the kept frames cover are transformed (the mean above used the whole clip)
+        mean = waves.float().sum(dim=1) / lengths.clamp_min(1)  # the recipe's whole-clip mean (zeros past the end)
+        # only the samples under the kept frames are transformed; from here on, Kaldi's operations in Kaldi's
+        # order, so that float32 rounds the same way (Kaldi itself is ~2e-3 from a float64 computation near the
+        # log floor, so a cleverer order would differ from it by that much)
         needed = self.samples_for(out_frames)
-        waves = (waves - mean[:, None])[:, :needed]
-        if waves.shape[1] < needed:
-            waves = nn.functional.pad(waves, (0, needed - waves.shape[1]))
+        x = waves.float()[:, :needed] - mean[:, None]
+        if x.shape[1] < needed:
+            x = nn.functional.pad(x, (0, needed - x.shape[1]))
 
-        frames = waves.unfold(1, self.size, self.shift)  # [B, frames, size], a view
+        frames = x.unfold(1, self.size, self.shift)  # [B, frames, size], a view
         frames = frames - frames.mean(dim=2, keepdim=True)
         previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=2)  # x[max(0, j - 1)]
-        frames = (frames - PREEMPHASIS * previous) * self.window
-        power = torch.fft.rfft(frames, n=self.n_fft).abs().pow(2)
-        feats = torch.matmul(power, self.mel).clamp_min(EPSILON).log()
-        keep = torch.arange(out_frames, device=waves.device) < num_frames[:, None]
-        return feats * keep[..., None], num_frames
+        frames = (frames - PREEMPHASIS * previous).mul_(self.window)
+        power = torch.fft.rfft(frames, n=self.n_fft).abs().square_()
+        feats = torch.matmul(power, self.mel).clamp_min_(EPSILON).log_()
+        past_end = torch.arange(out_frames, device=x.device) >= num_frames[:, None]
+        return feats.masked_fill_(past_end[..., None], 0.0), num_frames
 
 
 def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -173,12 +173,12 @@ def bench_dump(size: Size, teacher: str, results: Results) -> PredictionStore:
     store = FeatureStore(layout.FEATURES)
     checkpoint = make_teacher(teacher, store, layout.DATA / f"teacher_{teacher}.pt")
     out = layout.DATA / f"predictions_{teacher}.zarr"
-    dump_logits(size.batch * 2, 256, checkpoint=checkpoint, out=out)  # a warm-up run (kernels, cuDNN autotune)
+    dump_logits(size.batch * 2, 256, checkpoint=checkpoint, out=out, num_workers=size.workers)  # warm-up run
     shutil.rmtree(out)
     started = time.perf_counter()
-    dump_logits(size.batch * 2, 256, checkpoint=checkpoint, out=out)
+    dump_logits(size.batch * 2, 256, checkpoint=checkpoint, out=out, num_workers=size.workers)
     results.add("dump", f"teacher predictions, {teacher}", len(store.clip_ids) / (time.perf_counter() - started),
-                "clips/s", f"batch {size.batch * 2}, read + forward + Zarr write")
+                "clips/s", f"batch {size.batch * 2}, {size.workers} loader workers, read + forward + Zarr write")
     return PredictionStore(out)
 
 

@@ -61,7 +61,7 @@ def dump(params: Path = PARAMS):
     from .dump import dump_logits
 
     p = load_params(params)
-    dump_logits(p["dump"]["batch_size"], p["dump"]["clips_per_shard"])
+    dump_logits(p["dump"]["batch_size"], p["dump"]["clips_per_shard"], num_workers=p["dump"]["num_workers"])
 
 
 @app.command()

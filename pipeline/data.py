@@ -1,7 +1,7 @@
 """Batches for training and inference, read from the Zarr stores.
 
-One dataset item is a whole batch: its clip rows are fetched from the sharded store in one selection, which
-zarr reads concurrently, instead of one small read per clip. DataLoader workers (train.num_workers) prefetch
+One dataset item is a whole batch: its clips are read from the sharded store concurrently, one chunk per clip
+(stores.read_rows). DataLoader workers (train.num_workers) prefetch
 batches in parallel. Features travel as stored (float16, half the bytes to copy) and are normalised on the
 training device (FeatureStore.normalize).
 """
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .stores import FeatureStore, PredictionStore
+from .stores import FeatureStore, PredictionStore, read_rows
 
 
 class BatchDataset(Dataset):
@@ -25,14 +25,14 @@ class BatchDataset(Dataset):
         return len(self.batches)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        rows = np.sort(self.batches[i])  # zarr wants increasing indices; the order within a batch is irrelevant
+        rows = self.batches[i]
         batch = {
             "rows": torch.from_numpy(rows),
-            "x": torch.from_numpy(self.features.oindex[rows]),  # float16 [B, frames, mel_bins]
+            "x": torch.from_numpy(read_rows(self.features, rows)),  # float16 [B, frames, mel_bins]
             "y": torch.from_numpy(self.labels[rows].astype(np.float32)),
         }
         if self.logits is not None:
-            batch["teacher_logits"] = torch.from_numpy(self.logits.oindex[rows, :].astype(np.float32))
+            batch["teacher_logits"] = torch.from_numpy(read_rows(self.logits, rows).astype(np.float32))
         return batch
 
 

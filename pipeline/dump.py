@@ -21,7 +21,8 @@ from .stores import FeatureStore
 from .zarr_writer import ResumableStore, block_ranges
 
 
-def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, out: Path = None) -> None:
+def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, out: Path = None,
+                num_workers: int = 0) -> None:
     checkpoint = Path(checkpoint or layout.checkpoint("teacher"))
     out = Path(out or layout.PREDICTIONS)
     store = FeatureStore(layout.FEATURES)
@@ -40,7 +41,7 @@ def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, 
         group.create_array("clip_ids", data=store.clip_ids.astype(np.dtypes.StringDType()))
     for b in track(writer.pending(group), description=f"teacher logits ({n} clips)"):
         start, end = blocks[b]
-        group["logits"][start:end] = predict(model, store, np.arange(start, end), batch_size)
+        group["logits"][start:end] = predict(model, store, np.arange(start, end), batch_size, num_workers)
         writer.mark_done(group, b)
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
                         "features": str(store.path), "teacher": teacher, "multi_label": store.multi_label,

@@ -1,6 +1,7 @@
 """Reading the feature store and the cached teacher predictions, and checking that they belong together."""
 from __future__ import annotations
 
+import asyncio
 from functools import cached_property
 from pathlib import Path
 
@@ -11,6 +12,20 @@ import zarr
 
 class StoreMismatchError(ValueError):
     pass
+
+
+def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
+    """array[rows] for scattered rows, in the given order: one concurrent read per row (a chunk is one clip).
+
+    zarr's orthogonal indexing (`oindex`) decodes every chunk of each shard it touches, which made a random batch
+    of 48 clips 5 to 10 times slower to read than these per-chunk reads.
+    """
+    async def gather():
+        return await asyncio.gather(*(array.async_array.getitem(int(r)) for r in rows))
+
+    if len(rows) == 0:
+        return np.empty((0, *array.shape[1:]), dtype=array.dtype)
+    return np.stack(asyncio.run(gather()))
 
 
 class FeatureStore:

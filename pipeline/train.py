@@ -93,8 +93,8 @@ def train(role: str, params: dict) -> dict:
             sums_cpu = sums.tolist()
             if not all(math.isfinite(v) for v in sums_cpu):
                 raise FloatingPointError(f"{role}: loss is not finite in epoch {epoch + 1} ({sums_cpu})")
-            val = compute_metrics(predict(model, store, val_rows, cfg["batch_size"]), store.labels[val_rows],
-                                  multi_label)
+            val_logits = predict(model, store, val_rows, cfg["batch_size"], cfg["num_workers"])
+            val = compute_metrics(val_logits, store.labels[val_rows], multi_label)
             key, value = headline(val)
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                             "seconds": time.perf_counter() - started, "train_loss": sums_cpu[0] / seen,

@@ -3,4 +3,5 @@ from pipeline.dump import dump_logits
 from pipeline.params import load_params
 
 params = load_params()
-dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
+dump = params["dump"]
+dump_logits(dump["batch_size"], dump["clips_per_shard"], num_workers=dump["num_workers"])

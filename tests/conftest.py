@@ -14,7 +14,7 @@ from pipeline.params import load_params
 from pipeline.synthetic import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-ESC50 = REPO.parent / "shared" / "datasets" / "esc50"
+ESC50 = Path(os.environ.get("CMKD_ESC50", REPO.parent / "shared" / "datasets" / "esc50"))  # the real dataset
 
 
 def tiny(params: dict) -> dict:
