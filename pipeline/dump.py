@@ -12,11 +12,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from rich.progress import track
 
 from . import layout
 from .checkpoint import check_trained_on, file_sha256, load_checkpoint
-from .inference import device, predict
+from .data import batches_of, loader
+from .inference import device
 from .stores import FeatureStore
 from .zarr_writer import ResumableStore, block_ranges
 
@@ -26,7 +28,8 @@ def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, 
     checkpoint = Path(checkpoint or layout.checkpoint("teacher"))
     out = Path(out or layout.PREDICTIONS)
     store = FeatureStore(layout.FEATURES)
-    model, ckpt = load_checkpoint(checkpoint, device())
+    dev = device()
+    model, ckpt = load_checkpoint(checkpoint, dev)
     check_trained_on(ckpt, checkpoint, store)
 
     teacher = {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
@@ -39,10 +42,24 @@ def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, 
     if fresh:
         group.create_array("logits", shape=(n, c), chunks=(1, c), shards=(clips_per_shard, c), dtype="float32")
         group.create_array("clip_ids", data=store.clip_ids.astype(np.dtypes.StringDType()))
-    for b in track(writer.pending(group), description=f"teacher logits ({n} clips)"):
-        start, end = blocks[b]
-        group["logits"][start:end] = predict(model, store, np.arange(start, end), batch_size, num_workers)
-        writer.mark_done(group, b)
+    # one loader over every pending block (its workers start once); a block is written as soon as it is complete
+    pending = writer.pending(group)
+    batches, owner = [], []
+    for b in pending:
+        for rows in batches_of(np.arange(*blocks[b]), batch_size, shuffle=False):
+            batches.append(rows)
+            owner.append(b)
+    done_batches = {b: [] for b in pending}
+    with torch.no_grad():
+        for i, batch in enumerate(track(loader(store, batches, num_workers=num_workers, pin_memory=dev.type == "cuda"),
+                                        total=len(batches), description=f"teacher logits ({n} clips)")):
+            b = owner[i]
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                done_batches[b].append(model(store.normalize(batch["x"].to(dev, non_blocking=True))).float())
+            if i + 1 == len(batches) or owner[i + 1] != b:
+                start, end = blocks[b]
+                group["logits"][start:end] = torch.cat(done_batches.pop(b)).cpu().numpy()
+                writer.mark_done(group, b)
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
                         "features": str(store.path), "teacher": teacher, "multi_label": store.multi_label,
                         "created_by": "cmkd dump_logits"})
