@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -239,12 +239,18 @@ def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predi
     online, _ = run(real_batches(False), online_teacher=teacher_model)
     results.add("train", f"{label}: online teacher ({teacher})", online, "samples/s",
                 f"cached path is {cached / online:.2f}x faster")
-    del teacher_model
 
     if compile_step:
         compiled, compile_seconds = run(on_device, compiled=True)
         results.add("train", f"{label}: compiled pure step", compiled, "samples/s",
                     f"{compiled / pure:.2f}x eager; first {size.warmup} steps incl. compile took {compile_seconds:.0f} s")
+        compiled_cached, _ = run(real_batches(True), compiled=True)
+        results.add("train", f"{label}: compiled, cached path", compiled_cached, "samples/s",
+                    f"{compiled_cached / compiled:.1%} of the compiled pure step")
+        compiled_online, _ = run(real_batches(False), compiled=True, online_teacher=teacher_model)
+        results.add("train", f"{label}: compiled, online teacher ({teacher})", compiled_online, "samples/s",
+                    f"compiled cached path is {compiled_cached / compiled_online:.2f}x faster")
+    del teacher_model
     if dev.type == "cuda":
         torch.cuda.empty_cache()
 
@@ -256,8 +262,8 @@ def _to_device(batch: dict, store: FeatureStore, dev: torch.device):
 
 
 def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = None, compile_step: bool = False,
-              sections: tuple[str, ...] = ("features", "read", "dump", "train")) -> dict:
-    size = SIZES[size_name]
+              sections: tuple[str, ...] = ("features", "read", "dump", "train"), overrides: dict | None = None) -> dict:
+    size = replace(SIZES[size_name], **(overrides or {}))
     dev = default_device()
     torch.manual_seed(0)
     if dev.type == "cuda":

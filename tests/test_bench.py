@@ -1,0 +1,32 @@
+"""`cmkd bench` on the tiny size (CPU), and the store reads it measures."""
+import json
+
+import numpy as np
+import zarr
+
+from pipeline.bench import run_bench
+from pipeline.stores import read_rows
+
+
+def test_read_rows_returns_rows_in_the_order_asked(tmp_path):
+    data = np.arange(20 * 3 * 4, dtype=np.float16).reshape(20, 3, 4)
+    array = zarr.open_group(tmp_path / "s.zarr", mode="w").create_array(
+        "x", shape=data.shape, chunks=(1, 3, 4), shards=(8, 3, 4), dtype="float16")
+    array[:] = data
+    rows = np.array([17, 2, 9, 2, 0])
+    np.testing.assert_array_equal(read_rows(array, rows), data[rows])
+    assert read_rows(array, np.array([], dtype=int)).shape == (0, 3, 4)
+
+
+def test_bench_tiny_measures_every_step(tmp_path):
+    out = tmp_path / "bench.json"
+    report = run_bench("tiny", out=out, workdir=tmp_path / "work")
+    assert json.loads(out.read_text()) == report
+    names = {(r["section"], r["name"]) for r in report["results"]}
+    for section, count in {"features": 5, "dump": 2, "read": 2, "train": 6}.items():
+        assert sum(s == section for s, _ in names) == count, section
+    for student, teacher in (("efficientnet_test", "ast_test"), ("ast_test", "efficientnet_test")):
+        for path in ("pure step (ceiling)", "cached path", f"online teacher ({teacher})"):
+            assert ("train", f"{student} student: {path}") in names
+    assert all(r["value"] > 0 and r["unit"] in ("clips/s", "samples/s") for r in report["results"])
+    assert report["device"].startswith("CPU") and report["config"]["frames"] == 100
