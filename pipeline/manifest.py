@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-COLUMNS = ("clip_id", "path", "labels", "split")
+COLUMNS = ("clip_id", "path", "labels", "split", "fold")  # fold: the dataset's own fold number, or empty
 SPLITS = ("train", "val", "test")
 
 
@@ -32,7 +32,7 @@ def write_manifest(path: Path, rows: list[dict], classes: list[str]) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "labels": ";".join(row["labels"])})
+            writer.writerow({"fold": "", **row, "labels": ";".join(row["labels"])})
     (path.parent / "classes.txt").write_text("".join(c + "\n" for c in classes))
 
 
@@ -50,7 +50,7 @@ def read_manifest(path: Path, classes: list[str]) -> list[Clip]:
     clips, seen = [], set()
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        missing = set(COLUMNS) - set(reader.fieldnames or ())
+        missing = set(COLUMNS[:4]) - set(reader.fieldnames or ())
         if missing:
             raise ManifestError(f"{path}: missing columns {sorted(missing)}")
         for line, row in enumerate(reader, start=2):

@@ -1,0 +1,39 @@
+"""ESC-50 in its official layout: meta/esc50.csv (filename, fold, target, category, ...) and audio/.
+
+The AST recipe trains on four folds and tests on the fifth, five times. Here `fold` is the test fold; a stable
+`val_fraction` of the training folds' clips is held out for monitoring (not for picking checkpoints).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..manifest import ManifestError
+from . import hash_split
+
+FOLDS = (1, 2, 3, 4, 5)
+
+
+def read(root: Path, fold: int, val_fraction: float = 0.1) -> tuple[list[dict], list[str]]:
+    root = Path(root)
+    meta = root / "meta" / "esc50.csv"
+    if not meta.is_file():
+        raise ManifestError(f"{meta}: not found (ESC-50's official layout has meta/esc50.csv and audio/)")
+    if fold not in FOLDS:
+        raise ManifestError(f"ESC-50 test fold must be one of {FOLDS}, got {fold!r}")
+    with open(meta, newline="") as f:
+        entries = list(csv.DictReader(f))
+    names = {}
+    for line, e in enumerate(entries, start=2):
+        target, category = int(e["target"]), e["category"]
+        if names.setdefault(target, category) != category:
+            raise ManifestError(f"{meta}:{line}: target {target} is {category!r} here and {names[target]!r} before")
+    classes = [names[t] for t in sorted(names)]  # ordered by ESC-50's target index
+    rows = []
+    for e in entries:
+        clip_id = Path(e["filename"]).stem
+        clip_fold = int(e["fold"])
+        split = "test" if clip_fold == fold else hash_split(clip_id, {"val": val_fraction})
+        rows.append({"clip_id": clip_id, "path": str((root / "audio" / e["filename"]).resolve()),
+                     "labels": [e["category"]], "split": split, "fold": clip_fold})
+    return rows, classes

@@ -1,0 +1,157 @@
+"""Each supported dataset layout, built tiny (odd sample rates, stereo, multi-label), through prepare and features."""
+import copy
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline import layout
+from pipeline.features import extract_features
+from pipeline.manifest import ManifestError, read_classes, read_manifest
+from pipeline.prepare import prepare
+from pipeline.stores import FeatureStore
+
+from .conftest import ESC50
+
+
+def write_clip(path, seconds=1.0, sample_rate=16000, channels=1, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sf.write(path, (0.1 * rng.standard_normal((int(seconds * sample_rate), channels))).astype(np.float32), sample_rate)
+
+
+def run_prepare(repo_params, monkeypatch, tmp_path, **data) -> tuple[list, list[str], dict]:
+    params = copy.deepcopy(repo_params)
+    params["data"].update(data)
+    work = tmp_path / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    prepare(params)
+    classes = read_classes(layout.CLASSES)
+    return read_manifest(layout.MANIFEST, classes), classes, params
+
+
+def make_esc50(root, folds=5, classes=("dog", "rain", "crow")):
+    rows = []
+    for fold in range(1, folds + 1):
+        for target, category in enumerate(classes):
+            for take in "AB":
+                name = f"{fold}-{100 + target}-{take}-{target}.wav"
+                # odd rates and channel counts on purpose: the features stage resamples and downmixes
+                write_clip(root / "audio" / name, 0.5, (44100, 22050, 16000)[target], 1 + target % 2, seed=len(rows))
+                rows.append({"filename": name, "fold": fold, "target": target, "category": category,
+                             "esc10": "False", "src_file": 100 + target, "take": take})
+    (root / "meta").mkdir(parents=True)
+    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_esc50_folds_labels_and_train_only_statistics(repo_params, monkeypatch, tmp_path):
+    make_esc50(tmp_path / "esc50")
+    clips, classes, params = run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(tmp_path / "esc50"),
+                                         fold=2)
+    assert classes == ["dog", "rain", "crow"]  # ESC-50's target order, not alphabetical
+    assert len(clips) == 30
+    assert {c.clip_id.split("-")[0] for c in clips if c.split == "test"} == {"2"}
+    assert sum(c.split == "test" for c in clips) == 6
+    assert {c.split for c in clips if not c.clip_id.startswith("2-")} <= {"train", "val"}
+    assert all(c.labels == (classes[int(c.clip_id.rsplit("-", 1)[1])],) for c in clips)
+    with open(layout.MANIFEST, newline="") as f:
+        assert {row["fold"] for row in csv.DictReader(f)} == {"1", "2", "3", "4", "5"}
+
+    cfg = {**params["features"], "target_frames": 60, "clips_per_shard": 8}
+    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, cfg, multi_label=False)
+    store = FeatureStore(layout.FEATURES)
+    train = store.features[:][store.split == "train"].astype(np.float64)
+    assert store.mean == pytest.approx(train.mean(), rel=1e-6) and store.std == pytest.approx(train.std(), rel=1e-4)
+    assert (store.group["num_frames"][:] == 48).all()  # 0.5 s at any input rate -> 8000 samples at 16 kHz
+    np.testing.assert_array_equal(store.labels.sum(axis=1), 1)
+
+
+def test_esc50_rejects_a_fold_that_does_not_exist(repo_params, monkeypatch, tmp_path):
+    make_esc50(tmp_path / "esc50", folds=1)
+    with pytest.raises(ManifestError, match="test fold must be one of"):
+        run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(tmp_path / "esc50"), fold=7)
+
+
+@pytest.mark.skipif(not ESC50.exists(), reason="ESC-50 not present")
+def test_the_real_esc50(repo_params, monkeypatch, tmp_path):
+    clips, classes, _ = run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(ESC50), fold=3)
+    assert len(clips) == 2000 and len(classes) == 50 and classes[0] == "dog"
+    assert sum(c.split == "test" for c in clips) == 400 and all(c.path.is_file() for c in clips[:50])
+
+
+def test_fsd50k_multi_label_with_its_own_splits(repo_params, monkeypatch, tmp_path):
+    root = tmp_path / "fsd50k"
+    truth = root / "FSD50K.ground_truth"
+    truth.mkdir(parents=True)
+    (truth / "vocabulary.csv").write_text("0,Bark,/m/05tny_\n1,Rain,/m/06mb1\n2,Speech,/m/09x0r\n")
+    (truth / "dev.csv").write_text('fname,labels,mids,split\n11,"Bark,Speech","/m/05tny_,/m/09x0r",train\n'
+                                   '12,Rain,/m/06mb1,train\n13,Speech,/m/09x0r,val\n')
+    (truth / "eval.csv").write_text('fname,labels,mids\n21,"Rain,Bark","/m/06mb1,/m/05tny_"\n')
+    for name, rate in (("dev_audio/11", 44100), ("dev_audio/12", 16000), ("dev_audio/13", 32000), ("eval_audio/21", 8000)):
+        write_clip(root / f"FSD50K.{name}.wav", 0.3, rate)
+    clips, classes, params = run_prepare(repo_params, monkeypatch, tmp_path, source="fsd50k", root=str(root),
+                                         multi_label=True)
+    assert classes == ["Bark", "Rain", "Speech"]
+    assert [(c.clip_id, c.labels, c.split) for c in clips] == [
+        ("dev/11", ("Bark", "Speech"), "train"), ("dev/12", ("Rain",), "train"), ("dev/13", ("Speech",), "val"),
+        ("eval/21", ("Rain", "Bark"), "test")]
+    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES,
+                     {**params["features"], "target_frames": 40, "clips_per_shard": 2}, multi_label=True)
+    np.testing.assert_array_equal(FeatureStore(layout.FEATURES).labels, [[1, 0, 1], [0, 1, 0], [0, 0, 1], [1, 1, 0]])
+
+
+def test_fsd50k_is_refused_as_single_label(repo_params, monkeypatch, tmp_path):
+    root = tmp_path / "fsd50k"
+    (root / "FSD50K.ground_truth").mkdir(parents=True)
+    (root / "FSD50K.ground_truth" / "vocabulary.csv").write_text("0,Bark,/m/a\n1,Rain,/m/b\n")
+    (root / "FSD50K.ground_truth" / "dev.csv").write_text('fname,labels,mids,split\n1,"Bark,Rain","/m/a,/m/b",train\n')
+    (root / "FSD50K.ground_truth" / "eval.csv").write_text("fname,labels,mids\n")
+    with pytest.raises(ManifestError, match="2 labels, but data.multi_label is false"):
+        run_prepare(repo_params, monkeypatch, tmp_path, source="fsd50k", root=str(root), multi_label=False)
+
+
+def test_audioset_ast_data_files(repo_params, monkeypatch, tmp_path):
+    root = tmp_path / "audioset"
+    for name in ("a", "b", "c", "d"):
+        write_clip(root / "wav" / f"{name}.wav", 0.3, 48000, 2)
+    (root / "class_labels_indices.csv").write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/04rlf,"Music"\n'
+                                                   '2,/m/0jbk,"Animal, pets"\n')
+    train = {"data": [{"wav": "wav/a.wav", "labels": "/m/09x0r,/m/0jbk"}, {"wav": "wav/b.wav", "labels": "/m/04rlf"},
+                      {"wav": "wav/c.wav", "labels": "/m/04rlf"}]}
+    (root / "train.json").write_text(json.dumps(train))
+    (root / "eval.json").write_text(json.dumps({"data": [{"wav": str(root / "wav/d.wav"), "labels": "/m/0jbk"}]}))
+    files = {"train": str(root / "train.json"), "val": None, "test": str(root / "eval.json"),
+             "class_index": str(root / "class_labels_indices.csv")}
+    clips, classes, _ = run_prepare(repo_params, monkeypatch, tmp_path, source="audioset", audioset=files,
+                                    multi_label=True, split={"val": 0.5, "test": 0.0})
+    assert classes == ["Speech", "Music", "Animal, pets"]
+    assert [c.labels for c in clips] == [("Speech", "Animal, pets"), ("Music",), ("Music",), ("Animal, pets",)]
+    assert clips[3].split == "test" and {c.split for c in clips[:3]} <= {"train", "val"}
+    assert all(c.path.is_file() for c in clips)
+
+    train["data"].append({"wav": "wav/a.wav", "labels": "/m/nothere"})
+    (root / "train.json").write_text(json.dumps(train))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError, match=r"train.json: entry 3 .* labels \['/m/nothere'\]"):
+        run_prepare(repo_params, monkeypatch, tmp_path / "again", source="audioset", audioset=files, multi_label=True)
+
+
+def test_folder_per_class(repo_params, monkeypatch, tmp_path):
+    root = tmp_path / "mine"
+    for label, names in {"cat": ["c1", "c2", "both"], "dog": ["d1", "both"]}.items():
+        for name in names:
+            write_clip(root / label / f"{name}.flac", 0.4, 22050)
+    (root / "dog" / "notes.txt").write_text("not audio")
+    clips, classes, _ = run_prepare(repo_params, monkeypatch, tmp_path, source="folders", root=str(root),
+                                    multi_label=True)
+    assert classes == ["cat", "dog"]
+    assert {c.clip_id: c.labels for c in clips} == {"c1": ("cat",), "c2": ("cat",), "both": ("cat", "dog"),
+                                                    "d1": ("dog",)}
+    with pytest.raises(ManifestError, match="both.flac: 2 labels"):
+        run_prepare(repo_params, monkeypatch, tmp_path / "single", source="folders", root=str(root))
