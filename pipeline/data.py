@@ -25,7 +25,7 @@ class BatchDataset(Dataset):
         return len(self.batches)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        rows = self.batches[i]
+        rows = np.sort(self.batches[i])  # neighbouring clips share shards; the order within a batch is irrelevant
         batch = {
             "rows": torch.from_numpy(rows),
             "x": torch.from_numpy(read_rows(self.features, rows)),  # float16 [B, frames, mel_bins]
