@@ -17,8 +17,8 @@ from rich.progress import track
 
 from . import layout
 from .checkpoint import check_trained_on, file_sha256, load_checkpoint
-from .data import batches_of, loader
-from .inference import device
+from .data import batches_of
+from .inference import device, predict_batches
 from .stores import FeatureStore
 from .zarr_writer import ResumableStore, block_ranges
 
@@ -50,16 +50,14 @@ def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, 
             batches.append(rows)
             owner.append(b)
     done_batches = {b: [] for b in pending}
-    with torch.no_grad():
-        for i, batch in enumerate(track(loader(store, batches, num_workers=num_workers, pin_memory=dev.type == "cuda"),
-                                        total=len(batches), description=f"teacher logits ({n} clips)")):
-            b = owner[i]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                done_batches[b].append(model(store.normalize(batch["x"].to(dev, non_blocking=True))).float())
-            if i + 1 == len(batches) or owner[i + 1] != b:
-                start, end = blocks[b]
-                group["logits"][start:end] = torch.cat(done_batches.pop(b)).cpu().numpy()
-                writer.mark_done(group, b)
+    logits = predict_batches(model, store, batches, num_workers)
+    for i, batch_logits in enumerate(track(logits, total=len(batches), description=f"teacher logits ({n} clips)")):
+        b = owner[i]
+        done_batches[b].append(batch_logits)
+        if i + 1 == len(batches) or owner[i + 1] != b:
+            start, end = blocks[b]
+            group["logits"][start:end] = torch.cat(done_batches.pop(b)).cpu().numpy()
+            writer.mark_done(group, b)
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
                         "features": str(store.path), "teacher": teacher, "multi_label": store.multi_label,
                         "created_by": "cmkd dump_logits"})

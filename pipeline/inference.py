@@ -13,15 +13,18 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@torch.no_grad()
+def predict_batches(model: nn.Module, store: FeatureStore, batches: list[np.ndarray], num_workers: int = 0):
+    """Logits [len(batch), classes] on the model's device for each batch of rows, all read by one loader."""
+    model.eval()
+    dev = next(model.parameters()).device
+    for batch in loader(store, batches, num_workers=num_workers, pin_memory=dev.type == "cuda"):
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            logits = model(store.normalize(batch["x"].to(dev, non_blocking=True))).float()
+        yield logits  # outside the autocast block, so the consumer's code does not run under it
+
+
 def predict(model: nn.Module, store: FeatureStore, rows: np.ndarray, batch_size: int,
             num_workers: int = 0) -> np.ndarray:
     """Logits [len(rows), classes] in the order of `rows` (which must be increasing)."""
-    model.eval()
-    dev = next(model.parameters()).device
-    out = []
-    for batch in loader(store, batches_of(rows, batch_size, shuffle=False), num_workers=num_workers,
-                        pin_memory=dev.type == "cuda"):
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            out.append(model(store.normalize(batch["x"].to(dev, non_blocking=True))).float().cpu())
-    return torch.cat(out).numpy()
+    batches = batches_of(rows, batch_size, shuffle=False)
+    return torch.cat([logits.cpu() for logits in predict_batches(model, store, batches, num_workers)]).numpy()
