@@ -6,9 +6,10 @@ one input format. Paths are relative to the manifest's folder; labels are class 
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from .datasets import hash_split
 
 COLUMNS = ("clip_id", "path", "labels", "split", "fold")  # fold: the dataset's own fold number, or empty
 SPLITS = ("train", "val", "test")
@@ -95,12 +96,7 @@ def import_manifest(source: Path, classes_file: Path | None, split_fractions: di
     for row in rows:
         path = (source.parent / row["path"]).resolve()
         clip_id = row.get("clip_id") or str(Path(row["path"]).with_suffix(""))
-        split = row.get("split") or _hash_split(clip_id, split_fractions)
+        split = row.get("split") or hash_split(clip_id, split_fractions)
         out_rows.append({"clip_id": clip_id, "path": str(path), "labels": row["labels"].split(";"), "split": split})
     write_manifest(Path(out_dir) / "manifest.csv", out_rows, classes)
     read_manifest(Path(out_dir) / "manifest.csv", classes)  # validate now: labels, splits, duplicate ids
-
-
-def _hash_split(clip_id: str, fractions: dict) -> str:
-    u = int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 2**32
-    return "test" if u < fractions["test"] else "val" if u < fractions["test"] + fractions["val"] else "train"
