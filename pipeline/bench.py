@@ -169,7 +169,7 @@ def make_teacher(name: str, store: FeatureStore, path: Path) -> Path:
     save_checkpoint(path, model, role="teacher", architecture=name, model_config=cfg,
                     num_classes=len(store.classes), num_frames=store.num_frames,
                     num_mel_bins=store.features.shape[2], classes=store.classes,
-                    features_fingerprint=store.fingerprint, note="random weights, made by cmkd bench")
+                    features_fingerprint=store.fingerprint, run="main", note="random weights, made by cmkd bench")
     return path
 
 

@@ -50,5 +50,8 @@ def check_trained_on(ckpt: dict, path: Path, store) -> None:
 
     if ckpt["features_fingerprint"] != store.fingerprint:
         raise StoreMismatchError(f"{path} was trained on another feature store than {store.path}")
+    if ckpt.get("run", "main") != store.run:
+        raise StoreMismatchError(f"{path} was trained in run {ckpt.get('run', 'main')!r}, not {store.run!r}: "
+                                 f"its training clips may be this run's test clips")
     if ckpt["classes"] != store.classes:
         raise StoreMismatchError(f"{path} predicts other classes than {store.path} holds")

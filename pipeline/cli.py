@@ -15,6 +15,13 @@ console = Console()
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="the params file", exists=True, dir_okay=False)
 
 
+RUN = typer.Option(None, "--run", "-r", help="which run (main, fold1, ...); default: the first of params `runs`")
+
+
+def _run(run: str | None, params: dict) -> str:
+    return run or params["runs"][0]
+
+
 def _role(role: str) -> str:
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
@@ -40,33 +47,36 @@ def features(params: Path = PARAMS):
 
 @app.command()
 def train(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
-          params: Path = PARAMS):
+          params: Path = PARAMS, run: str = RUN):
     """Train the teacher, the CMKD student (from cached predictions) or the no-KD baseline."""
     from .train import train as train_role
 
-    console.print(train_role(role, load_params(params)))
+    p = load_params(params)
+    console.print(train_role(role, p, _run(run, p)))
 
 
 @app.command()
-def evaluate(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline")):
-    """Test-split metrics of data/<role>/checkpoint.pt into data/<role>/metrics.json."""
+def evaluate(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
+             params: Path = PARAMS, run: str = RUN):
+    """Test-split metrics of data/runs/<run>/<role>/checkpoint.pt into data/metrics/<run>/<role>.json."""
     from .evaluate import evaluate as evaluate_role
 
-    console.print(evaluate_role(role))
+    console.print(evaluate_role(role, _run(run, load_params(params))))
 
 
 @app.command()
-def dump(params: Path = PARAMS):
-    """The frozen teacher's logits for every clip into data/teacher_predictions.zarr (resumable)."""
+def dump(params: Path = PARAMS, run: str = RUN):
+    """The frozen teacher's logits for every clip into data/runs/<run>/teacher_predictions.zarr (resumable)."""
     from .dump import dump_logits
 
     p = load_params(params)
-    dump_logits(p["dump"]["batch_size"], p["dump"]["clips_per_shard"], num_workers=p["dump"]["num_workers"])
+    dump_logits(p["dump"]["batch_size"], p["dump"]["clips_per_shard"], run=_run(run, p),
+                num_workers=p["dump"]["num_workers"])
 
 
 @app.command()
 def report(params: Path = PARAMS):
-    """Compare teacher, baseline and student in data/report.md."""
+    """Compare teacher, baseline and student, per run and averaged, in data/report.md and report.json."""
     from .report import write_report
 
     console.print(write_report(load_params(params)))

@@ -23,11 +23,11 @@ from .stores import FeatureStore
 from .zarr_writer import ResumableStore, block_ranges
 
 
-def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, out: Path = None,
+def dump_logits(batch_size: int, clips_per_shard: int, run: str = "main", checkpoint: Path = None, out: Path = None,
                 num_workers: int = 0) -> None:
-    checkpoint = Path(checkpoint or layout.checkpoint("teacher"))
-    out = Path(out or layout.PREDICTIONS)
-    store = FeatureStore(layout.FEATURES)
+    checkpoint = Path(checkpoint or layout.checkpoint("teacher", run))
+    out = Path(out or layout.predictions(run))
+    store = FeatureStore(layout.FEATURES, run)
     dev = device()
     model, ckpt = load_checkpoint(checkpoint, dev)
     check_trained_on(ckpt, checkpoint, store)
@@ -36,7 +36,7 @@ def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, 
                "architecture": ckpt["architecture"], "model_config": ckpt["model_config"]}
     n, c = len(store.clip_ids), len(store.classes)
     blocks = block_ranges(n, clips_per_shard)
-    fingerprint = hashlib.sha256(json.dumps([teacher["checkpoint_sha256"], store.fingerprint]).encode()).hexdigest()
+    fingerprint = hashlib.sha256(json.dumps([teacher["checkpoint_sha256"], store.fingerprint, run]).encode()).hexdigest()
     writer = ResumableStore(out, fingerprint, len(blocks))
     group, fresh = writer.open()
     if fresh:
@@ -59,6 +59,6 @@ def dump_logits(batch_size: int, clips_per_shard: int, checkpoint: Path = None, 
             group["logits"][start:end] = torch.cat(done_batches.pop(b)).cpu().numpy()
             writer.mark_done(group, b)
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
-                        "features": str(store.path), "teacher": teacher, "multi_label": store.multi_label,
+                        "features": str(store.path), "run": run, "teacher": teacher, "multi_label": store.multi_label,
                         "created_by": "cmkd dump_logits"})
     writer.commit(group)

@@ -4,10 +4,12 @@ Store layout (one row per clip, in manifest order):
   features   float16 [clips, frames, mel_bins]  raw log-mel, chunk = one clip, shard = `clips_per_shard` clips
   labels     uint8   [clips, classes]           multi-hot
   clip_ids   str     [clips]
-  split      str     [clips]                    train / val / test
+  split      str     [clips]                    the manifest's train / val / test
+  fold       int16   [clips]                    the dataset's own fold, 0 if none (runs foldK, pipeline/runs.py)
   num_frames int32   [clips]                    frames before padding or cropping
-  attrs: classes, multi_label, mean, std (train split only; the model sees (x - mean) / (2 std)),
-         feature params, fbank (which implementation: Kaldi per clip on the CPU, batched on a GPU), fingerprint (of manifest, classes and params), created_by
+  clip_stats float64 [clips, 2]                 sum and sum of squares of each clip's features, so that any run's
+                                                normalisation statistics come from its own training clips
+  attrs: classes, multi_label, feature params, fbank (which implementation: Kaldi per clip on the CPU, batched on a GPU), fingerprint (of manifest, classes and params), created_by
 """
 from __future__ import annotations
 
@@ -97,14 +99,15 @@ def fingerprint(manifest: Path, classes: list[str], cfg: dict, multi_label: bool
 
 def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg: dict,
                  device: torch.device | None) -> None:
-    """One Dask task: fbank for one shard's clips, written with one call, then its train-split sums recorded."""
+    """One Dask task: fbank for one shard's clips, written with one call, with each clip's sums for the statistics."""
     torch.set_num_threads(1)  # parallelism comes from Dask workers, not intra-op threads
     group = zarr.open_group(partial, mode="r+")
     block_feats, frames = block_features(clips, cfg, device)
-    group["features"][start : start + len(clips)] = block_feats
-    group["num_frames"][start : start + len(clips)] = frames
-    train = block_feats[[clip.split == "train" for clip in clips]].astype(np.float64)
-    group["_stats"][block] = [train.sum(), (train**2).sum(), train.size]
+    end = start + len(clips)
+    group["features"][start:end] = block_feats
+    group["num_frames"][start:end] = frames
+    as64 = block_feats.astype(np.float64)
+    group["clip_stats"][start:end] = np.stack([as64.sum(axis=(1, 2)), (as64**2).sum(axis=(1, 2))], axis=1)
     ResumableStore.mark_done(group, block)
 
 
@@ -131,7 +134,7 @@ def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, m
         group.create_array("features", shape=(n, frames, bins), chunks=(1, frames, bins),
                            shards=(shard, frames, bins), dtype="float16")
         group.create_array("num_frames", shape=(n,), chunks=(shard,), dtype="int32")
-        group.create_array("_stats", shape=(len(blocks), 3), chunks=(1, 3), dtype="float64")
+        group.create_array("clip_stats", shape=(n, 2), chunks=(shard, 2), dtype="float64")
         labels = np.zeros((n, len(classes)), dtype=np.uint8)
         index = {c: i for i, c in enumerate(classes)}
         for row, clip in enumerate(clips):
@@ -139,6 +142,7 @@ def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, m
         group.create_array("labels", data=labels, chunks=(min(n, 65536), len(classes)))
         group.create_array("clip_ids", data=np.array([c.clip_id for c in clips], dtype=np.dtypes.StringDType()))
         group.create_array("split", data=np.array([c.split for c in clips], dtype=np.dtypes.StringDType()))
+        group.create_array("fold", data=np.array([c.fold for c in clips], dtype=np.int16))
 
     pending = writer.pending(group)
     device = fbank_device(cfg)
@@ -154,17 +158,9 @@ def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, m
     finally:
         torch.set_num_threads(threads)
 
-    total, total_sq, count = group["_stats"][:].sum(axis=0)
-    if count == 0:
-        raise ValueError(f"{manifest}: no clips in the train split; normalisation statistics need some")
-    mean = total / count
-    std = float(np.sqrt(max(total_sq / count - mean**2, 1e-12)))
-    del group["_stats"]
     group.attrs.update({
         "classes": classes,
         "multi_label": multi_label,
-        "mean": float(mean),
-        "std": std,
         "feature_params": {k: cfg[k] for k in FBANK_PARAM_KEYS},
         # both agree within 1e-3 (tests/test_batched_fbank.py); recorded so that a store says how it was made
         "fbank": "torchaudio.compliance.kaldi.fbank" if device is None else f"pipeline.batched_fbank on {device}",

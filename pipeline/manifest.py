@@ -25,6 +25,7 @@ class Clip:
     path: Path        # absolute, resolved against the manifest's folder
     labels: tuple[str, ...]
     split: str
+    fold: int = 0     # the dataset's own fold (ESC-50: 1..5), 0 when it has none
 
 
 def write_manifest(path: Path, rows: list[dict], classes: list[str]) -> None:
@@ -66,8 +67,11 @@ def read_manifest(path: Path, classes: list[str]) -> list[Clip]:
                 raise ManifestError(f"{where}: split {row['split']!r} is not one of {SPLITS}")
             if row["clip_id"] in seen:
                 raise ManifestError(f"{where}: duplicate clip id {row['clip_id']!r}")
+            fold = (row.get("fold") or "0").strip()
+            if not fold.isdigit():
+                raise ManifestError(f"{where}: fold {fold!r} is not a whole number")
             seen.add(row["clip_id"])
-            clips.append(Clip(row["clip_id"], (path.parent / row["path"]).resolve(), labels, row["split"]))
+            clips.append(Clip(row["clip_id"], (path.parent / row["path"]).resolve(), labels, row["split"], int(fold)))
     if not clips:
         raise ManifestError(f"{path}: no clips")
     return clips
@@ -76,7 +80,8 @@ def read_manifest(path: Path, classes: list[str]) -> list[Clip]:
 def import_manifest(source: Path, classes_file: Path | None, split_fractions: dict, out_dir: Path) -> None:
     """Bring a user's manifest into the pipeline's form at out_dir/manifest.csv and out_dir/classes.txt.
 
-    The source CSV needs `path` and `labels` (';'-separated class names); `clip_id` defaults to the path without
+    The source CSV needs `path` and `labels` (';'-separated class names), and may have `fold` (for runs foldK,
+    pipeline/runs.py); `clip_id` defaults to the path without
     its extension and `split` to a stable draw from a hash of the clip id (fractions from params data.split), so
     adding clips never moves existing ones between splits. Paths are resolved against the source's folder and
     written absolute; the audio stays where it is.
@@ -97,6 +102,7 @@ def import_manifest(source: Path, classes_file: Path | None, split_fractions: di
         path = (source.parent / row["path"]).resolve()
         clip_id = row.get("clip_id") or str(Path(row["path"]).with_suffix(""))
         split = row.get("split") or hash_split(clip_id, split_fractions)
-        out_rows.append({"clip_id": clip_id, "path": str(path), "labels": row["labels"].split(";"), "split": split})
+        out_rows.append({"clip_id": clip_id, "path": str(path), "labels": row["labels"].split(";"), "split": split,
+                         "fold": row.get("fold") or ""})
     write_manifest(Path(out_dir) / "manifest.csv", out_rows, classes)
     read_manifest(Path(out_dir) / "manifest.csv", classes)  # validate now: labels, splits, duplicate ids

@@ -29,7 +29,7 @@ def prepare(params: dict) -> None:
     if source in ("esc50", "fsd50k", "folders") and not data.get("root"):
         raise ValueError(f"params.yaml: data.source is {source!r} but data.root names no folder")
     if source == "esc50":
-        rows, classes = esc50.read(Path(data["root"]), int(data["fold"]), data["split"]["val"])
+        rows, classes = esc50.read(Path(data["root"]), data["split"]["val"])
     elif source == "fsd50k":
         rows, classes = fsd50k.read(Path(data["root"]))
     elif source == "audioset":

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import zarr
 
+from .runs import run_split
+
 
 class StoreMismatchError(ValueError):
     pass
@@ -29,9 +31,10 @@ def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
 
 
 class FeatureStore:
-    """Read access to the store written by the features stage (layout in pipeline/features.py)."""
+    """Read access to the store written by the features stage (layout in pipeline/features.py), seen through one
+    run (pipeline/runs.py): `split` and the normalisation statistics are that run's."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, run: str = "main"):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: feature store not found (run the features stage)")
@@ -39,9 +42,17 @@ class FeatureStore:
         attrs = self.group.attrs
         self.classes: list[str] = list(attrs["classes"])
         self.multi_label: bool = bool(attrs["multi_label"])
-        self.mean: float = float(attrs["mean"])
-        self.std: float = float(attrs["std"])
         self.fingerprint: str = attrs["fingerprint"]
+        self.run = run
+        self.split = run_split(run, self.group["split"][:], self.group["fold"][:], str(self.path))
+        self.mean, self.std = self.statistics(self.indices("train"))
+
+    def statistics(self, rows: np.ndarray) -> tuple[float, float]:
+        """Mean and std of the features of `rows` (padding included, as the AST recipe computes them)."""
+        sums = self.group["clip_stats"][:][rows].sum(axis=0)
+        count = len(rows) * self.num_frames * self.features.shape[2]
+        mean = sums[0] / count
+        return float(mean), float(np.sqrt(max(sums[1] / count - mean**2, 1e-12)))
 
     @cached_property
     def clip_ids(self) -> np.ndarray:
@@ -52,8 +63,8 @@ class FeatureStore:
         return self.group["labels"][:]
 
     @cached_property
-    def split(self) -> np.ndarray:
-        return self.group["split"][:]
+    def folds(self) -> np.ndarray:
+        return self.group["fold"][:]
 
     @property
     def features(self) -> zarr.Array:
@@ -70,7 +81,9 @@ class FeatureStore:
     def indices(self, split: str) -> np.ndarray:
         rows = np.flatnonzero(self.split == split)
         if len(rows) == 0:
-            raise ValueError(f"{self.path}: no clips in split {split!r}")
+            raise ValueError(f"{self.path}: no clips in split {split!r} of run {self.run!r}"
+                             + (" (a dataset with folds needs runs fold1, fold2, ...)" if self.run == "main"
+                                and self.folds.any() else ""))
         return rows
 
 
@@ -88,6 +101,7 @@ class PredictionStore:
         self.group = zarr.open_group(self.path, mode="r")
         self.classes: list[str] = list(self.group.attrs["classes"])
         self.features_fingerprint: str = self.group.attrs["features_fingerprint"]
+        self.run: str = self.group.attrs["run"]
         self.teacher: dict = dict(self.group.attrs["teacher"])
 
     @property
@@ -110,6 +124,9 @@ class PredictionStore:
             i = _first_difference(list(self.clip_ids), list(features.clip_ids))
             raise StoreMismatchError(f"{where}: clip ids differ in order or content, first at row {i} "
                                      f"({self.clip_ids[i]!r} vs {features.clip_ids[i]!r})")
+        if self.run != features.run:
+            raise StoreMismatchError(f"{where}: its teacher was trained in run {self.run!r}, this is run "
+                                     f"{features.run!r} (its test clips may be another run's training clips)")
         if self.features_fingerprint != features.fingerprint:
             raise StoreMismatchError(f"{where}: made from a feature store with fingerprint "
                                      f"{self.features_fingerprint[:12]}, this one is {features.fingerprint[:12]} "

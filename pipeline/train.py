@@ -38,17 +38,17 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: dict) -> float:
     return warmup * cfg["lr_decay"] ** decays
 
 
-def train(role: str, params: dict) -> dict:
+def train(role: str, params: dict, run: str = "main") -> dict:
     cfg, seed = params["train"], params["seed"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = default_device()
 
-    store = FeatureStore(layout.FEATURES)
+    store = FeatureStore(layout.FEATURES, run)
     multi_label = store.multi_label
     predictions, lam, tau = None, 1.0, 1.0  # lambda = 1: the ground-truth loss alone
     if role == "student":
-        predictions = PredictionStore(layout.PREDICTIONS)
+        predictions = PredictionStore(layout.predictions(run))
         predictions.check_matches(store)  # wrong cache = silently wrong student; refuse instead
         lam, tau = params["distill"]["lambda"], params["distill"]["tau"]
 
@@ -69,12 +69,12 @@ def train(role: str, params: dict) -> dict:
     spec_augment = SpecAugment(cfg["freq_mask"], cfg["time_mask"])
 
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
-    run_id = hashlib.sha256(json.dumps([role, model_cfg, cfg, seed, lam, tau, store.fingerprint,
+    run_id = hashlib.sha256(json.dumps([role, run, model_cfg, cfg, seed, lam, tau, store.fingerprint,
                                         predictions and predictions.teacher], sort_keys=True).encode()).hexdigest()
-    start_epoch, history = resume(layout.resume_state(role), run_id, model, optimizer, scheduler, rng)
+    start_epoch, history = resume(layout.resume_state(role, run), run_id, model, optimizer, scheduler, rng)
 
     with Progress() as progress:
-        bar = progress.add_task(f"train {role} ({model_cfg['name']})", total=epochs * steps_per_epoch,
+        bar = progress.add_task(f"train {role} ({model_cfg['name']}, run {run})", total=epochs * steps_per_epoch,
                                 completed=start_epoch * steps_per_epoch)
         for epoch in range(start_epoch, epochs):
             model.train()
@@ -102,24 +102,24 @@ def train(role: str, params: dict) -> dict:
                             f"val_{key}": value})  # last column: what `dvc plots` draws by default
             progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in history[-1].items()))
-            save_resume_state(layout.resume_state(role), run_id, epoch + 1, history, model, optimizer, scheduler, rng)
+            save_resume_state(layout.resume_state(role, run), run_id, epoch + 1, history, model, optimizer, scheduler, rng)
 
-    out = layout.role_dir(role)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(layout.history(role), "w", newline="") as f:
+    layout.role_dir(role, run).mkdir(parents=True, exist_ok=True)
+    with open(layout.history(role, run), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
     save_checkpoint(
-        layout.checkpoint(role), model,
-        role=role, architecture=architecture(params, role), model_config=model_cfg,
+        layout.checkpoint(role, run), model,
+        role=role, run=run, architecture=architecture(params, role), model_config=model_cfg,
         num_classes=len(store.classes), num_frames=store.num_frames, num_mel_bins=store.features.shape[2],
         classes=store.classes, features_fingerprint=store.fingerprint,
+        normalization={"mean": store.mean, "std": store.std},
         teacher=predictions.teacher if predictions is not None else None,
         distill=params["distill"] if predictions is not None else None,
         train=cfg, seed=seed, history=history,
     )
-    layout.resume_state(role).unlink(missing_ok=True)
+    layout.resume_state(role, run).unlink(missing_ok=True)
     return history[-1]
 
 

@@ -1,4 +1,6 @@
-"""DVC stage `evaluate_baseline`: data/baseline/checkpoint.pt -> data/baseline/metrics.json (test split)."""
+"""DVC stage `evaluate_baseline@<run>`: data/runs/<run>/baseline/checkpoint.pt -> data/metrics/<run>/baseline.json (test split)."""
+import sys
+
 from pipeline.evaluate import evaluate
 
-evaluate("baseline")
+evaluate("baseline", run=sys.argv[1])

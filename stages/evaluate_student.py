@@ -1,4 +1,6 @@
-"""DVC stage `evaluate_student`: data/student/checkpoint.pt -> data/student/metrics.json (test split)."""
+"""DVC stage `evaluate_student@<run>`: data/runs/<run>/student/checkpoint.pt -> data/metrics/<run>/student.json (test split)."""
+import sys
+
 from pipeline.evaluate import evaluate
 
-evaluate("student")
+evaluate("student", run=sys.argv[1])

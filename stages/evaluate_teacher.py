@@ -1,4 +1,6 @@
-"""DVC stage `evaluate_teacher`: data/teacher/checkpoint.pt -> data/teacher/metrics.json (test split)."""
+"""DVC stage `evaluate_teacher@<run>`: data/runs/<run>/teacher/checkpoint.pt -> data/metrics/<run>/teacher.json (test split)."""
+import sys
+
 from pipeline.evaluate import evaluate
 
-evaluate("teacher")
+evaluate("teacher", run=sys.argv[1])

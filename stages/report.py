@@ -1,4 +1,4 @@
-"""DVC stage `report`: data/{teacher,baseline,student}/metrics.json -> data/report.md."""
+"""DVC stage `report`: data/metrics/<run>/*.json for every run in params `runs` -> data/report.md, report.json."""
 from pipeline.params import load_params
 from pipeline.report import write_report
 

@@ -1,5 +1,7 @@
-"""DVC stage `train_baseline`: data/features.zarr -> data/baseline/checkpoint.pt, history.csv."""
+"""DVC stage `train_baseline@<run>`: data/features.zarr -> data/runs/<run>/baseline/checkpoint.pt, history.csv."""
+import sys
+
 from pipeline.params import load_params
 from pipeline.train import train
 
-train("baseline", load_params())
+train("baseline", load_params(), run=sys.argv[1])

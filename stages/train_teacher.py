@@ -1,5 +1,7 @@
-"""DVC stage `train_teacher`: data/features.zarr -> data/teacher/checkpoint.pt, history.csv."""
+"""DVC stage `train_teacher@<run>`: data/features.zarr -> data/runs/<run>/teacher/checkpoint.pt, history.csv."""
+import sys
+
 from pipeline.params import load_params
 from pipeline.train import train
 
-train("teacher", load_params())
+train("teacher", load_params(), run=sys.argv[1])

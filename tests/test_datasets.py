@@ -50,39 +50,50 @@ def make_esc50(root, folds=5, classes=("dog", "rain", "crow")):
         writer.writerows(rows)
 
 
-def test_esc50_folds_labels_and_train_only_statistics(repo_params, monkeypatch, tmp_path):
+def test_esc50_folds_labels_and_per_run_train_only_statistics(repo_params, monkeypatch, tmp_path):
     make_esc50(tmp_path / "esc50")
-    clips, classes, params = run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(tmp_path / "esc50"),
-                                         fold=2)
+    clips, classes, params = run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(tmp_path / "esc50"))
     assert classes == ["dog", "rain", "crow"]  # ESC-50's target order, not alphabetical
     assert len(clips) == 30
-    assert {c.clip_id.split("-")[0] for c in clips if c.split == "test"} == {"2"}
-    assert sum(c.split == "test" for c in clips) == 6
-    assert {c.split for c in clips if not c.clip_id.startswith("2-")} <= {"train", "val"}
+    assert [c.fold for c in clips] == [int(c.clip_id.split("-")[0]) for c in clips]
+    assert {c.split for c in clips} <= {"train", "val"}  # the test set is chosen by the run, not the manifest
     assert all(c.labels == (classes[int(c.clip_id.rsplit("-", 1)[1])],) for c in clips)
-    with open(layout.MANIFEST, newline="") as f:
-        assert {row["fold"] for row in csv.DictReader(f)} == {"1", "2", "3", "4", "5"}
 
     cfg = {**params["features"], "target_frames": 60, "clips_per_shard": 8}
     extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, cfg, multi_label=False)
-    store = FeatureStore(layout.FEATURES)
-    train = store.features[:][store.split == "train"].astype(np.float64)
-    assert store.mean == pytest.approx(train.mean(), rel=1e-6) and store.std == pytest.approx(train.std(), rel=1e-4)
+    everything = FeatureStore(layout.FEATURES, "fold1").features[:].astype(np.float64)
+    for fold in (1, 2, 5):
+        store = FeatureStore(layout.FEATURES, f"fold{fold}")
+        ids = np.array([c.clip_id for c in clips])
+        assert {i.split("-")[0] for i in ids[store.split == "test"]} == {str(fold)}
+        assert sum(store.split == "test") == 6 and not (store.split[store.folds != fold] == "test").any()
+        val = np.array([c.split == "val" for c in clips])
+        np.testing.assert_array_equal(store.split == "val", val & (store.folds != fold))
+        train = everything[store.split == "train"]  # this run's training clips alone
+        assert store.mean == pytest.approx(train.mean(), rel=1e-6) and store.std == pytest.approx(train.std(), rel=1e-4)
+    assert FeatureStore(layout.FEATURES, "fold1").mean != FeatureStore(layout.FEATURES, "fold2").mean
     assert (store.group["num_frames"][:] == 48).all()  # 0.5 s at any input rate -> 8000 samples at 16 kHz
     np.testing.assert_array_equal(store.labels.sum(axis=1), 1)
+    with pytest.raises(ValueError, match="has no clips in fold 7"):
+        FeatureStore(layout.FEATURES, "fold7")
+    with pytest.raises(ValueError, match="no clips in split 'test' of run 'main' \\(a dataset with folds needs runs"):
+        FeatureStore(layout.FEATURES, "main").indices("test")
 
 
 def test_esc50_rejects_a_fold_that_does_not_exist(repo_params, monkeypatch, tmp_path):
     make_esc50(tmp_path / "esc50", folds=1)
-    with pytest.raises(ManifestError, match="test fold must be one of"):
-        run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(tmp_path / "esc50"), fold=7)
+    meta = tmp_path / "esc50" / "meta" / "esc50.csv"
+    meta.write_text(meta.read_text().replace("1-100-A-0.wav,1,", "1-100-A-0.wav,7,"))
+    with pytest.raises(ManifestError, match="1-100-A-0.wav is in fold 7"):
+        run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(tmp_path / "esc50"))
 
 
 @pytest.mark.skipif(not ESC50.exists(), reason="ESC-50 not present")
 def test_the_real_esc50(repo_params, monkeypatch, tmp_path):
-    clips, classes, _ = run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(ESC50), fold=3)
+    clips, classes, _ = run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(ESC50))
     assert len(clips) == 2000 and len(classes) == 50 and classes[0] == "dog"
-    assert sum(c.split == "test" for c in clips) == 400 and all(c.path.is_file() for c in clips[:50])
+    assert [sum(c.fold == k for c in clips) for k in range(1, 6)] == [400] * 5
+    assert all(c.path.is_file() for c in clips[:50])
 
 
 def test_fsd50k_multi_label_with_its_own_splits(repo_params, monkeypatch, tmp_path):

@@ -96,14 +96,13 @@ def test_features_resume_skips_finished_blocks(tiny_workspace, tmp_path):
     writer = ResumableStore(out, fingerprint(manifest, read_classes(classes), cfg, False), num_blocks=4)
     group, fresh = writer.open()
     assert fresh
-    for name in ("labels", "clip_ids", "split"):
+    for name in ("labels", "clip_ids", "split", "fold"):
         group.create_array(name, data=complete[name][:])
     group.create_array("features", data=complete["features"][:], chunks=(1, 100, 128), shards=(16, 100, 128))
     group.create_array("num_frames", data=complete["num_frames"][:], chunks=(16,))
-    group.create_array("_stats", shape=(4, 3), chunks=(1, 3), dtype="float64")
+    group.create_array("clip_stats", shape=(64, 2), chunks=(16, 2), dtype="float64")
     group["features"][:16] = 7.0
-    train0 = np.array([s == "train" for s in complete["split"][:16]])
-    group["_stats"][0] = [7.0 * 12800 * train0.sum(), 49.0 * 12800 * train0.sum(), 12800 * train0.sum()]
+    group["clip_stats"][:16] = np.tile([7.0 * 12800, 49.0 * 12800], (16, 1))
     writer.mark_done(group, 0)
 
     extract_features(manifest, classes, out, cfg, multi_label=False)

@@ -26,7 +26,7 @@ def test_both_directions(in_workspace, teacher, student):
     for role in ("teacher", "student", "baseline"):
         evaluate(role)
 
-    ckpt = {role: torch.load(layout.checkpoint(role), weights_only=True) for role in ("teacher", "student", "baseline")}
+    ckpt = {role: torch.load(layout.checkpoint(role, "main"), weights_only=True) for role in ("teacher", "student", "baseline")}
     assert ckpt["teacher"]["architecture"] == teacher
     assert ckpt["student"]["architecture"] == student == ckpt["baseline"]["architecture"]
     assert ckpt["student"]["teacher"]["architecture"] == teacher  # provenance of the targets it learned from
@@ -35,15 +35,15 @@ def test_both_directions(in_workspace, teacher, student):
     assert len(history) == 2 and all(h["train_kd_loss"] > 0 for h in history)
     assert all(h["train_kd_loss"] == 0 for h in ckpt["baseline"]["history"])
     report = write_report(params)
-    assert f"**{teacher} -> {student}**" in report
-    assert json.loads(layout.metrics("student").read_text())["architecture"] == student
+    assert f"**{teacher} (" in report and f") -> {student} (" in report
+    assert json.loads(layout.metrics("student", "main").read_text())["architecture"] == student
 
 
 def test_predictions_are_aligned_with_features(in_workspace):
     _, params = in_workspace
     train("teacher", params)
     dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
-    features, predictions = FeatureStore(layout.FEATURES), PredictionStore(layout.PREDICTIONS)
+    features, predictions = FeatureStore(layout.FEATURES), PredictionStore(layout.predictions("main"))
     np.testing.assert_array_equal(predictions.clip_ids, features.clip_ids)
     assert predictions.logits.shape == (len(features.clip_ids), len(features.classes))
     assert predictions.features_fingerprint == features.fingerprint
@@ -52,7 +52,7 @@ def test_predictions_are_aligned_with_features(in_workspace):
 
 def _tampered_copy(tmp_path, change):
     """A copy of the prediction store with one thing changed."""
-    source = zarr.open_group(layout.PREDICTIONS, mode="r")
+    source = zarr.open_group(layout.predictions("main"), mode="r")
     copy = zarr.open_group(tmp_path / "predictions.zarr", mode="w")
     copy.attrs.update(dict(source.attrs))
     clip_ids, logits = source["clip_ids"][:], source["logits"][:]
@@ -94,8 +94,8 @@ def test_student_refuses_mismatched_cache(in_workspace, tmp_path, change, messag
     with pytest.raises(StoreMismatchError, match=message):
         tampered.check_matches(FeatureStore(layout.FEATURES))
     # and the student stage itself refuses the store it finds at data/teacher_predictions.zarr
-    shutil.rmtree(layout.PREDICTIONS)
-    shutil.copytree(tmp_path / "predictions.zarr", layout.PREDICTIONS)
+    shutil.rmtree(layout.predictions("main"))
+    shutil.copytree(tmp_path / "predictions.zarr", layout.predictions("main"))
     with pytest.raises(StoreMismatchError, match=message):
         train("student", params)
 
@@ -137,7 +137,7 @@ def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, tim
                         num_classes=9, num_frames=300, num_mel_bins=128)
     params["models"][arch]["pretrained"] = str(tmp_path / "weights.pth")
     train("teacher", params)
-    assert torch.load(layout.checkpoint("teacher"), weights_only=True)["model_config"]["pretrained"].endswith("weights.pth")
+    assert torch.load(layout.checkpoint("teacher", "main"), weights_only=True)["model_config"]["pretrained"].endswith("weights.pth")
 
 
 @pytest.mark.parametrize("arch,config", [

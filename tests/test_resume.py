@@ -12,7 +12,7 @@ from pipeline.train import train
 
 
 def _weights(role):
-    return torch.load(layout.checkpoint(role), weights_only=True)
+    return torch.load(layout.checkpoint(role, "main"), weights_only=True)
 
 
 def test_training_resumes_after_sigkill(in_workspace):
@@ -20,20 +20,20 @@ def test_training_resumes_after_sigkill(in_workspace):
     params["models"]["cnn"]["epochs"] = 6
     train("teacher", params)
     uninterrupted = _weights("teacher")
-    assert not layout.resume_state("teacher").exists()  # removed once training ends
+    assert not layout.resume_state("teacher", "main").exists()  # removed once training ends
 
     (root / "params_resume.yaml").write_text(yaml.safe_dump(params))
-    layout.checkpoint("teacher").unlink()
+    layout.checkpoint("teacher", "main").unlink()
     child = subprocess.Popen([sys.executable, "-c", "from pipeline.params import load_params; "
                               "from pipeline.train import train; train('teacher', load_params('params_resume.yaml'))"],
                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not layout.resume_state("teacher").exists() and child.poll() is None and time.monotonic() < deadline:
+    while not layout.resume_state("teacher", "main").exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL, "training finished before it could be killed"
-    saved_epoch = torch.load(layout.resume_state("teacher"), weights_only=True)["epoch"]
-    assert 1 <= saved_epoch < 6 and not layout.checkpoint("teacher").exists()
+    saved_epoch = torch.load(layout.resume_state("teacher", "main"), weights_only=True)["epoch"]
+    assert 1 <= saved_epoch < 6 and not layout.checkpoint("teacher", "main").exists()
 
     train("teacher", params)  # picks up after `saved_epoch`
     resumed = _weights("teacher")

@@ -1,7 +1,7 @@
 """Readers for the datasets' own layouts. Each returns manifest rows (clip_id, absolute path, labels, split, fold)
 and the ordered class list; `pipeline.prepare` writes them as data/raw/manifest.csv and classes.txt.
 
-  esc50     meta/esc50.csv + audio/: 50 classes, 5 official folds; `data.fold` is the held-out test fold
+  esc50     meta/esc50.csv + audio/: 50 classes, 5 official folds; runs fold1..fold5 hold each out in turn
   fsd50k    FSD50K.ground_truth/{dev,eval,vocabulary}.csv + FSD50K.{dev,eval}_audio/: 200 classes, multi-label,
             the official train/val split of dev, eval as test
   audioset  the AST recipe's data files: JSON {"data": [{"wav", "labels": "mid,mid"}]} per split plus the class

@@ -1,7 +1,8 @@
 """ESC-50 in its official layout: meta/esc50.csv (filename, fold, target, category, ...) and audio/.
 
-The AST recipe trains on four folds and tests on the fifth, five times. Here `fold` is the test fold; a stable
-`val_fraction` of the training folds' clips is held out for monitoring (not for picking checkpoints).
+The AST recipe trains on four folds and tests on the fifth, five times: params `runs: [fold1, ..., fold5]`
+(pipeline/runs.py). Every clip keeps its official fold; a stable `val_fraction` of the clips is marked `val` and is
+held out of training for monitoring (not for picking checkpoints) in every run where it is not the test fold.
 """
 from __future__ import annotations
 
@@ -14,13 +15,11 @@ from . import hash_split
 FOLDS = (1, 2, 3, 4, 5)
 
 
-def read(root: Path, fold: int, val_fraction: float = 0.1) -> tuple[list[dict], list[str]]:
+def read(root: Path, val_fraction: float = 0.1) -> tuple[list[dict], list[str]]:
     root = Path(root)
     meta = root / "meta" / "esc50.csv"
     if not meta.is_file():
         raise ManifestError(f"{meta}: not found (ESC-50's official layout has meta/esc50.csv and audio/)")
-    if fold not in FOLDS:
-        raise ManifestError(f"ESC-50 test fold must be one of {FOLDS}, got {fold!r}")
     with open(meta, newline="") as f:
         entries = list(csv.DictReader(f))
     names = {}
@@ -33,7 +32,9 @@ def read(root: Path, fold: int, val_fraction: float = 0.1) -> tuple[list[dict], 
     for e in entries:
         clip_id = Path(e["filename"]).stem
         clip_fold = int(e["fold"])
-        split = "test" if clip_fold == fold else hash_split(clip_id, {"val": val_fraction})
+        if clip_fold not in FOLDS:
+            raise ManifestError(f"{meta}: {e['filename']} is in fold {clip_fold}, ESC-50 has folds {FOLDS}")
+        split = hash_split(clip_id, {"val": val_fraction})
         rows.append({"clip_id": clip_id, "path": str((root / "audio" / e["filename"]).resolve()),
                      "labels": [e["category"]], "split": split, "fold": clip_fold})
     return rows, classes
