@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .ensemble import Ensemble
 from .models import create_model
 
 TRAINING_KEYS = ("lr", "epochs", "pretrained")  # model-config keys for training, not for building the network
@@ -29,10 +30,18 @@ def save_checkpoint(path: Path, model: nn.Module, **meta) -> None:
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model from the config stored in the checkpoint (not from params.yaml) and load its weights."""
+    """Rebuild the model from the config stored in the checkpoint (not from params.yaml) and load its weights.
+
+    A checkpoint saved with `ensemble` weights (train.ensemble_last) loads as the Ensemble of those epochs' models.
+    """
     ckpt = torch.load(path, map_location=device, weights_only=True)
-    model = build_model(ckpt["model_config"], ckpt["num_classes"], ckpt["num_frames"], ckpt["num_mel_bins"])
-    model.load_state_dict(ckpt["model"])
+
+    def build(weights: dict) -> nn.Module:
+        model = build_model(ckpt["model_config"], ckpt["num_classes"], ckpt["num_frames"], ckpt["num_mel_bins"])
+        model.load_state_dict(weights)
+        return model
+
+    model = Ensemble([build(w) for w in ckpt["ensemble"]]) if ckpt.get("ensemble") else build(ckpt["model"])
     return model.to(device).eval(), ckpt
 
 

@@ -102,6 +102,23 @@ def bench(size: str = typer.Option("cpu", help="tiny | cpu (small models, 500 fr
 
 
 @app.command()
+def preset(name: str = typer.Argument(..., help="esc50 | fsd50k | audioset (pipeline/presets)"),
+           root: Path = typer.Option(None, help="the dataset's folder in its official layout (sets data.root)"),
+           params: Path = PARAMS):
+    """Switch params.yaml to a paper recipe in place (comments and other values kept); then run `dvc repro`."""
+    from .presets import apply, load_preset
+
+    overrides = load_preset(name)
+    if root is not None:
+        if not root.is_dir():
+            raise typer.BadParameter(f"{root}: not a folder", param_hint="--root")
+        overrides.setdefault("data", {})["root"] = str(root)
+    apply(params, overrides)
+    console.print(f"{params}: the {name} recipe is set ({', '.join(sorted(overrides))}); `git diff {params}` shows "
+                  f"what changed, `dvc repro` runs it")
+
+
+@app.command()
 def models():
     """List the registered model names."""
     from .models import list_models

@@ -36,6 +36,12 @@ class BatchDataset(Dataset):
         return batch
 
 
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """PSLA's balanced sampling: a clip's weight is the sum over its labels of 1000 / (that label's count + 0.01)."""
+    per_class = 1000.0 / (labels.sum(axis=0).astype(np.float64) + 0.01)
+    return labels.astype(np.float64) @ per_class
+
+
 def batches_of(rows: np.ndarray, batch_size: int, shuffle: bool, generator: np.random.Generator | None = None,
                drop_last: bool = False) -> list[np.ndarray]:
     rows = generator.permutation(rows) if shuffle else rows

@@ -21,7 +21,8 @@ from rich.progress import Progress
 from . import layout
 from .augment import SpecAugment, mixup
 from .checkpoint import build_model, save_checkpoint
-from .data import batches_of, loader
+from .data import balanced_weights, batches_of, loader
+from .ensemble import WeightAverage
 from .inference import device as default_device, predict
 from .losses import cmkd_loss, teacher_targets
 from .metrics import compute_metrics, headline
@@ -62,6 +63,10 @@ def train(role: str, params: dict, run: str = "main") -> dict:
     model = model.to(dev)
     step_model = for_training(model, dev, cfg)  # the same weights, maybe channels-last and compiled
     train_rows, val_rows = store.indices("train"), store.indices("val")
+    sampling_weights = None
+    if cfg.get("balanced_sampling"):  # PSLA: rare classes drawn more often, with replacement
+        sampling_weights = balanced_weights(store.labels[train_rows])
+        sampling_weights /= sampling_weights.sum()
     steps_per_epoch = max(1, len(train_rows) // cfg["batch_size"])
     optimizer = torch.optim.Adam(model.parameters(), lr=model_cfg["lr"], betas=tuple(cfg["betas"]),
                                  weight_decay=cfg["weight_decay"], fused=dev.type == "cuda")
@@ -71,7 +76,10 @@ def train(role: str, params: dict, run: str = "main") -> dict:
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
     run_id = hashlib.sha256(json.dumps([role, run, model_cfg, cfg, seed, lam, tau, store.fingerprint,
                                         predictions and predictions.teacher], sort_keys=True).encode()).hexdigest()
-    start_epoch, history = resume(layout.resume_state(role, run), run_id, model, optimizer, scheduler, rng)
+    start_epoch, history, kept = resume(layout.resume_state(role, run), run_id, model, optimizer, scheduler, rng)
+    # weight averaging and checkpoint ensembles over the last epochs (pipeline/ensemble.py)
+    average_last, ensemble_last = cfg.get("average_last", 0), cfg.get("ensemble_last", 0)
+    averaged, snapshots = WeightAverage(kept.get("averaged")), kept.get("snapshots", [])
 
     with Progress() as progress:
         bar = progress.add_task(f"train {role} ({model_cfg['name']}, run {run})", total=epochs * steps_per_epoch,
@@ -79,7 +87,9 @@ def train(role: str, params: dict, run: str = "main") -> dict:
         for epoch in range(start_epoch, epochs):
             model.train()
             started, sums, seen = time.perf_counter(), torch.zeros(3, device=dev), 0
-            batches = batches_of(train_rows, cfg["batch_size"], shuffle=True, generator=rng, drop_last=True)
+            epoch_rows = (rng.choice(train_rows, len(train_rows), p=sampling_weights) if sampling_weights is not None
+                          else rng.permutation(train_rows))
+            batches = batches_of(epoch_rows, cfg["batch_size"], shuffle=False, drop_last=True)
             for batch in loader(store, batches, predictions, cfg["num_workers"], pin_memory=dev.type == "cuda"):
                 x = store.normalize(batch["x"].to(dev, non_blocking=True))
                 y = batch["y"].to(dev, non_blocking=True)
@@ -102,7 +112,20 @@ def train(role: str, params: dict, run: str = "main") -> dict:
                             f"val_{key}": value})  # last column: what `dvc plots` draws by default
             progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in history[-1].items()))
-            save_resume_state(layout.resume_state(role, run), run_id, epoch + 1, history, model, optimizer, scheduler, rng)
+            if epoch >= epochs - average_last:
+                averaged.add(model.state_dict())
+            if epoch >= epochs - ensemble_last:
+                snapshots.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            save_resume_state(layout.resume_state(role, run), run_id, epoch + 1, history, model, optimizer, scheduler,
+                              rng, kept={"averaged": averaged.state(), "snapshots": snapshots})
+
+    weight_average = None
+    if average_last:
+        model.load_state_dict(averaged.average(model.state_dict()))
+        val_logits = predict(model, store, val_rows, cfg["batch_size"], cfg["num_workers"])
+        key, value = headline(compute_metrics(val_logits, store.labels[val_rows], multi_label))
+        weight_average = {"epochs": averaged.count, f"val_{key}": value}
+        print(f"{role}: weights averaged over the last {averaged.count} epochs, val {key} {value:.4g}")
 
     layout.role_dir(role, run).mkdir(parents=True, exist_ok=True)
     with open(layout.history(role, run), "w", newline="") as f:
@@ -118,6 +141,7 @@ def train(role: str, params: dict, run: str = "main") -> dict:
         teacher=predictions.teacher if predictions is not None else None,
         distill=params["distill"] if predictions is not None else None,
         train=cfg, seed=seed, history=history,
+        weight_average=weight_average, ensemble=snapshots or None,
     )
     layout.resume_state(role, run).unlink(missing_ok=True)
     return history[-1]
@@ -158,8 +182,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, sp
     return torch.stack([loss, gt, kd]).detach()
 
 
-def save_resume_state(path, run_id, epoch, history, model, optimizer, scheduler, rng) -> None:
-    state = {"run_id": run_id, "epoch": epoch, "history": history, "model": model.state_dict(),
+def save_resume_state(path, run_id, epoch, history, model, optimizer, scheduler, rng, kept: dict | None = None) -> None:
+    state = {"run_id": run_id, "epoch": epoch, "history": history, "kept": kept or {}, "model": model.state_dict(),
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -170,14 +194,17 @@ def save_resume_state(path, run_id, epoch, history, model, optimizer, scheduler,
     tmp.replace(path)
 
 
-def resume(path, run_id, model, optimizer, scheduler, rng) -> tuple[int, list[dict]]:
-    """Restore model, optimizer, scheduler and RNG states from `path`; returns (first epoch to run, history)."""
+def resume(path, run_id, model, optimizer, scheduler, rng) -> tuple[int, list[dict], dict]:
+    """Restore model, optimizer, scheduler and RNG states from `path`.
+
+    Returns (first epoch to run, history, what the run kept across epochs: weight sums and ensemble snapshots).
+    """
     if not path.exists():
-        return 0, []
+        return 0, [], {}
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state["run_id"] != run_id:  # made by a run with other params or inputs: start over
         path.unlink()
-        return 0, []
+        return 0, [], {}
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -186,4 +213,4 @@ def resume(path, run_id, model, optimizer, scheduler, rng) -> tuple[int, list[di
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     print(f"resuming {path.parent.name} after epoch {state['epoch']} from {path}")
-    return state["epoch"], state["history"]
+    return state["epoch"], state["history"], state.get("kept", {})

@@ -65,13 +65,13 @@ def test_resume_restores_state_only_for_the_same_run(tmp_path):
     rng.bit_generator.state = state
 
     other = fresh()
-    assert resume(path, "run-b", *other, np.random.default_rng(0)) == (0, [])  # other params or inputs
+    assert resume(path, "run-b", *other, np.random.default_rng(0)) == (0, [], {})  # other params or inputs
     assert not path.exists()
 
     save_resume_state(path, "run-a", 3, [{"epoch": 3}], model, optimizer, scheduler, rng)
     torch.manual_seed(123)
     restored, restored_rng = fresh(), np.random.default_rng(0)
-    assert resume(path, "run-a", *restored, restored_rng) == (3, [{"epoch": 3}])
+    assert resume(path, "run-a", *restored, restored_rng) == (3, [{"epoch": 3}], {})
     assert torch.equal(restored[0].weight, model.weight)
     assert restored[1].state_dict()["state"][0]["step"] == 1 and restored[2].last_epoch == 1
     np.testing.assert_array_equal(restored_rng.permutation(10), expected_draw)

@@ -1,0 +1,72 @@
+"""Recipe pieces: balanced sampling weights, weight averaging, checkpoint ensembles, and the presets."""
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline import layout
+from pipeline.checkpoint import load_checkpoint
+from pipeline.data import balanced_weights
+from pipeline.ensemble import Ensemble
+from pipeline.evaluate import evaluate
+from pipeline.presets import apply, available, leaves, load_preset
+from pipeline.train import train
+
+from .conftest import REPO
+
+
+def test_balanced_weights_follow_psla():
+    labels = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 1]], dtype=np.uint8)
+    per_class = 1000 / (np.array([4, 1, 1]) + 0.01)
+    np.testing.assert_allclose(balanced_weights(labels), [per_class[0]] * 3 + [per_class[1], per_class[0] + per_class[2]])
+
+
+def test_weight_average_and_checkpoint_ensemble(in_workspace):
+    _, params = in_workspace
+    params["models"]["cnn"]["epochs"] = 3
+    params["train"].update(average_last=2, ensemble_last=2, balanced_sampling=True)
+    train("teacher", params)
+    ckpt = torch.load(layout.checkpoint("teacher", "main"), weights_only=True)
+    assert ckpt["weight_average"]["epochs"] == 2 and len(ckpt["ensemble"]) == 2
+    for key, value in ckpt["model"].items():  # the saved model is the mean of the last two epochs' weights
+        if value.is_floating_point():
+            expected = (ckpt["ensemble"][0][key].double() + ckpt["ensemble"][1][key].double()) / 2
+            torch.testing.assert_close(value, expected.to(value.dtype))
+    assert not torch.equal(ckpt["ensemble"][0]["head.weight"], ckpt["ensemble"][1]["head.weight"])
+
+    model, _ = load_checkpoint(layout.checkpoint("teacher", "main"))
+    assert isinstance(model, Ensemble) and len(model.members) == 2
+    x = torch.randn(3, 100, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), (model.members[0](x) + model.members[1](x)) / 2)
+    assert 0 <= evaluate("teacher")["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("name", available())
+def test_presets_rewrite_params_in_place(tmp_path, name):
+    assert name in ("esc50", "fsd50k", "audioset")
+    original = (REPO / "params.yaml").read_text()
+    target = tmp_path / "params.yaml"
+    target.write_text(original)
+    overrides = load_preset(name)
+    overrides["data"]["root"] = "/datasets/x"
+    result = apply(target, overrides)
+    assert yaml.safe_load(target.read_text()) == result
+    for key, value in leaves(overrides).items():
+        node = result
+        for part in key:
+            node = node[part]
+        assert node == value, key
+    comments = lambda text: [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
+    assert comments(target.read_text()) == comments(original)  # every comment kept
+    unchanged = {k: v for k, v in leaves(yaml.safe_load(original)).items() if k not in leaves(overrides)
+                 and not any(k[: len(o)] == o for o in leaves(overrides))}
+    assert all(v == leaves(result)[k] for k, v in unchanged.items())
+
+
+def test_preset_refuses_a_key_params_does_not_have(tmp_path):
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text())
+    with pytest.raises(KeyError, match="train.no_such_knob"):
+        apply(target, {"train": {"no_such_knob": 1}})
+    assert target.read_text() == (REPO / "params.yaml").read_text()
