@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from .ensemble import Ensemble
 from .models import create_model
+from .provenance import code_version
 
 TRAINING_KEYS = ("lr", "epochs", "pretrained")  # model-config keys for training, not for building the network
 
@@ -25,7 +26,7 @@ def build_model(model_cfg: dict, num_classes: int, num_frames: int, num_mel_bins
 def save_checkpoint(path: Path, model: nn.Module, **meta) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), **meta}, tmp)
+    torch.save({"model": model.state_dict(), "code": code_version(), **meta}, tmp)
     tmp.replace(path)  # never leave a half-written checkpoint under the final name
 
 

@@ -42,7 +42,8 @@ def features(params: Path = PARAMS):
     from .features import extract_features
 
     p = load_params(params)
-    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, p["features"], p["data"]["multi_label"])
+    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, p["features"], p["data"]["multi_label"],
+                     skipped_list=layout.SKIPPED)
 
 
 @app.command()
@@ -99,6 +100,23 @@ def bench(size: str = typer.Option("cpu", help="tiny | cpu (small models, 500 fr
     report = run_bench(size, out, workdir, compile, overrides=overrides)
     print_table(report, console)
     console.print(f"figures written to {out}")
+
+
+@app.command()
+def inspect(path: Path = typer.Argument(..., help="a feature store, prediction store, checkpoint or metrics file"),
+            clip: str = typer.Option(None, help="also show this clip: its features and the teacher's top predictions"),
+            as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")):
+    """Audit an artifact: shapes, chunking, size, value statistics, classes, provenance; for cached predictions
+    also the teacher's metrics recomputed from the cache, its calibration and the classes it confuses most."""
+    import json
+
+    from .audit import inspect_path, render
+
+    report = inspect_path(path, clip)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        render(report, console)
 
 
 @app.command()

@@ -15,10 +15,12 @@ from .stores import FeatureStore, PredictionStore, read_rows
 
 
 class BatchDataset(Dataset):
-    def __init__(self, store: FeatureStore, batches: list[np.ndarray], predictions: PredictionStore | None = None):
+    def __init__(self, store: FeatureStore, batches: list[np.ndarray], predictions: PredictionStore | None = None,
+                 cache_rows: np.ndarray | None = None):
         self.features = store.features
         self.labels = store.labels
         self.logits = predictions.logits if predictions is not None else None
+        self.cache_rows = cache_rows  # feature row -> cache row, -1 where the clip is not cached
         self.batches = batches
 
     def __len__(self) -> int:
@@ -32,7 +34,12 @@ class BatchDataset(Dataset):
             "y": torch.from_numpy(self.labels[rows].astype(np.float32)),
         }
         if self.logits is not None:
-            batch["teacher_logits"] = torch.from_numpy(read_rows(self.logits, rows).astype(np.float32))
+            where = rows if self.cache_rows is None else self.cache_rows[rows]
+            cached = where >= 0
+            logits = np.zeros((len(rows), self.logits.shape[1]), dtype=np.float32)
+            logits[cached] = read_rows(self.logits, where[cached])
+            batch["teacher_logits"] = torch.from_numpy(logits)
+            batch["has_teacher"] = torch.from_numpy(cached)
         return batch
 
 
@@ -50,8 +57,9 @@ def batches_of(rows: np.ndarray, batch_size: int, shuffle: bool, generator: np.r
 
 
 def loader(store: FeatureStore, batches: list[np.ndarray], predictions: PredictionStore | None = None,
-           num_workers: int = 0, pin_memory: bool = False, prefetch_batches: int = 4) -> DataLoader:
+           num_workers: int = 0, pin_memory: bool = False, prefetch_batches: int = 4,
+           cache_rows: np.ndarray | None = None) -> DataLoader:
     """Batches in the order of `batches`; with workers, `prefetch_batches` per worker are read ahead."""
-    return DataLoader(BatchDataset(store, batches, predictions), batch_size=None, shuffle=False,
+    return DataLoader(BatchDataset(store, batches, predictions, cache_rows), batch_size=None, shuffle=False,
                       num_workers=num_workers, pin_memory=pin_memory,
                       prefetch_factor=prefetch_batches if num_workers else None)

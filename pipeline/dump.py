@@ -19,6 +19,7 @@ from . import layout
 from .checkpoint import check_trained_on, file_sha256, load_checkpoint
 from .data import batches_of
 from .inference import device, predict_batches
+from .provenance import code_version
 from .stores import FeatureStore
 from .zarr_writer import ResumableStore, block_ranges
 
@@ -60,5 +61,5 @@ def dump_logits(batch_size: int, clips_per_shard: int, run: str = "main", checkp
             writer.mark_done(group, b)
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
                         "features": str(store.path), "run": run, "teacher": teacher, "multi_label": store.multi_label,
-                        "created_by": "cmkd dump_logits"})
+                        "created_by": "cmkd dump_logits", "code": code_version()})
     writer.commit(group)

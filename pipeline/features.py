@@ -13,6 +13,7 @@ Store layout (one row per clip, in manifest order):
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from functools import lru_cache
@@ -26,9 +27,10 @@ import zarr
 from dask.callbacks import Callback
 from rich.progress import Progress
 
-from .audio import load_audio
+from .audio import AudioError, load_audio
 from .batched_fbank import BatchedFbank, pad_batch
 from .manifest import Clip, read_classes, read_manifest
+from .provenance import code_version
 from .zarr_writer import ResumableStore, block_ranges
 
 FBANK_PARAM_KEYS = ("sample_rate", "num_mel_bins", "frame_shift_ms", "frame_length_ms", "target_frames")
@@ -53,10 +55,41 @@ def pad_or_crop(feats: torch.Tensor, target_frames: int) -> torch.Tensor:
     return feats[:target_frames]
 
 
-def clip_features(clip: Clip, cfg: dict) -> tuple[np.ndarray, int]:
-    wave = load_audio(clip.path, cfg["sample_rate"])
+def clip_audio(clip: Clip, cfg: dict) -> torch.Tensor:
+    """The clip's waveform, decoded up to 4x what `target_frames` uses (longer clips are cropped anyway; the
+    waveform mean the recipe subtracts is then the mean of the decoded part)."""
+    needed_ms = (cfg["target_frames"] - 1) * cfg["frame_shift_ms"] + cfg["frame_length_ms"]
+    return load_audio(clip.path, cfg["sample_rate"], max_seconds=4 * needed_ms / 1000,
+                      min_samples=int(cfg["sample_rate"] * cfg["frame_length_ms"] / 1000))
+
+
+def clip_features(clip: Clip, cfg: dict, wave: torch.Tensor | None = None) -> tuple[np.ndarray, int]:
+    wave = clip_audio(clip, cfg) if wave is None else wave
     feats = fbank(wave, cfg["sample_rate"], cfg["num_mel_bins"], cfg["frame_shift_ms"], cfg["frame_length_ms"])
     return pad_or_crop(feats, cfg["target_frames"]).numpy().astype(np.float16), feats.shape[0]
+
+
+def load_block(clips: list[Clip], cfg: dict) -> tuple[list[torch.Tensor | None], list[str]]:
+    """Each clip's waveform, or None and the reason when it cannot be used and features.on_error is skip."""
+    skip = on_error(cfg) == "skip"
+    waves, reasons = [], []
+    for clip in clips:
+        try:
+            waves.append(clip_audio(clip, cfg))
+            reasons.append("")
+        except AudioError as e:
+            if not skip:
+                raise
+            waves.append(None)
+            reasons.append(str(e))
+    return waves, reasons
+
+
+def on_error(cfg: dict) -> str:
+    choice = cfg.get("on_error", "fail")
+    if choice not in ("fail", "skip"):
+        raise ValueError(f"features.on_error must be fail or skip, got {choice!r}")
+    return choice
 
 
 def fbank_device(cfg: dict) -> torch.device | None:
@@ -78,22 +111,32 @@ def _batched_fbank(device: str, sample_rate: int, num_mel_bins: int, shift: floa
     return BatchedFbank(sample_rate, num_mel_bins, shift, length).to(device)
 
 
-def block_features(clips: list[Clip], cfg: dict, device: torch.device | None) -> tuple[np.ndarray, np.ndarray]:
-    """Features [clips, target_frames, mel_bins] float16 and frames before padding or cropping, for one block."""
+def block_features(clips: list[Clip], cfg: dict, device: torch.device | None
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features [clips, target_frames, mel_bins] float16, frames before padding or cropping, and the reason each
+    clip was skipped ("" if it was not; a skipped clip's features are zeros) for one block."""
+    waves, reasons = load_block(clips, cfg)
+    feats = np.zeros((len(clips), cfg["target_frames"], cfg["num_mel_bins"]), dtype=np.float16)
+    frames = np.zeros(len(clips), dtype=np.int32)
+    good = [i for i, wave in enumerate(waves) if wave is not None]
+    if not good:
+        return feats, frames, reasons
     if device is None:  # the reference implementation, one clip at a time
-        feats, frames = zip(*(clip_features(clip, cfg) for clip in clips))
-        return np.stack(feats), np.array(frames, dtype=np.int32)
-    waves, lengths = pad_batch([load_audio(clip.path, cfg["sample_rate"]) for clip in clips])
+        for i in good:
+            feats[i], frames[i] = clip_features(clips[i], cfg, waves[i])
+        return feats, frames, reasons
+    batch, lengths = pad_batch([waves[i] for i in good])
     model = _batched_fbank(str(device), cfg["sample_rate"], cfg["num_mel_bins"], cfg["frame_shift_ms"],
                            cfg["frame_length_ms"])
     with torch.no_grad():
-        feats, frames = model(waves.to(device, non_blocking=True), lengths, cfg["target_frames"])
-    return feats.half().cpu().numpy(), frames.cpu().numpy().astype(np.int32)
+        batch_feats, batch_frames = model(batch.to(device, non_blocking=True), lengths, cfg["target_frames"])
+    feats[good], frames[good] = batch_feats.half().cpu().numpy(), batch_frames.cpu().numpy()
+    return feats, frames, reasons
 
 
 def fingerprint(manifest: Path, classes: list[str], cfg: dict, multi_label: bool) -> str:
     h = hashlib.sha256(Path(manifest).read_bytes())
-    h.update(json.dumps([classes, {k: cfg[k] for k in FBANK_PARAM_KEYS}, multi_label]).encode())
+    h.update(json.dumps([classes, {k: cfg[k] for k in FBANK_PARAM_KEYS}, multi_label, on_error(cfg)]).encode())
     return h.hexdigest()
 
 
@@ -102,10 +145,11 @@ def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg: 
     """One Dask task: fbank for one shard's clips, written with one call, with each clip's sums for the statistics."""
     torch.set_num_threads(1)  # parallelism comes from Dask workers, not intra-op threads
     group = zarr.open_group(partial, mode="r+")
-    block_feats, frames = block_features(clips, cfg, device)
+    block_feats, frames, reasons = block_features(clips, cfg, device)
     end = start + len(clips)
     group["features"][start:end] = block_feats
     group["num_frames"][start:end] = frames
+    group["skipped"][start:end] = np.array(reasons, dtype=np.dtypes.StringDType())
     as64 = block_feats.astype(np.float64)
     group["clip_stats"][start:end] = np.stack([as64.sum(axis=(1, 2)), (as64**2).sum(axis=(1, 2))], axis=1)
     ResumableStore.mark_done(group, block)
@@ -122,7 +166,10 @@ class _RichDaskProgress(Callback):
         self.progress.advance(self.task)
 
 
-def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, multi_label: bool) -> None:
+def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, multi_label: bool,
+                     skipped_list: Path | None = None) -> None:
+    """Write the feature store at `out`; with features.on_error: skip, clips that cannot be used are left out of
+    every split, and `skipped_list` (a CSV: clip_id, path, reason) names them."""
     classes = read_classes(classes_file)
     clips = read_manifest(manifest, classes)
     n, shard = len(clips), cfg["clips_per_shard"]
@@ -143,7 +190,9 @@ def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, m
         group.create_array("clip_ids", data=np.array([c.clip_id for c in clips], dtype=np.dtypes.StringDType()))
         group.create_array("split", data=np.array([c.split for c in clips], dtype=np.dtypes.StringDType()))
         group.create_array("fold", data=np.array([c.fold for c in clips], dtype=np.int16))
+        group.create_array("skipped", shape=(n,), chunks=(shard,), dtype=np.dtypes.StringDType(), fill_value="")
 
+    on_error(cfg)  # refuse a bad value before any work
     pending = writer.pending(group)
     device = fbank_device(cfg)
     tasks = [dask.delayed(_write_block)(writer.partial, b, blocks[b][0], clips[slice(*blocks[b])], cfg, device)
@@ -167,5 +216,21 @@ def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, m
         "fingerprint": writer.fingerprint,
         "manifest": str(manifest),
         "created_by": "cmkd features",
+        "code": code_version(),
     })
+    reasons = group["skipped"][:]
+    if skipped_list is not None:
+        write_skipped(skipped_list, [(clip, reason) for clip, reason in zip(clips, reasons) if reason])
+    if (reasons != "").all():
+        raise AudioError(f"{manifest}: every clip was skipped (see {skipped_list})")
     writer.commit(group)
+
+
+def write_skipped(path: Path, skipped: list[tuple[Clip, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["clip_id", "path", "reason"])
+        writer.writerows([clip.clip_id, str(clip.path), reason] for clip, reason in skipped)
+    if skipped:
+        print(f"{len(skipped)} clips skipped (features.on_error: skip), listed in {path}")

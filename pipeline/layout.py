@@ -2,6 +2,7 @@
 
     data/raw/                      stage prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
     data/features.zarr             stage features: one fbank store for every clip, whatever the run
+    data/skipped.csv               stage features: the clips it left out, and why (features.on_error: skip)
     data/runs/<run>/teacher/       stage train_teacher@<run>: checkpoint.pt, history.csv
     data/runs/<run>/teacher_predictions.zarr   stage dump_logits@<run>: the cached teacher outputs
     data/runs/<run>/student/       stage train_student@<run> (and baseline/, train_baseline@<run>)
@@ -17,6 +18,7 @@ RAW = DATA / "raw"
 MANIFEST = RAW / "manifest.csv"
 CLASSES = RAW / "classes.txt"
 FEATURES = DATA / "features.zarr"
+SKIPPED = DATA / "skipped.csv"           # stage features: clips left out by features.on_error: skip
 METRICS = DATA / "metrics"
 REPORT = DATA / "report.md"
 REPORT_JSON = DATA / "report.json"

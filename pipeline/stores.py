@@ -44,7 +44,8 @@ class FeatureStore:
         self.multi_label: bool = bool(attrs["multi_label"])
         self.fingerprint: str = attrs["fingerprint"]
         self.run = run
-        self.split = run_split(run, self.group["split"][:], self.group["fold"][:], str(self.path))
+        split = run_split(run, self.group["split"][:], self.group["fold"][:], str(self.path))
+        self.split = np.where(self.skipped != "", "skipped", split)  # clips left out by features.on_error: skip
         self.mean, self.std = self.statistics(self.indices("train"))
 
     def statistics(self, rows: np.ndarray) -> tuple[float, float]:
@@ -61,6 +62,11 @@ class FeatureStore:
     @cached_property
     def labels(self) -> np.ndarray:
         return self.group["labels"][:]
+
+    @cached_property
+    def skipped(self) -> np.ndarray:
+        """Why each clip was left out ("" for the clips that were not)."""
+        return self.group["skipped"][:]
 
     @cached_property
     def folds(self) -> np.ndarray:
@@ -112,18 +118,18 @@ class PredictionStore:
     def clip_ids(self) -> np.ndarray:
         return self.group["clip_ids"][:]
 
-    def check_matches(self, features: FeatureStore) -> None:
-        """Refuse a cache made from another feature store, class list or clip order, saying which."""
+    def check_matches(self, features: FeatureStore, train_rows: np.ndarray | None = None,
+                      missing: str = "error") -> np.ndarray:
+        """Refuse a cache made from another feature store, class list, run or clip order, saying which.
+
+        Returns each feature row's row in this cache (-1 where the clip is not cached). A cache may hold a subset
+        of the clips, in the feature store's order; training clips missing from it are an error unless
+        `missing` is "gt_only" (distill.missing), which trains them on the ground-truth loss alone.
+        """
         where = f"{self.path} does not match {features.path}"
         if self.classes != features.classes:
             raise StoreMismatchError(f"{where}: class lists differ ({len(self.classes)} vs {len(features.classes)} "
                                      f"classes; first difference at {_first_difference(self.classes, features.classes)})")
-        if len(self.clip_ids) != len(features.clip_ids):
-            raise StoreMismatchError(f"{where}: {len(self.clip_ids)} cached clips vs {len(features.clip_ids)} clips")
-        if not np.array_equal(self.clip_ids, features.clip_ids):
-            i = _first_difference(list(self.clip_ids), list(features.clip_ids))
-            raise StoreMismatchError(f"{where}: clip ids differ in order or content, first at row {i} "
-                                     f"({self.clip_ids[i]!r} vs {features.clip_ids[i]!r})")
         if self.run != features.run:
             raise StoreMismatchError(f"{where}: its teacher was trained in run {self.run!r}, this is run "
                                      f"{features.run!r} (its test clips may be another run's training clips)")
@@ -131,6 +137,29 @@ class PredictionStore:
             raise StoreMismatchError(f"{where}: made from a feature store with fingerprint "
                                      f"{self.features_fingerprint[:12]}, this one is {features.fingerprint[:12]} "
                                      f"(re-run dump_logits)")
+        if missing not in ("error", "gt_only"):
+            raise ValueError(f"distill.missing must be error or gt_only, got {missing!r}")
+        if np.array_equal(self.clip_ids, features.clip_ids):
+            return np.arange(len(features.clip_ids))
+        row_of = {clip: row for row, clip in enumerate(features.clip_ids)}
+        unknown = [clip for clip in self.clip_ids if clip not in row_of]
+        if unknown:
+            raise StoreMismatchError(f"{where}: {len(unknown)} cached clips are not in the feature store "
+                                     f"(first: {unknown[0]!r})")
+        feature_rows = np.array([row_of[clip] for clip in self.clip_ids], dtype=np.int64)
+        if len(feature_rows) and (np.diff(feature_rows) <= 0).any():
+            i = int(np.flatnonzero(np.diff(feature_rows) <= 0)[0]) + 1
+            raise StoreMismatchError(f"{where}: clip ids differ in order, first at row {i} "
+                                     f"({self.clip_ids[i]!r} vs {features.clip_ids[i]!r})")
+        cache_rows = np.full(len(features.clip_ids), -1, dtype=np.int64)
+        cache_rows[feature_rows] = np.arange(len(feature_rows))
+        rows = np.arange(len(cache_rows)) if train_rows is None else train_rows
+        absent = rows[cache_rows[rows] < 0]
+        if len(absent) and missing == "error":
+            raise StoreMismatchError(f"{where}: {len(absent)} of {len(rows)} training clips are not cached (first: "
+                                     f"{features.clip_ids[absent[0]]!r}); set distill.missing: gt_only to train "
+                                     f"them on the ground-truth loss alone")
+        return cache_rows
 
 
 def _first_difference(a: list, b: list) -> int:

@@ -48,9 +48,11 @@ def train(role: str, params: dict, run: str = "main") -> dict:
     store = FeatureStore(layout.FEATURES, run)
     multi_label = store.multi_label
     predictions, lam, tau = None, 1.0, 1.0  # lambda = 1: the ground-truth loss alone
+    cache_rows = None
     if role == "student":
         predictions = PredictionStore(layout.predictions(run))
-        predictions.check_matches(store)  # wrong cache = silently wrong student; refuse instead
+        # a wrong cache makes a silently wrong student: refuse it instead
+        cache_rows = predictions.check_matches(store, store.indices("train"), params["distill"].get("missing", "error"))
         lam, tau = params["distill"]["lambda"], params["distill"]["tau"]
 
     model_cfg = model_config(params, role)
@@ -90,12 +92,16 @@ def train(role: str, params: dict, run: str = "main") -> dict:
             epoch_rows = (rng.choice(train_rows, len(train_rows), p=sampling_weights) if sampling_weights is not None
                           else rng.permutation(train_rows))
             batches = batches_of(epoch_rows, cfg["batch_size"], shuffle=False, drop_last=True)
-            for batch in loader(store, batches, predictions, cfg["num_workers"], pin_memory=dev.type == "cuda"):
+            for batch in loader(store, batches, predictions, cfg["num_workers"], pin_memory=dev.type == "cuda",
+                                cache_rows=cache_rows):
                 x = store.normalize(batch["x"].to(dev, non_blocking=True))
                 y = batch["y"].to(dev, non_blocking=True)
-                cached = batch["teacher_logits"].to(dev, non_blocking=True) if predictions is not None else None
+                cached = has_teacher = None
+                if predictions is not None:
+                    cached = batch["teacher_logits"].to(dev, non_blocking=True)
+                    has_teacher = batch["has_teacher"].to(dev, non_blocking=True)
                 losses = train_step(step_model, optimizer, scheduler, spec_augment, x, y, cached, lam, tau,
-                                    multi_label, cfg)
+                                    multi_label, cfg, has_teacher=has_teacher)
                 sums += losses * len(x)  # summed on the device: no GPU sync per step
                 seen += len(x)
                 progress.advance(bar)
@@ -159,13 +165,18 @@ def for_training(model: nn.Module, dev: torch.device, cfg: dict) -> nn.Module:
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, spec_augment: nn.Module,
                x: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor | None, lam: float, tau: float,
-               multi_label: bool, cfg: dict, online_teacher: nn.Module | None = None) -> torch.Tensor:
+               multi_label: bool, cfg: dict, online_teacher: nn.Module | None = None,
+               has_teacher: torch.Tensor | None = None) -> torch.Tensor:
     """One optimizer step on a batch already on the device; returns (loss, gt loss, kd loss) without a sync.
 
     Cached teacher logits are targets for the clean clip, mixed by mixup like the labels. An `online_teacher`
     (the paper's way, kept for comparison) instead predicts on the very batch the student sees, augmented.
+    Clips not in the cache (has_teacher False, distill.missing: gt_only) take their labels as the teacher's
+    targets: the KL to the labels has the ground-truth loss's gradient, so they train on L_gt alone.
     """
     teacher = teacher_targets(teacher_logits, tau, multi_label) if teacher_logits is not None else None
+    if teacher is not None and has_teacher is not None:
+        teacher = torch.where(has_teacher[:, None], teacher, y)
     x = spec_augment(x)
     x, (y, teacher) = mixup(x, [y, teacher], cfg["mixup"], cfg["mixup_alpha"])
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda")

@@ -9,7 +9,6 @@ from pipeline.audio import AudioError, load_audio
 from pipeline.features import extract_features, fbank, pad_or_crop
 from pipeline.manifest import ManifestError, read_classes, read_manifest, write_manifest
 from pipeline.stores import FeatureStore
-from pipeline.zarr_writer import ResumableStore
 
 from .conftest import ESC50
 
@@ -80,33 +79,3 @@ def test_feature_store_round_trip(tiny_workspace):
     assert store.mean == pytest.approx(train.mean(), rel=1e-6)
     assert store.std == pytest.approx(train.std(), rel=1e-6)
     assert store.mean != pytest.approx(store.features[:].astype(np.float64).mean(), rel=1e-6)  # train only
-
-
-def test_features_resume_skips_finished_blocks(tiny_workspace, tmp_path):
-    """A killed run leaves <out>.partial; a re-run keeps the blocks it finished and computes only the rest."""
-    root, params = tiny_workspace
-    cfg = params["features"]
-    manifest, classes = root / "data/raw/manifest.csv", root / "data/raw/classes.txt"
-    out = tmp_path / "features.zarr"
-    extract_features(manifest, classes, out, cfg, multi_label=False)
-    # rebuild a partial store where block 0 is done (with marker values) and the rest is not
-    out.rename(tmp_path / "complete.zarr")
-    complete = zarr.open_group(tmp_path / "complete.zarr", mode="r")
-    from pipeline.features import fingerprint
-    writer = ResumableStore(out, fingerprint(manifest, read_classes(classes), cfg, False), num_blocks=4)
-    group, fresh = writer.open()
-    assert fresh
-    for name in ("labels", "clip_ids", "split", "fold"):
-        group.create_array(name, data=complete[name][:])
-    group.create_array("features", data=complete["features"][:], chunks=(1, 100, 128), shards=(16, 100, 128))
-    group.create_array("num_frames", data=complete["num_frames"][:], chunks=(16,))
-    group.create_array("clip_stats", shape=(64, 2), chunks=(16, 2), dtype="float64")
-    group["features"][:16] = 7.0
-    group["clip_stats"][:16] = np.tile([7.0 * 12800, 49.0 * 12800], (16, 1))
-    writer.mark_done(group, 0)
-
-    extract_features(manifest, classes, out, cfg, multi_label=False)
-    resumed = zarr.open_group(out, mode="r")
-    assert (resumed["features"][:16] == 7.0).all()  # block 0 was not recomputed
-    np.testing.assert_array_equal(resumed["features"][16:], complete["features"][16:])
-    assert "_done" not in resumed and not writer.partial.exists()

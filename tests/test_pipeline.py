@@ -80,11 +80,24 @@ def _other_features(group, ids, logits):
     return ids, logits
 
 
+def _other_run(group, ids, logits):
+    group.attrs["run"] = "fold3"
+    return ids, logits
+
+
+def _foreign_clip(group, ids, logits):
+    ids = ids.copy()
+    ids[5] = "not-a-clip"
+    return ids, logits
+
+
 @pytest.mark.parametrize("change,message", [
-    (_reorder, "clip ids differ in order or content, first at row 0"),
-    (_drop_last, "63 cached clips vs 64 clips"),
+    (_reorder, "clip ids differ in order, first at row 1"),
+    (_drop_last, "1 of 64 training clips are not cached .* set distill.missing: gt_only"),
+    (_foreign_clip, "1 cached clips are not in the feature store \\(first: 'not-a-clip'\\)"),
     (_other_classes, "class lists differ"),
     (_other_features, "made from a feature store with fingerprint 000000000000"),
+    (_other_run, "its teacher was trained in run 'fold3', this is run 'main'"),
 ])
 def test_student_refuses_mismatched_cache(in_workspace, tmp_path, change, message):
     _, params = in_workspace
@@ -96,8 +109,47 @@ def test_student_refuses_mismatched_cache(in_workspace, tmp_path, change, messag
     # and the student stage itself refuses the store it finds at data/teacher_predictions.zarr
     shutil.rmtree(layout.predictions("main"))
     shutil.copytree(tmp_path / "predictions.zarr", layout.predictions("main"))
-    with pytest.raises(StoreMismatchError, match=message):
+    with pytest.raises(StoreMismatchError, match=message.replace("1 of 64", "1 of \\d+")):
         train("student", params)
+
+
+def test_clips_missing_from_the_cache_train_on_ground_truth_alone(in_workspace, tmp_path):
+    """distill.missing: gt_only. A clip without a cached prediction takes its label as the KD target, which
+    gives exactly the ground-truth loss's gradient."""
+    from pipeline.train import train_step
+
+    _, params = in_workspace
+    train("teacher", params)
+    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
+    features = FeatureStore(layout.FEATURES)
+    train_rows = features.indices("train")
+    dropped = train_rows[::3]
+    keep = lambda group, ids, logits: (np.delete(ids, dropped), np.delete(logits, dropped, axis=0))
+    partial = _tampered_copy(tmp_path, keep)
+    rows = partial.check_matches(features, train_rows, missing="gt_only")
+    assert (rows[dropped] == -1).all() and (rows >= 0).sum() == 64 - len(dropped)
+    shutil.rmtree(layout.predictions("main"))
+    shutil.copytree(tmp_path / "predictions.zarr", layout.predictions("main"))
+    with pytest.raises(StoreMismatchError, match="training clips are not cached"):
+        train("student", params)
+    params["distill"]["missing"] = "gt_only"
+    assert train("student", params)["train_kd_loss"] > 0
+
+    # one step: a clip without a teacher gets the gradient of lambda * L_gt + (1 - lambda) * L_gt = L_gt
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    x, y = torch.randn(2, 4), torch.eye(3)[[0, 2]]
+    cfg = {"mixup": 0.0, "mixup_alpha": 10.0}
+    grads = []
+    for teacher_logits, has_teacher in ((torch.randn(2, 3), torch.tensor([False, False])), (None, None)):
+        m = torch.nn.Linear(4, 3)
+        m.load_state_dict(model.state_dict())
+        opt = torch.optim.SGD(m.parameters(), lr=0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        train_step(m, opt, sched, torch.nn.Identity(), x, y, teacher_logits, 0.5, 1.0, False, cfg,
+                   has_teacher=has_teacher)
+        grads.append(m.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
 
 
 def test_multi_label_pipeline_reports_map(tmp_path, monkeypatch, repo_params):

@@ -75,3 +75,16 @@ def test_resume_restores_state_only_for_the_same_run(tmp_path):
     assert torch.equal(restored[0].weight, model.weight)
     assert restored[1].state_dict()["state"][0]["step"] == 1 and restored[2].last_epoch == 1
     np.testing.assert_array_equal(restored_rng.permutation(10), expected_draw)
+
+
+def test_same_params_and_seed_give_the_same_model_and_metrics(in_workspace):
+    _, params = in_workspace
+    runs = []
+    for _ in range(2):
+        train("teacher", params)
+        from pipeline.evaluate import evaluate
+        runs.append((_weights("teacher"), evaluate("teacher")))
+    (first, first_metrics), (second, second_metrics) = runs
+    assert first_metrics == second_metrics
+    for key, tensor in first["model"].items():
+        assert torch.equal(tensor, second["model"][key]), key

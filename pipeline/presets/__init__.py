@@ -84,7 +84,7 @@ def _with_comment(new: str, old: str, comment: str | None) -> str:
     if not comment:
         return new
     column = old.index("#", len(old) - len(comment))
-    return new + " " * max(2, column - len(new)) + comment.strip()
+    return new + " " * max(1, column - len(new)) + comment.strip()
 
 
 def _subtree(tree: dict, path: tuple) -> dict:

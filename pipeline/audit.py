@@ -1,0 +1,232 @@
+"""`cmkd inspect PATH`: what an artifact holds and where it came from, as rich tables or JSON.
+
+Recognised: a feature store, a cached-predictions store (both Zarr), a checkpoint (.pt), a metrics or report file
+(.json). Value statistics over a whole store are computed with Dask, one task per shard, so they scale to
+AudioSet-size stores. For cached predictions the teacher's metrics are recomputed from the cache against the
+feature store's labels, with a calibration summary and the classes it confuses most.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import torch
+import zarr
+from rich.console import Console
+from rich.table import Table
+
+from .losses import teacher_targets
+from .metrics import average_precision, compute_metrics
+from .stores import FeatureStore, PredictionStore, read_rows
+
+
+def inspect_path(path: Path, clip: str | None = None) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found")
+    if path.suffix == ".pt":
+        return inspect_checkpoint(path)
+    if path.suffix == ".json":
+        return {"kind": "metrics", "path": str(path), "values": json.loads(path.read_text())}
+    if (path / "zarr.json").is_file():
+        created_by = zarr.open_group(path, mode="r").attrs.get("created_by", "")
+        if created_by == "cmkd features":
+            return inspect_features(path, clip)
+        if created_by == "cmkd dump_logits":
+            return inspect_predictions(path, clip)
+        raise ValueError(f"{path}: a Zarr group, but not one cmkd wrote (created_by={created_by!r})")
+    raise ValueError(f"{path}: not a feature store, prediction store, checkpoint (.pt) or metrics file (.json)")
+
+
+def describe_arrays(group: zarr.Group, root: Path) -> list[dict]:
+    rows = []
+    for name, array in sorted(group.arrays()):
+        on_disk = sum(f.stat().st_size for f in (root / name).rglob("*") if f.is_file())
+        rows.append({"array": name, "shape": list(array.shape), "dtype": str(array.dtype),
+                     "chunks": list(array.chunks), "shards": list(array.shards) if array.shards else None,
+                     "bytes on disk": on_disk, "bytes raw": int(np.prod(array.shape)) * array.dtype.itemsize
+                     if array.dtype.kind in "biuf" else None})
+    return rows
+
+
+def value_stats(array: zarr.Array) -> dict:
+    """Mean, std, min, max and NaN/inf counts over the whole array, one Dask task per shard."""
+    x = da.from_zarr(array, chunks=array.shards or array.chunks).astype(np.float64)
+    finite = da.isfinite(x)
+    mean, std, low, high, nan, inf = da.compute(
+        da.nanmean(da.where(finite, x, np.nan)), da.nanstd(da.where(finite, x, np.nan)),
+        da.nanmin(da.where(finite, x, np.nan)), da.nanmax(da.where(finite, x, np.nan)),
+        da.isnan(x).sum(), da.isinf(x).sum())
+    return {"mean": float(mean), "std": float(std), "min": float(low), "max": float(high),
+            "nan": int(nan), "inf": int(inf)}
+
+
+def _split_counts(store: FeatureStore) -> dict:
+    names, counts = np.unique(store.split, return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts)}
+
+
+def inspect_features(path: Path, clip: str | None = None) -> dict:
+    store = FeatureStore(path)
+    attrs = dict(store.group.attrs)
+    folds = sorted(set(store.folds.tolist()) - {0})
+    out = {
+        "kind": "feature store", "path": str(path),
+        "summary": {"clips": len(store.clip_ids), "classes": len(store.classes), "multi_label": store.multi_label,
+                    "frames": store.num_frames, "mel_bins": store.features.shape[2],
+                    "splits (run main)": _split_counts(store) if not folds else "set by the run",
+                    "folds": folds or None, "skipped clips": int((store.skipped != "").sum()),
+                    "clips cropped": int((store.group["num_frames"][:] > store.num_frames).sum()),
+                    "clips padded": int((store.group["num_frames"][:] < store.num_frames).sum())},
+        "arrays": describe_arrays(store.group, path),
+        "features": value_stats(store.features),
+        "classes": store.classes,
+        "provenance": {k: attrs[k] for k in ("feature_params", "fbank", "fingerprint", "manifest", "code",
+                                             "created_by") if k in attrs},
+    }
+    if clip is not None:
+        out["clip"] = _clip_features(store, clip)
+    return out
+
+
+def _row(store: FeatureStore, clip: str) -> int:
+    rows = np.flatnonzero(store.clip_ids == clip)
+    if len(rows) == 0:
+        raise KeyError(f"{store.path}: no clip {clip!r}")
+    return int(rows[0])
+
+
+def _clip_features(store: FeatureStore, clip: str) -> dict:
+    row = _row(store, clip)
+    x = read_rows(store.features, np.array([row]))[0].astype(np.float64)
+    frames = int(store.group["num_frames"][row])
+    return {"clip_id": clip, "row": row, "split": str(store.split[row]), "fold": int(store.folds[row]),
+            "labels": [store.classes[c] for c in np.flatnonzero(store.labels[row])],
+            "frames before pad/crop": frames, "skipped": str(store.skipped[row]) or None,
+            "mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max()),
+            "mean over time, first 8 mel bins": np.round(x[: max(1, min(frames, store.num_frames))].mean(0)[:8], 3).tolist()}
+
+
+def inspect_predictions(path: Path, clip: str | None = None) -> dict:
+    cache = PredictionStore(path)
+    attrs = dict(cache.group.attrs)
+    store = FeatureStore(Path(attrs["features"]), cache.run)
+    cache_rows = cache.check_matches(store, missing="gt_only")  # refuses a cache that does not belong to it
+    cached = np.flatnonzero(cache_rows >= 0)
+    logits = cache.logits[:]
+    out = {
+        "kind": "cached teacher predictions", "path": str(path),
+        "summary": {"clips": len(cache.clip_ids), "classes": len(cache.classes), "run": cache.run,
+                    "feature store": str(store.path), "matches the feature store": True,
+                    "feature clips not cached": int((cache_rows < 0).sum())},
+        "arrays": describe_arrays(cache.group, path),
+        "logits": value_stats(cache.logits),
+        "provenance": {"teacher": attrs["teacher"], "features_fingerprint": attrs["features_fingerprint"],
+                       "code": attrs.get("code"), "created_by": attrs["created_by"]},
+        "teacher metrics from the cache": {},
+    }
+    labels = store.labels
+    for split in ("train", "val", "test"):
+        rows = cached[store.split[cached] == split]
+        if len(rows):
+            out["teacher metrics from the cache"][split] = {
+                "clips": int(len(rows)), **compute_metrics(logits[cache_rows[rows]], labels[rows], store.multi_label)}
+    test = cached[store.split[cached] == "test"]
+    rows = test if len(test) else cached
+    probs = teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0, store.multi_label).numpy()
+    out["calibration (" + ("test" if len(test) else "all") + " clips)"] = calibration(probs, labels[rows], store.multi_label)
+    out["most confused"] = confusions(probs, labels[rows], store.classes, store.multi_label)
+    if clip is not None:
+        row = _row(store, clip)
+        info = _clip_features(store, clip)
+        if cache_rows[row] >= 0:
+            p = teacher_targets(torch.from_numpy(logits[cache_rows[row]]), 1.0, store.multi_label).numpy()
+            info["teacher top 5"] = [{"class": store.classes[c], "probability": round(float(p[c]), 4)}
+                                     for c in np.argsort(-p)[:5]]
+        else:
+            info["teacher top 5"] = "not cached"
+        out["clip"] = info
+    return out
+
+
+def calibration(probs: np.ndarray, labels: np.ndarray, multi_label: bool, bins: int = 15) -> dict:
+    """Expected calibration error: single-label on the top class, multi-label over every (clip, class) pair."""
+    if multi_label:
+        confidence, correct = probs.ravel(), labels.ravel().astype(bool)
+        hits = correct.astype(np.float64)
+    else:
+        confidence, hits = probs.max(1), (probs.argmax(1) == labels.argmax(1)).astype(np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    ece = sum(abs(hits[which == b].mean() - confidence[which == b].mean()) * (which == b).mean()
+              for b in range(bins) if (which == b).any())
+    return {"ECE": float(ece), "mean confidence": float(confidence.mean()), "mean correctness": float(hits.mean()),
+            "bins": bins}
+
+
+def confusions(probs: np.ndarray, labels: np.ndarray, classes: list[str], multi_label: bool, top: int = 5) -> list[dict]:
+    """Single-label: the most frequent (true -> predicted) mistakes; multi-label: the classes with the lowest AP."""
+    if multi_label:
+        aps = [(average_precision(probs[:, c], labels[:, c]), c) for c in range(len(classes))]
+        aps = sorted((ap, c) for ap, c in aps if not np.isnan(ap))[:top]
+        return [{"class": classes[c], "AP": round(ap, 4), "positives": int(labels[:, c].sum())} for ap, c in aps]
+    truth, guess = labels.argmax(1), probs.argmax(1)
+    pairs, counts = np.unique(np.stack([truth, guess], 1)[truth != guess], axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:top]
+    return [{"true": classes[pairs[i][0]], "predicted": classes[pairs[i][1]], "clips": int(counts[i]),
+             "of true class": int((truth == pairs[i][0]).sum())} for i in order]
+
+
+def inspect_checkpoint(path: Path) -> dict:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    weights = ckpt["model"]
+    floats = [t for t in weights.values() if t.is_floating_point()]
+    history = ckpt.get("history") or []
+    keep = ("role", "run", "architecture", "model_config", "num_classes", "num_frames", "num_mel_bins",
+            "normalization", "features_fingerprint", "teacher", "distill", "train", "seed", "weight_average", "code")
+    return {
+        "kind": "checkpoint", "path": str(path),
+        "summary": {"parameters": sum(t.numel() for t in floats), "tensors": len(weights),
+                    "nan or inf values": int(sum((~torch.isfinite(t)).sum().item() for t in floats)),
+                    "ensemble members": len(ckpt.get("ensemble") or []) or None, "epochs trained": len(history),
+                    "bytes on disk": path.stat().st_size},
+        "provenance": {k: ckpt[k] for k in keep if k in ckpt},
+        "last epoch": history[-1] if history else None,
+        "classes": ckpt.get("classes"),
+    }
+
+
+def render(report: dict, console: Console) -> None:
+    console.print(f"[bold]{report['kind']}[/bold]  {report['path']}")
+    for section, value in report.items():
+        if section in ("kind", "path") or value is None:
+            continue
+        if section == "classes":
+            console.print(f"[bold]classes[/bold] ({len(value)}): " + ", ".join(value[:20])
+                          + (", ..." if len(value) > 20 else ""))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            table = Table(title=section, title_justify="left")
+            for column in value[0]:
+                table.add_column(column)
+            for row in value:
+                table.add_row(*(_cell(v) for v in row.values()))
+            console.print(table)
+        elif isinstance(value, dict):
+            table = Table(title=section, title_justify="left", show_header=False)
+            table.add_column("key", style="bold")
+            table.add_column("value")
+            for key, v in value.items():
+                table.add_row(str(key), _cell(v))
+            console.print(table)
+        else:
+            console.print(f"[bold]{section}[/bold]: {_cell(value)}")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)

@@ -1,0 +1,134 @@
+"""Each kind of bad audio file: a clear error naming the file and the problem (finished shards kept), or with
+features.on_error: skip, the clip left out of every split and listed in the skip list while the run goes on."""
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+import zarr
+
+from pipeline import layout
+from pipeline.audio import AudioError, load_audio
+from pipeline.features import extract_features
+from pipeline.manifest import write_manifest
+from pipeline.stores import FeatureStore
+
+CFG = {"sample_rate": 16000, "num_mel_bins": 128, "frame_shift_ms": 10, "frame_length_ms": 25, "target_frames": 50,
+       "clips_per_shard": 4, "workers": 1, "scheduler": "synchronous", "fbank": "kaldi"}
+
+
+def noise(seconds, rate, channels=1, seed=0):
+    return (0.1 * np.random.default_rng(seed).standard_normal((int(seconds * rate), channels))).astype(np.float32)
+
+
+def truncated(path):
+    sf.write(path, noise(1.0, 16000), 16000)
+    path.write_bytes(path.read_bytes()[:12000])
+
+
+BAD = {  # name -> (how to make it, what the error says)
+    "empty.wav": (lambda p: p.write_bytes(b""), "empty file"),
+    "silent.wav": (lambda p: sf.write(p, np.zeros(16000, np.float32), 16000), "silent"),
+    "truncated.wav": (truncated, "truncated"),
+    "text.wav": (lambda p: p.write_text("id,label\n1,dog\n"), "cannot decode audio"),
+    "short.wav": (lambda p: sf.write(p, noise(0.01, 16000), 16000), "too short"),
+    "nan.wav": (lambda p: sf.write(p, np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT"), "NaN"),
+    "missing.wav": (lambda p: None, "file not found"),
+}
+GOOD = {  # unusual but fine: resampled, downmixed, cropped
+    "stereo.wav": lambda p: sf.write(p, noise(1.0, 16000, channels=2), 16000),
+    "rate8k.flac": lambda p: sf.write(p, noise(1.0, 8000), 8000),
+    "rate44k.wav": lambda p: sf.write(p, noise(0.7, 44100), 44100),
+    "long.flac": lambda p: sf.write(p, noise(120.0, 8000), 8000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_each_bad_file_is_named_with_its_problem(tmp_path, name):
+    make, message = BAD[name]
+    make(tmp_path / name)
+    with pytest.raises(AudioError, match=f"{name}: .*{message}"):
+        load_audio(tmp_path / name, 16000, min_samples=400)
+
+
+def test_odd_but_valid_files_load(tmp_path):
+    for name, make in GOOD.items():
+        make(tmp_path / name)
+        wave = load_audio(tmp_path / name, 16000, max_seconds=2.0)
+        assert wave.ndim == 1 and 0 < len(wave) <= 32000, name
+
+
+def make_dataset(root):
+    """The bad clips first, then odd but valid ones, then plain ones (Dask's local scheduler starts from the last
+    task, so the plain shards are finished before a bad clip stops the run)."""
+    rows = []
+    for name, (make, _) in BAD.items():
+        make(root / name)
+        rows.append({"clip_id": name, "path": name, "labels": ["b"], "split": "train"})
+    for name, make in GOOD.items():
+        make(root / name)
+        rows.append({"clip_id": name, "path": name, "labels": ["a"], "split": "train"})
+    for i in range(10):
+        sf.write(root / f"good{i}.wav", noise(0.6, 16000, seed=i), 16000)
+        rows.append({"clip_id": f"good{i}", "path": f"good{i}.wav", "labels": ["a" if i % 2 else "b"],
+                     "split": ("train", "train", "val", "test")[i % 4]})
+    write_manifest(root / "manifest.csv", rows, ["a", "b"])
+    return rows
+
+
+def test_bad_file_stops_the_run_naming_it_and_keeps_finished_shards(tmp_path):
+    out = tmp_path / "features.zarr"
+    rows = make_dataset(tmp_path)
+    with pytest.raises(AudioError) as error:
+        extract_features(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG, False)
+    name = next(n for n in BAD if f"/{n}: " in str(error.value))  # the first bad clip Dask reached
+    assert BAD[name][1] in str(error.value)
+    partial = tmp_path / "features.zarr.partial"
+    assert not out.exists() and partial.exists()
+    done = np.flatnonzero(zarr.open_group(partial, mode="r")["_done"][:])
+    failed_shard = [r["clip_id"] for r in rows].index(name) // CFG["clips_per_shard"]
+    assert len(done) and failed_shard not in done  # the shards finished before the error are kept
+    written = {b: (partial / f"features/c/{b}/0/0").stat().st_mtime_ns for b in done}
+
+    for name in BAD:  # the user fixes the files, and the run goes on from where it stopped
+        sf.write(tmp_path / name, noise(0.6, 16000, seed=99), 16000)
+    extract_features(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG, False)
+    store = FeatureStore(out)
+    assert (store.skipped == "").all() and len(store.clip_ids) == 21
+    assert all((out / f"features/c/{b}/0/0").stat().st_mtime_ns == t for b, t in written.items())
+
+
+def test_skip_option_lists_bad_files_and_goes_on(tmp_path):
+    rows = make_dataset(tmp_path)
+    out, skipped = tmp_path / "features.zarr", tmp_path / "skipped.csv"
+    extract_features(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, {**CFG, "on_error": "skip"}, False,
+                     skipped_list=skipped)
+    with open(skipped, newline="") as f:
+        listed = {row["clip_id"]: row["reason"] for row in csv.DictReader(f)}
+    assert set(listed) == set(BAD)
+    for name, (_, message) in BAD.items():
+        assert name in listed[name] and message in listed[name]
+    store = FeatureStore(out)
+    ids = list(store.clip_ids)
+    assert len(ids) == len(rows)  # rows stay in manifest order; the bad ones are in no split
+    bad_rows = [ids.index(name) for name in BAD]
+    assert (store.split[bad_rows] == "skipped").all()
+    assert not set(bad_rows) & set(store.indices("train"))
+    good = [i for i in range(len(ids)) if i not in bad_rows]
+    assert (store.split[good] != "skipped").all() and (store.group["num_frames"][good] > 0).all()
+    assert store.group["num_frames"][ids.index("long.flac")] > CFG["target_frames"]  # cropped, not refused
+
+
+def test_skip_on_a_clean_dataset_writes_an_empty_list(in_workspace):
+    root, params = in_workspace
+    out = root / "clean.zarr"
+    extract_features(layout.MANIFEST, layout.CLASSES, out, {**params["features"], "on_error": "skip"}, False,
+                     skipped_list=root / "skipped.csv")
+    assert (root / "skipped.csv").read_text().strip() == "clip_id,path,reason"
+
+
+def test_on_error_must_be_fail_or_skip(in_workspace):
+    root, params = in_workspace
+    with pytest.raises(ValueError, match="on_error must be fail or skip"):
+        extract_features(layout.MANIFEST, layout.CLASSES, root / "x.zarr", {**params["features"], "on_error": "ignore"},
+                         False)
