@@ -68,11 +68,10 @@ def evaluate(role: str = typer.Argument(..., callback=_role, help="teacher, stud
 @app.command()
 def dump(params: Path = PARAMS, run: str = RUN):
     """The frozen teacher's logits for every clip into data/runs/<run>/teacher_predictions.zarr (resumable)."""
-    from .dump import dump_logits
+    from .dump import dump_from_params
 
     p = load_params(params)
-    dump_logits(p["dump"]["batch_size"], p["dump"]["clips_per_shard"], run=_run(run, p),
-                num_workers=p["dump"]["num_workers"])
+    dump_from_params(p, _run(run, p))
 
 
 @app.command()

@@ -7,19 +7,23 @@ import torch.nn as nn
 
 from .data import batches_of, loader
 from .stores import FeatureStore
+from .views import ViewSampler, augmented_input
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def predict_batches(model: nn.Module, store: FeatureStore, batches: list[np.ndarray], num_workers: int = 0):
-    """Logits [len(batch), classes] on the model's device for each batch of rows, all read by one loader."""
+def predict_batches(model: nn.Module, store: FeatureStore, batches: list[np.ndarray], num_workers: int = 0,
+                    views: ViewSampler | None = None, view_choice: list[np.ndarray | None] | None = None):
+    """Logits [len(batch), classes] on the model's device for each batch of rows, all read by one loader; with
+    `views`, of each clip's view `view_choice[i]` (None: the clean clip)."""
     model.eval()
     dev = next(model.parameters()).device
-    for batch in loader(store, batches, num_workers=num_workers, pin_memory=dev.type == "cuda"):
+    for batch in loader(store, batches, num_workers=num_workers, pin_memory=dev.type == "cuda", views=views,
+                        view_choice=view_choice):
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            logits = model(store.normalize(batch["x"].to(dev, non_blocking=True))).float()
+            logits = model(augmented_input(batch, store.normalize, dev)).float()
         yield logits  # outside the autocast block, so the consumer's code does not run under it
 
 

@@ -10,6 +10,7 @@ import torch
 import zarr
 
 from .runs import run_split
+from .views import ViewSampler
 
 
 class StoreMismatchError(ValueError):
@@ -96,9 +97,14 @@ class FeatureStore:
 class PredictionStore:
     """The teacher's cached logits, one row per clip of the feature store it was dumped from.
 
-    Layout: logits float32 [clips, classes] (chunk = one clip, sharded), clip_ids str [clips];
-    attrs: classes, features_fingerprint, teacher (model config and checkpoint sha256), tau-free raw logits.
+    Layout: logits float32 [clips, classes] (the clean clips; chunk = one clip, sharded), clip_ids str [clips];
+    with K augmented views (pipeline/views.py) also view_seeds uint64 [clips, K], view_params float32
+    [clips, K, 7] (what each seed drew, for audit) and either view_logits float32 [clips, K, classes] or, with
+    dump.top_k, view_top_logits float32 and view_top_classes int32 [clips, K, top_k];
+    attrs: classes, features_fingerprint, run, teacher (model configs and checkpoint sha256s), views (K and the
+    view config), tau-free raw logits.
     """
+    TOP_K_FILL = -1.0e4  # the logit of a class outside a view's stored top k: probability ~0 under any tau
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -113,6 +119,28 @@ class PredictionStore:
     @property
     def logits(self) -> zarr.Array:
         return self.group["logits"]
+
+    @property
+    def views(self) -> dict | None:
+        """{"count": K, "config": view config, "top_k": k or 0}, or None for a plain cache."""
+        return self.group.attrs.get("views")
+
+    def view_sampler(self, features: FeatureStore) -> ViewSampler:
+        return ViewSampler(self.group["view_seeds"][:], self.views["config"], features.num_frames,
+                           features.features.shape[2], features.indices("train"))
+
+    def read(self, rows: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:
+        """Logits [len(rows), classes] of the clean clips, or of view views[i] of each clip rows[i]."""
+        if views is None:
+            return read_rows(self.logits, rows)
+        pick = np.arange(len(rows)), views
+        if not self.views["top_k"]:
+            return read_rows(self.group["view_logits"], rows)[pick]
+        top = read_rows(self.group["view_top_logits"], rows)[pick]
+        classes = read_rows(self.group["view_top_classes"], rows)[pick]
+        dense = np.full((len(rows), len(self.classes)), self.TOP_K_FILL, dtype=np.float32)
+        np.put_along_axis(dense, classes.astype(np.int64), top, axis=1)
+        return dense
 
     @cached_property
     def clip_ids(self) -> np.ndarray:

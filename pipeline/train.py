@@ -20,7 +20,7 @@ from rich.progress import Progress
 
 from . import layout
 from .augment import SpecAugment, mixup
-from .checkpoint import build_model, save_checkpoint
+from .checkpoint import build_model, check_trained_on, file_sha256, load_checkpoint, save_checkpoint
 from .data import balanced_weights, batches_of, loader
 from .ensemble import WeightAverage
 from .inference import device as default_device, predict
@@ -29,6 +29,7 @@ from .metrics import compute_metrics, headline
 from .models.pretrained import load_pretrained
 from .params import architecture, model_config
 from .stores import FeatureStore, PredictionStore
+from .views import augmented_input, mix_labels
 
 
 def lr_factor(step: int, steps_per_epoch: int, cfg: dict) -> float:
@@ -48,12 +49,20 @@ def train(role: str, params: dict, run: str = "main") -> dict:
     store = FeatureStore(layout.FEATURES, run)
     multi_label = store.multi_label
     predictions, lam, tau = None, 1.0, 1.0  # lambda = 1: the ground-truth loss alone
-    cache_rows = None
+    cache_rows = views = online_teacher = None
     if role == "student":
-        predictions = PredictionStore(layout.predictions(run))
-        # a wrong cache makes a silently wrong student: refuse it instead
-        cache_rows = predictions.check_matches(store, store.indices("train"), params["distill"].get("missing", "error"))
         lam, tau = params["distill"]["lambda"], params["distill"]["tau"]
+        if params["distill"].get("online"):  # the paper's way, for comparison: the teacher runs on every batch
+            online_teacher, ckpt = load_checkpoint(layout.checkpoint("teacher", run), dev)
+            check_trained_on(ckpt, layout.checkpoint("teacher", run), store)
+            online_teacher.requires_grad_(False)
+        else:
+            predictions = PredictionStore(layout.predictions(run))
+            # a wrong cache makes a silently wrong student: refuse it instead
+            cache_rows = predictions.check_matches(store, store.indices("train"),
+                                                   params["distill"].get("missing", "error"))
+            if predictions.views:  # replay the teacher's augmented views instead of drawing new augmentation
+                views = predictions.view_sampler(store)
 
     model_cfg = model_config(params, role)
     epochs = model_cfg.get("epochs", cfg["epochs"])  # architectures train for different lengths (method.md)
@@ -77,7 +86,8 @@ def train(role: str, params: dict, run: str = "main") -> dict:
 
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
     run_id = hashlib.sha256(json.dumps([role, run, model_cfg, cfg, seed, lam, tau, store.fingerprint,
-                                        predictions and predictions.teacher], sort_keys=True).encode()).hexdigest()
+                                        predictions and predictions.teacher, predictions and predictions.views,
+                                        online_teacher is not None], sort_keys=True).encode()).hexdigest()
     start_epoch, history, kept = resume(layout.resume_state(role, run), run_id, model, optimizer, scheduler, rng)
     # weight averaging and checkpoint ensembles over the last epochs (pipeline/ensemble.py)
     average_last, ensemble_last = cfg.get("average_last", 0), cfg.get("ensemble_last", 0)
@@ -92,28 +102,35 @@ def train(role: str, params: dict, run: str = "main") -> dict:
             epoch_rows = (rng.choice(train_rows, len(train_rows), p=sampling_weights) if sampling_weights is not None
                           else rng.permutation(train_rows))
             batches = batches_of(epoch_rows, cfg["batch_size"], shuffle=False, drop_last=True)
+            view_choice = [rng.integers(views.count, size=len(b)) for b in batches] if views else None
             for batch in loader(store, batches, predictions, cfg["num_workers"], pin_memory=dev.type == "cuda",
-                                cache_rows=cache_rows):
-                x = store.normalize(batch["x"].to(dev, non_blocking=True))
+                                cache_rows=cache_rows, views=views, view_choice=view_choice):
+                x = augmented_input(batch, store.normalize, dev)  # with views: the input the teacher saw
                 y = batch["y"].to(dev, non_blocking=True)
                 cached = has_teacher = None
                 if predictions is not None:
                     cached = batch["teacher_logits"].to(dev, non_blocking=True)
                     has_teacher = batch["has_teacher"].to(dev, non_blocking=True)
-                losses = train_step(step_model, optimizer, scheduler, spec_augment, x, y, cached, lam, tau,
-                                    multi_label, cfg, has_teacher=has_teacher)
+                step_augment, step_cfg = spec_augment, cfg
+                if views is not None:  # the view already holds the masks and mixup: nothing more is drawn
+                    y = mix_labels(y, batch["y_partner"].to(dev, non_blocking=True), batch["view_params"])
+                    step_augment, step_cfg = nn.Identity(), {**cfg, "mixup": 0.0}
+                losses = train_step(step_model, optimizer, scheduler, step_augment, x, y, cached, lam, tau,
+                                    multi_label, step_cfg, online_teacher=online_teacher, has_teacher=has_teacher)
                 sums += losses * len(x)  # summed on the device: no GPU sync per step
                 seen += len(x)
                 progress.advance(bar)
 
-            sums_cpu = sums.tolist()
+            sums_cpu = sums.tolist()  # waits for the device: the training time below is complete
+            train_seconds = time.perf_counter() - started
             if not all(math.isfinite(v) for v in sums_cpu):
                 raise FloatingPointError(f"{role}: loss is not finite in epoch {epoch + 1} ({sums_cpu})")
             val_logits = predict(model, store, val_rows, cfg["batch_size"], cfg["num_workers"])
             val = compute_metrics(val_logits, store.labels[val_rows], multi_label)
             key, value = headline(val)
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                            "seconds": time.perf_counter() - started, "train_loss": sums_cpu[0] / seen,
+                            "seconds": time.perf_counter() - started, "train_samples_per_s": seen / train_seconds,
+                            "train_loss": sums_cpu[0] / seen,
                             "train_gt_loss": sums_cpu[1] / seen, "train_kd_loss": sums_cpu[2] / seen,
                             f"val_{key}": value})  # last column: what `dvc plots` draws by default
             progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -144,13 +161,25 @@ def train(role: str, params: dict, run: str = "main") -> dict:
         num_classes=len(store.classes), num_frames=store.num_frames, num_mel_bins=store.features.shape[2],
         classes=store.classes, features_fingerprint=store.fingerprint,
         normalization={"mean": store.mean, "std": store.std},
-        teacher=predictions.teacher if predictions is not None else None,
-        distill=params["distill"] if predictions is not None else None,
+        teacher=teacher_provenance(predictions, online_teacher, run),
+        distill=params["distill"] if role == "student" else None,
         train=cfg, seed=seed, history=history,
         weight_average=weight_average, ensemble=snapshots or None,
     )
     layout.resume_state(role, run).unlink(missing_ok=True)
     return history[-1]
+
+
+def teacher_provenance(predictions: PredictionStore | None, online_teacher, run: str) -> dict | None:
+    """What the student learned from: the cache's teacher record (with its views), or the online teacher."""
+    if predictions is not None:
+        return {**predictions.teacher, "cache": str(predictions.path), "views": predictions.views}
+    if online_teacher is not None:
+        path = layout.checkpoint("teacher", run)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "architecture": ckpt["architecture"],
+                "model_config": ckpt["model_config"], "online": True}
+    return None
 
 
 def for_training(model: nn.Module, dev: torch.device, cfg: dict) -> nn.Module:

@@ -2,9 +2,7 @@
 -> data/runs/<run>/teacher_predictions.zarr."""
 import sys
 
-from pipeline.dump import dump_logits
+from pipeline.dump import dump_from_params
 from pipeline.params import load_params
 
-params = load_params()
-dump = params["dump"]
-dump_logits(dump["batch_size"], dump["clips_per_shard"], run=sys.argv[1], num_workers=dump["num_workers"])
+dump_from_params(load_params(), run=sys.argv[1])
