@@ -102,7 +102,7 @@ def _clip_features(store: FeatureStore, clip: str) -> dict:
     row = _row(store, clip)
     x = read_rows(store.features, np.array([row]))[0].astype(np.float64)
     frames = int(store.group["num_frames"][row])
-    return {"clip_id": clip, "row": row, "split": str(store.split[row]), "fold": int(store.folds[row]),
+    return {"clip_id": clip, "row": row, f"split (run {store.run})": str(store.split[row]), "fold": int(store.folds[row]),
             "labels": [store.classes[c] for c in np.flatnonzero(store.labels[row])],
             "frames before pad/crop": frames, "skipped": str(store.skipped[row]) or None,
             "mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max()),

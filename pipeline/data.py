@@ -46,8 +46,11 @@ class BatchDataset(Dataset):
             ks = np.asarray(self.view_choice[i])[order]
             params = self.views.params(rows, ks)
             partners = params[:, 0].astype(np.int64)
-            batch.update(view=torch.from_numpy(ks), view_params=torch.from_numpy(params),
-                         x_partner=torch.from_numpy(read_rows(self.features, partners)),
+            x_partner = batch["x"].clone()  # a clip without mixup is its own partner: read only the others
+            mixed = np.flatnonzero(partners != rows)
+            if len(mixed):
+                x_partner[mixed] = torch.from_numpy(read_rows(self.features, partners[mixed]))
+            batch.update(view=torch.from_numpy(ks), view_params=torch.from_numpy(params), x_partner=x_partner,
                          y_partner=torch.from_numpy(self.labels[partners].astype(np.float32)))
         if self.predictions is not None:
             where = rows if self.cache_rows is None else self.cache_rows[rows]
