@@ -35,6 +35,7 @@ from .data import loader
 from .dump import dump_logits
 from .features import extract_features, fbank
 from .inference import device as default_device
+from .resident import ResidentStore
 from .stores import FeatureStore, PredictionStore
 from .synthetic import write_dataset
 from .train import for_training, train_step
@@ -234,11 +235,26 @@ def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predi
     results.add("train", f"{label}: cached path", cached, "samples/s",
                 f"{cached / pure:.1%} of the pure step; {size.workers} loader workers")
 
+    # train.resident: the stores in device memory, batches gathered there (pipeline/resident.py)
+    resident = ResidentStore(store, dev, predictions)
+    resident_features = ResidentStore(store, dev)
+
+    def resident_batches(with_predictions: bool):
+        rows = _random_batches(len(store.clip_ids), batch_size, size.warmup + size.steps, np.random.default_rng(1))
+        return (resident if with_predictions else resident_features).batches(rows)
+
+    cached_resident, _ = run(resident_batches(True))
+    results.add("train", f"{label}: cached path, resident stores", cached_resident, "samples/s",
+                f"{cached_resident / pure:.1%} of the pure step")
+
     teacher_model = build_model(_model_config(teacher), classes, frames, bins).to(dev).eval()
     teacher_model = for_training(teacher_model, dev, TRAIN)  # channels-last for a CNN teacher, as in training
     online, _ = run(real_batches(False), online_teacher=teacher_model)
     results.add("train", f"{label}: online teacher ({teacher})", online, "samples/s",
                 f"cached path is {cached / online:.2f}x faster")
+    online_resident, _ = run(resident_batches(False), online_teacher=teacher_model)
+    results.add("train", f"{label}: online teacher ({teacher}), resident features", online_resident, "samples/s",
+                f"resident cached path is {cached_resident / online_resident:.2f}x faster")
 
     if compile_step:
         compiled, compile_seconds = run(on_device, compiled=True)
@@ -247,10 +263,13 @@ def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predi
         compiled_cached, _ = run(real_batches(True), compiled=True)
         results.add("train", f"{label}: compiled, cached path", compiled_cached, "samples/s",
                     f"{compiled_cached / compiled:.1%} of the compiled pure step")
+        compiled_resident, _ = run(resident_batches(True), compiled=True)
+        results.add("train", f"{label}: compiled, cached path, resident stores", compiled_resident, "samples/s",
+                    f"{compiled_resident / compiled:.1%} of the compiled pure step")
         compiled_online, _ = run(real_batches(False), compiled=True, online_teacher=teacher_model)
         results.add("train", f"{label}: compiled, online teacher ({teacher})", compiled_online, "samples/s",
                     f"compiled cached path is {compiled_cached / compiled_online:.2f}x faster")
-    del teacher_model
+    del teacher_model, resident, resident_features
     if dev.type == "cuda":
         torch.cuda.empty_cache()
 

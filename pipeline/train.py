@@ -28,6 +28,7 @@ from .losses import cmkd_loss, teacher_targets
 from .metrics import compute_metrics, headline
 from .models.pretrained import load_pretrained
 from .params import architecture, model_config
+from .resident import ResidentStore, use_resident
 from .stores import FeatureStore, PredictionStore
 from .views import augmented_input, mix_labels
 
@@ -83,6 +84,9 @@ def train(role: str, params: dict, run: str = "main") -> dict:
                                  weight_decay=cfg["weight_decay"], fused=dev.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
     spec_augment = SpecAugment(cfg["freq_mask"], cfg["time_mask"])
+    resident = None  # the stores in device memory when they fit (pipeline/resident.py); else the loader reads them
+    if use_resident(cfg.get("resident", "auto"), store, predictions, dev):
+        resident = ResidentStore(store, dev, predictions, cache_rows, views)
 
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
     run_id = hashlib.sha256(json.dumps([role, run, model_cfg, cfg, seed, lam, tau, store.fingerprint,
@@ -103,8 +107,10 @@ def train(role: str, params: dict, run: str = "main") -> dict:
                           else rng.permutation(train_rows))
             batches = batches_of(epoch_rows, cfg["batch_size"], shuffle=False, drop_last=True)
             view_choice = [rng.integers(views.count, size=len(b)) for b in batches] if views else None
-            for batch in loader(store, batches, predictions, cfg["num_workers"], pin_memory=dev.type == "cuda",
-                                cache_rows=cache_rows, views=views, view_choice=view_choice):
+            source = (resident.batches(batches, view_choice) if resident is not None else
+                      loader(store, batches, predictions, cfg["num_workers"], pin_memory=dev.type == "cuda",
+                             cache_rows=cache_rows, views=views, view_choice=view_choice))
+            for batch in source:
                 x = augmented_input(batch, store.normalize, dev)  # with views: the input the teacher saw
                 y = batch["y"].to(dev, non_blocking=True)
                 cached = has_teacher = None

@@ -23,10 +23,11 @@ def test_bench_tiny_measures_every_step(tmp_path):
     report = run_bench("tiny", out=out, workdir=tmp_path / "work")
     assert json.loads(out.read_text()) == report
     names = {(r["section"], r["name"]) for r in report["results"]}
-    for section, count in {"features": 5, "dump": 2, "read": 2, "train": 6}.items():
+    for section, count in {"features": 5, "dump": 2, "read": 2, "train": 10}.items():
         assert sum(s == section for s, _ in names) == count, section
     for student, teacher in (("efficientnet_test", "ast_test"), ("ast_test", "efficientnet_test")):
-        for path in ("pure step (ceiling)", "cached path", f"online teacher ({teacher})"):
+        for path in ("pure step (ceiling)", "cached path", "cached path, resident stores", f"online teacher ({teacher})",
+                     f"online teacher ({teacher}), resident features"):
             assert ("train", f"{student} student: {path}") in names
     assert all(r["value"] > 0 and r["unit"] in ("clips/s", "samples/s") for r in report["results"])
     assert report["device"].startswith("CPU") and report["config"]["frames"] == 100
