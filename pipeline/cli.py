@@ -121,15 +121,32 @@ def inspect(path: Path = typer.Argument(..., help="a feature store, prediction s
 @app.command()
 def preset(name: str = typer.Argument(..., help="esc50 | fsd50k | audioset (pipeline/presets)"),
            root: Path = typer.Option(None, help="the dataset's folder in its official layout (sets data.root)"),
+           set_values: list[str] = typer.Option(None, "--set", help="KEY=VALUE on top of the preset, e.g. "
+                                                "models.cnn.name=efficientnet_test (repeatable; VALUE is YAML)"),
            params: Path = PARAMS):
     """Switch params.yaml to a paper recipe in place (comments and other values kept); then run `dvc repro`."""
-    from .presets import apply, load_preset
+    import yaml
+
+    from .presets import apply, load_preset, merged
 
     overrides = load_preset(name)
     if root is not None:
         if not root.is_dir():
             raise typer.BadParameter(f"{root}: not a folder", param_hint="--root")
         overrides.setdefault("data", {})["root"] = str(root)
+    for item in set_values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
+        nested = yaml.safe_load(value)
+        if isinstance(nested, str):  # YAML 1.1 reads 5e-4 as a string
+            try:
+                nested = float(nested)
+            except ValueError:
+                pass
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        overrides = merged(overrides, nested)
     apply(params, overrides)
     console.print(f"{params}: the {name} recipe is set ({', '.join(sorted(overrides))}); `git diff {params}` shows "
                   f"what changed, `dvc repro` runs it")

@@ -70,3 +70,23 @@ def test_preset_refuses_a_key_params_does_not_have(tmp_path):
     with pytest.raises(KeyError, match="train.no_such_knob"):
         apply(target, {"train": {"no_such_knob": 1}})
     assert target.read_text() == (REPO / "params.yaml").read_text()
+
+
+def test_preset_command_with_overrides(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text())
+    result = CliRunner().invoke(app, ["preset", "esc50", "--root", str(tmp_path), "--params", str(target),
+                                      "--set", "models.cnn.name=efficientnet_test", "--set", "models.ast.lr=5e-4",
+                                      "--set", "runs=[fold1, fold2]"])
+    assert result.exit_code == 0, result.output
+    params = yaml.safe_load(target.read_text())
+    assert params["runs"] == ["fold1", "fold2"] and params["data"]["root"] == str(tmp_path)
+    assert params["models"]["cnn"] == {**params["models"]["cnn"], "name": "efficientnet_test", "epochs": 25}
+    assert params["models"]["ast"]["lr"] == 5e-4 and params["models"]["ast"]["name"] == "ast_base"
+    assert params["features"]["target_frames"] == 512
+    bad = CliRunner().invoke(app, ["preset", "esc50", "--params", str(target), "--set", "novalue"])
+    assert bad.exit_code != 0
