@@ -73,7 +73,7 @@ class FeatureStore:
     def folds(self) -> np.ndarray:
         return self.group["fold"][:]
 
-    @property
+    @cached_property
     def features(self) -> zarr.Array:
         return self.group["features"]
 
@@ -116,11 +116,17 @@ class PredictionStore:
         self.run: str = self.group.attrs["run"]
         self.teacher: dict = dict(self.group.attrs["teacher"])
 
-    @property
+    @cached_property
     def logits(self) -> zarr.Array:
         return self.group["logits"]
 
-    @property
+    @cached_property
+    def view_arrays(self) -> dict[str, zarr.Array]:
+        """The per-view arrays, opened once (reads happen per batch)."""
+        names = ("view_top_logits", "view_top_classes") if self.views and self.views["top_k"] else ("view_logits",)
+        return {name: self.group[name] for name in names} if self.views else {}
+
+    @cached_property
     def views(self) -> dict | None:
         """{"count": K, "config": view config, "top_k": k or 0}, or None for a plain cache."""
         return self.group.attrs.get("views")
@@ -134,10 +140,11 @@ class PredictionStore:
         if views is None:
             return read_rows(self.logits, rows)
         pick = np.arange(len(rows)), views
+        arrays = self.view_arrays
         if not self.views["top_k"]:
-            return read_rows(self.group["view_logits"], rows)[pick]
-        top = read_rows(self.group["view_top_logits"], rows)[pick]
-        classes = read_rows(self.group["view_top_classes"], rows)[pick]
+            return read_rows(arrays["view_logits"], rows)[pick]
+        top = read_rows(arrays["view_top_logits"], rows)[pick]
+        classes = read_rows(arrays["view_top_classes"], rows)[pick]
         dense = np.full((len(rows), len(self.classes)), self.TOP_K_FILL, dtype=np.float32)
         np.put_along_axis(dense, classes.astype(np.int64), top, axis=1)
         return dense

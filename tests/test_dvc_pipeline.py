@@ -26,15 +26,21 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([\w@.-]+)'", output))
 
 
-def test_dvc_repro_end_to_end(tmp_path):
+def make_project(tmp_path, params: dict):
+    """A DVC project holding this repo's dvc.yaml, stages and library, with `params`."""
     work = tmp_path / "project"
     work.mkdir()
     shutil.copy(REPO / "dvc.yaml", work)
     for folder in ("stages", "pipeline"):
         shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    params = tiny(load_params(REPO / "params.yaml"))
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     dvc(work, "init", "--no-scm", "-q")
+    return work
+
+
+def test_dvc_repro_end_to_end(tmp_path):
+    params = tiny(load_params(REPO / "params.yaml"))
+    work = make_project(tmp_path, params)
 
     assert stages_run(dvc(work, "repro")) == ALL_STAGES
     report = (work / "data/report.md").read_text()
@@ -57,18 +63,12 @@ def test_dvc_repro_cross_validation_over_folds(tmp_path):
     from .test_datasets import make_esc50
 
     make_esc50(tmp_path / "esc50", folds=3)
-    work = tmp_path / "project"
-    work.mkdir()
-    shutil.copy(REPO / "dvc.yaml", work)
-    for folder in ("stages", "pipeline"):
-        shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     params = tiny(load_params(REPO / "params.yaml"))
     params["runs"] = ["fold1", "fold2", "fold3"]
     params["data"].update(source="esc50", root=str(tmp_path / "esc50"), split={"val": 0.3, "test": 0.0})
     params["features"].update(target_frames=50, clips_per_shard=8)
     params["train"]["batch_size"] = 4
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    dvc(work, "init", "--no-scm", "-q")
+    work = make_project(tmp_path, params)
 
     runs = {"fold1", "fold2", "fold3"}
     assert stages_run(dvc(work, "repro")) == {"prepare", "features", "report"} | {
