@@ -54,6 +54,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def teacher_record(path: Path, ckpt: dict) -> dict:
+    """How a cache or a student names the teacher checkpoint it came from."""
+    return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "architecture": ckpt["architecture"],
+            "model_config": ckpt["model_config"]}
+
+
 def check_trained_on(ckpt: dict, path: Path, store) -> None:
     """Refuse to run a checkpoint over a feature store other than the one it was trained on."""
     from .stores import StoreMismatchError

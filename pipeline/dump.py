@@ -22,7 +22,7 @@ import torch
 from rich.progress import track
 
 from . import layout
-from .checkpoint import check_trained_on, file_sha256, load_checkpoint
+from .checkpoint import check_trained_on, load_checkpoint, teacher_record
 from .data import batches_of
 from .ensemble import Ensemble
 from .inference import device, predict_batches
@@ -51,8 +51,7 @@ def dump_logits(batch_size: int, clips_per_shard: int, run: str = "main", checkp
         model, ckpt = load_checkpoint(path, dev)
         check_trained_on(ckpt, path, store)
         members.append(model)
-        teachers.append({"checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
-                         "architecture": ckpt["architecture"], "model_config": ckpt["model_config"]})
+        teachers.append(teacher_record(path, ckpt))
     model = members[0] if len(members) == 1 else Ensemble(members).to(dev).eval()
     teacher = {**teachers[0], "ensemble": teachers if len(teachers) > 1 else None}
 

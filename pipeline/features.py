@@ -195,7 +195,9 @@ def extract_features(manifest: Path, classes_file: Path, out: Path, cfg: dict, m
     on_error(cfg)  # refuse a bad value before any work
     pending = writer.pending(group)
     device = fbank_device(cfg)
-    tasks = [dask.delayed(_write_block)(writer.partial, b, blocks[b][0], clips[slice(*blocks[b])], cfg, device)
+    # named by block, so Dask's order is the same on every run (random names made it vary from run to run)
+    tasks = [dask.delayed(_write_block, pure=False)(writer.partial, b, blocks[b][0], clips[slice(*blocks[b])], cfg,
+                                                    device, dask_key_name=f"features-block-{b:08d}")
              for b in pending]
     threads = torch.get_num_threads()
     try:

@@ -20,7 +20,7 @@ from rich.progress import Progress
 
 from . import layout
 from .augment import SpecAugment, mixup
-from .checkpoint import build_model, check_trained_on, file_sha256, load_checkpoint, save_checkpoint
+from .checkpoint import build_model, check_trained_on, load_checkpoint, save_checkpoint, teacher_record
 from .data import balanced_weights, batches_of, loader
 from .ensemble import WeightAverage
 from .inference import device as default_device, predict
@@ -50,15 +50,18 @@ def train(role: str, params: dict, run: str = "main") -> dict:
     store = FeatureStore(layout.FEATURES, run)
     multi_label = store.multi_label
     predictions, lam, tau = None, 1.0, 1.0  # lambda = 1: the ground-truth loss alone
-    cache_rows = views = online_teacher = None
+    cache_rows = views = online_teacher = teacher = None  # teacher: what the student learns from (provenance)
     if role == "student":
         lam, tau = params["distill"]["lambda"], params["distill"]["tau"]
         if params["distill"].get("online"):  # the paper's way, for comparison: the teacher runs on every batch
-            online_teacher, ckpt = load_checkpoint(layout.checkpoint("teacher", run), dev)
-            check_trained_on(ckpt, layout.checkpoint("teacher", run), store)
+            path = layout.checkpoint("teacher", run)
+            online_teacher, ckpt = load_checkpoint(path, dev)
+            check_trained_on(ckpt, path, store)
             online_teacher.requires_grad_(False)
+            teacher = {**teacher_record(path, ckpt), "online": True}
         else:
             predictions = PredictionStore(layout.predictions(run))
+            teacher = {**predictions.teacher, "cache": str(predictions.path), "views": predictions.views}
             # a wrong cache makes a silently wrong student: refuse it instead
             cache_rows = predictions.check_matches(store, store.indices("train"),
                                                    params["distill"].get("missing", "error"))
@@ -89,9 +92,8 @@ def train(role: str, params: dict, run: str = "main") -> dict:
         resident = ResidentStore(store, dev, predictions, cache_rows, views)
 
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
-    run_id = hashlib.sha256(json.dumps([role, run, model_cfg, cfg, seed, lam, tau, store.fingerprint,
-                                        predictions and predictions.teacher, predictions and predictions.views,
-                                        online_teacher is not None], sort_keys=True).encode()).hexdigest()
+    run_id = hashlib.sha256(json.dumps([role, run, model_cfg, cfg, seed, lam, tau, store.fingerprint, teacher],
+                                       sort_keys=True).encode()).hexdigest()
     start_epoch, history, kept = resume(layout.resume_state(role, run), run_id, model, optimizer, scheduler, rng)
     # weight averaging and checkpoint ensembles over the last epochs (pipeline/ensemble.py)
     average_last, ensemble_last = cfg.get("average_last", 0), cfg.get("ensemble_last", 0)
@@ -167,25 +169,13 @@ def train(role: str, params: dict, run: str = "main") -> dict:
         num_classes=len(store.classes), num_frames=store.num_frames, num_mel_bins=store.features.shape[2],
         classes=store.classes, features_fingerprint=store.fingerprint,
         normalization={"mean": store.mean, "std": store.std},
-        teacher=teacher_provenance(predictions, online_teacher, run),
+        teacher=teacher,
         distill=params["distill"] if role == "student" else None,
         train=cfg, seed=seed, history=history,
         weight_average=weight_average, ensemble=snapshots or None,
     )
     layout.resume_state(role, run).unlink(missing_ok=True)
     return history[-1]
-
-
-def teacher_provenance(predictions: PredictionStore | None, online_teacher, run: str) -> dict | None:
-    """What the student learned from: the cache's teacher record (with its views), or the online teacher."""
-    if predictions is not None:
-        return {**predictions.teacher, "cache": str(predictions.path), "views": predictions.views}
-    if online_teacher is not None:
-        path = layout.checkpoint("teacher", run)
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "architecture": ckpt["architecture"],
-                "model_config": ckpt["model_config"], "online": True}
-    return None
 
 
 def for_training(model: nn.Module, dev: torch.device, cfg: dict) -> nn.Module:

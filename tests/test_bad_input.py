@@ -59,8 +59,8 @@ def test_odd_but_valid_files_load(tmp_path):
 
 
 def make_dataset(root):
-    """The bad clips first, then odd but valid ones, then plain ones (Dask's local scheduler starts from the last
-    task, so the plain shards are finished before a bad clip stops the run)."""
+    """The bad clips first, then odd but valid ones, then plain ones (the features stage names its Dask tasks by
+    block, and Dask's local scheduler starts from the last, so the plain shards finish before a bad clip stops)."""
     rows = []
     for name, (make, _) in BAD.items():
         make(root / name)
