@@ -4,10 +4,12 @@ It builds a throwaway workspace of synthetic audio at the chosen size and runs t
   features  extraction clips/s (decode + fbank + Zarr write) with 1 and N Dask workers (Kaldi per clip on the CPU),
             and with the batched fbank on the GPU; the fbank computation alone, Kaldi per clip vs batched
   read      random-access batches from the feature and prediction stores, samples/s, with 0 and N loader workers
-  dump      the teacher-prediction dump, clips/s (store read + teacher forward + Zarr write)
+  dump      the teacher-prediction dump, clips/s: the whole stage (store read + teacher forward + Zarr write, with
+            its fixed costs), and its loop alone at steady state
   train     student samples/s three ways: pure (tensors already on the device: the ceiling), cached (features and
-            cached predictions through the loader: the real path), online (the frozen teacher run on every batch:
-            what the cache saves); with --compile also the compiled pure step and its compile time
+            cached predictions through the loader, or resident in device memory: the real path), online (the frozen
+            teacher run on every batch: what the cache saves); with --compile also the compiled student and its
+            compile time. Each is the median of `repeats` interleaved rounds.
 It prints a table and writes the figures as JSON.
 """
 from __future__ import annotations
@@ -30,11 +32,11 @@ from rich.table import Table
 from . import layout
 from .augment import SpecAugment
 from .batched_fbank import BatchedFbank, pad_batch
-from .checkpoint import build_model, save_checkpoint
-from .data import loader
+from .checkpoint import build_model, load_checkpoint, save_checkpoint
+from .data import batches_of, loader
 from .dump import dump_logits
 from .features import extract_features, fbank
-from .inference import device as default_device
+from .inference import device as default_device, predict_batches
 from .resident import ResidentStore
 from .stores import FeatureStore, PredictionStore
 from .synthetic import write_dataset
@@ -52,17 +54,18 @@ class Size:
     cnn_batch: int  # the CNN student's: its step is ~3x faster and keeps a GPU busy only at larger batches
     steps: int  # timed steps (or batches) per measurement, after `warmup` untimed ones
     warmup: int
+    repeats: int  # rounds of the training measurements; each row is their median
     workers: int
     fbank_batch: int
 
 
 SIZES = {
     "tiny": Size(clips=40, clip_seconds=1.0, frames=100, ast="ast_test", cnn="efficientnet_test", batch=8, cnn_batch=8, steps=3,
-                 warmup=1, workers=2, fbank_batch=8),
+                 warmup=1, repeats=1, workers=2, fbank_batch=8),
     "cpu": Size(clips=200, clip_seconds=5.0, frames=500, ast="ast_test", cnn="efficientnet_test", batch=16,
-                cnn_batch=16, steps=20, warmup=3, workers=2, fbank_batch=32),
+                cnn_batch=16, steps=20, warmup=3, repeats=3, workers=2, fbank_batch=32),
     "gpu": Size(clips=1500, clip_seconds=10.0, frames=1024, ast="ast_base", cnn="efficientnet_b2", batch=48,
-                cnn_batch=96, steps=60, warmup=8, workers=12, fbank_batch=256),
+                cnn_batch=96, steps=60, warmup=8, repeats=3, workers=12, fbank_batch=256),
 }
 NUM_CLASSES = 10
 TRAIN = {"mixup": 0.5, "mixup_alpha": 10.0, "channels_last": True}
@@ -96,9 +99,10 @@ class Results:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def add(self, section: str, name: str, value: float, unit: str, detail: str = "") -> None:
+    def add(self, section: str, name: str, value: float, unit: str, detail: str = "",
+            runs: list[float] | None = None) -> None:
         self.rows.append({"section": section, "name": name, "value": round(float(value), 3), "unit": unit,
-                          "detail": detail})
+                          "detail": detail, **({"runs": [round(float(r), 3) for r in runs]} if runs else {})})
         print(f"  {section:9s} {name:42s} {value:12.1f} {unit} {detail}", flush=True)
 
     def value(self, section: str, name: str) -> float:
@@ -140,12 +144,12 @@ def bench_features(size: Size, dev: torch.device, results: Results) -> None:
     with torch.no_grad():
         model(batch, lengths, size.frames)  # warm-up (cuFFT plans, allocator)
         _sync(dev)
-        repeats = 10 if dev.type == "cuda" else 2
+        passes = 10 if dev.type == "cuda" else 2
         started = time.perf_counter()
-        for _ in range(repeats):
+        for _ in range(passes):
             model(batch, lengths, size.frames)
         _sync(dev)
-    results.add("features", f"fbank alone, batched on {dev.type}", repeats * len(waves) / (time.perf_counter() - started),
+    results.add("features", f"fbank alone, batched on {dev.type}", passes * len(waves) / (time.perf_counter() - started),
                 "clips/s", f"batches of {len(waves)} {size.clip_seconds:g} s clips already on the device")
 
 
@@ -174,37 +178,56 @@ def make_teacher(name: str, store: FeatureStore, path: Path) -> Path:
     return path
 
 
-def bench_dump(size: Size, teacher: str, results: Results) -> PredictionStore:
+def bench_dump(size: Size, dev: torch.device, teacher: str, results: Results) -> PredictionStore:
     store = FeatureStore(layout.FEATURES)
     checkpoint = make_teacher(teacher, store, layout.DATA / f"teacher_{teacher}.pt")
     out = layout.DATA / f"predictions_{teacher}.zarr"
-    dump_logits(size.batch * 2, 256, checkpoint=checkpoint, out=out, num_workers=size.workers)  # warm-up run
+    batch = size.batch * 2
+    dump_logits(batch, 256, checkpoint=checkpoint, out=out, num_workers=size.workers)  # warm-up run
     shutil.rmtree(out)
     started = time.perf_counter()
-    dump_logits(size.batch * 2, 256, checkpoint=checkpoint, out=out, num_workers=size.workers)
+    dump_logits(batch, 256, checkpoint=checkpoint, out=out, num_workers=size.workers)
     results.add("dump", f"teacher predictions, {teacher}", len(store.clip_ids) / (time.perf_counter() - started),
-                "clips/s", f"batch {size.batch * 2}, {size.workers} loader workers, read + forward + Zarr write")
+                "clips/s", f"batch {batch}, {size.workers} loader workers, read + forward + Zarr write, fixed costs "
+                "included (checkpoint hash and load, worker start)")
+
+    # the dump's loop alone (the loader and the teacher's forward) once it runs: what a large dataset sees
+    model, _ = load_checkpoint(checkpoint, dev)
+    sequential = batches_of(np.arange(len(store.clip_ids)), batch, shuffle=False)
+    batches = (sequential * (1 + (size.warmup + size.steps) // len(sequential)))[: size.warmup + size.steps]
+    seen = 0
+    for i, logits in enumerate(predict_batches(model, store, batches, size.workers)):
+        if i == size.warmup:
+            _sync(dev)
+            started = time.perf_counter()
+        seen += len(logits) if i >= size.warmup else 0
+    _sync(dev)
+    results.add("dump", f"teacher predictions, {teacher}, steady state", seen / (time.perf_counter() - started),
+                "clips/s", f"batch {batch}, {size.workers} loader workers, read + forward, after {size.warmup} "
+                "batches")
     return PredictionStore(out)
 
 
 def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predictions: PredictionStore,
                 compile_step: bool, results: Results) -> None:
+    """Every way of feeding the student, timed `size.repeats` times in interleaved rounds (so that drift in the
+    machine's speed hits them alike); each row is the median, with the range in its detail."""
     store = FeatureStore(layout.FEATURES)
     classes, frames, bins = len(store.classes), store.num_frames, store.features.shape[2]
     spec_augment = SpecAugment(24, max(1, frames // 5))
-    label = f"{student} student"
     batch_size = size.cnn_batch if student == size.cnn else size.batch
 
-    def fresh_student(compiled: bool):
+    def new_student(compiled: bool):
+        """One student per mode, shared by its variants and rounds: a compiled one is compiled once."""
         model = build_model(_model_config(student), classes, frames, bins).to(dev).train()
         step_model = for_training(model, dev, {**TRAIN, "compile": compiled})
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         return step_model, optimizer, scheduler
 
-    def run(batches, compiled=False, online_teacher=None) -> tuple[float, float]:
+    def timed(step, batches, online_teacher=None) -> tuple[float, float]:
         """(samples/s over the timed steps, seconds of the untimed warm-up steps)."""
-        model, optimizer, scheduler = fresh_student(compiled)
+        model, optimizer, scheduler = step
         seen, warm_started = 0, time.perf_counter()
         for i, batch in enumerate(batches):
             if i == size.warmup:
@@ -222,54 +245,78 @@ def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predi
     x = torch.randn(batch_size, frames, bins, device=dev, generator=g)
     y = torch.nn.functional.one_hot(torch.randint(classes, (batch_size,), device=dev, generator=g), classes).float()
     logits = torch.randn(batch_size, classes, device=dev, generator=g)
-    on_device = [lambda: (x, y, logits)] * (size.warmup + size.steps)
-    pure, _ = run(on_device)
-    results.add("train", f"{label}: pure step (ceiling)", pure, "samples/s", f"batch {batch_size}, tensors on {dev.type}")
 
-    def real_batches(with_predictions: bool):
-        rows = _random_batches(len(store.clip_ids), batch_size, size.warmup + size.steps, np.random.default_rng(1))
-        return loader(store, rows, predictions if with_predictions else None, size.workers,
-                      pin_memory=dev.type == "cuda")
+    def on_device():
+        return [lambda: (x, y, logits)] * (size.warmup + size.steps)
 
-    cached, _ = run(real_batches(True))
-    results.add("train", f"{label}: cached path", cached, "samples/s",
-                f"{cached / pure:.1%} of the pure step; {size.workers} loader workers")
+    def rows():
+        return _random_batches(len(store.clip_ids), batch_size, size.warmup + size.steps, np.random.default_rng(1))
+
+    def loaded(with_predictions: bool):
+        return lambda: loader(store, rows(), predictions if with_predictions else None, size.workers,
+                              pin_memory=dev.type == "cuda")
 
     # train.resident: the stores in device memory, batches gathered there (pipeline/resident.py)
-    resident = ResidentStore(store, dev, predictions)
-    resident_features = ResidentStore(store, dev)
-
-    def resident_batches(with_predictions: bool):
-        rows = _random_batches(len(store.clip_ids), batch_size, size.warmup + size.steps, np.random.default_rng(1))
-        return (resident if with_predictions else resident_features).batches(rows)
-
-    cached_resident, _ = run(resident_batches(True))
-    results.add("train", f"{label}: cached path, resident stores", cached_resident, "samples/s",
-                f"{cached_resident / pure:.1%} of the pure step")
-
+    resident, resident_features = ResidentStore(store, dev, predictions), ResidentStore(store, dev)
     teacher_model = build_model(_model_config(teacher), classes, frames, bins).to(dev).eval()
     teacher_model = for_training(teacher_model, dev, TRAIN)  # channels-last for a CNN teacher, as in training
-    online, _ = run(real_batches(False), online_teacher=teacher_model)
-    results.add("train", f"{label}: online teacher ({teacher})", online, "samples/s",
-                f"cached path is {cached / online:.2f}x faster")
-    online_resident, _ = run(resident_batches(False), online_teacher=teacher_model)
-    results.add("train", f"{label}: online teacher ({teacher}), resident features", online_resident, "samples/s",
-                f"resident cached path is {cached_resident / online_resident:.2f}x faster")
 
+    # name -> (student, batches, online teacher)
+    eager = new_student(False)
+    variants = {
+        "pure step (ceiling)": (eager, on_device, None),
+        "cached path": (eager, loaded(True), None),
+        "cached path, resident stores": (eager, lambda: resident.batches(rows()), None),
+        f"online teacher ({teacher})": (eager, loaded(False), teacher_model),
+        f"online teacher ({teacher}), resident features": (eager, lambda: resident_features.batches(rows()),
+                                                           teacher_model),
+    }
     if compile_step:
-        compiled, compile_seconds = run(on_device, compiled=True)
-        results.add("train", f"{label}: compiled pure step", compiled, "samples/s",
-                    f"{compiled / pure:.2f}x eager; first {size.warmup} steps incl. compile took {compile_seconds:.0f} s")
-        compiled_cached, _ = run(real_batches(True), compiled=True)
-        results.add("train", f"{label}: compiled, cached path", compiled_cached, "samples/s",
-                    f"{compiled_cached / compiled:.1%} of the compiled pure step")
-        compiled_resident, _ = run(resident_batches(True), compiled=True)
-        results.add("train", f"{label}: compiled, cached path, resident stores", compiled_resident, "samples/s",
-                    f"{compiled_resident / compiled:.1%} of the compiled pure step")
-        compiled_online, _ = run(real_batches(False), compiled=True, online_teacher=teacher_model)
-        results.add("train", f"{label}: compiled, online teacher ({teacher})", compiled_online, "samples/s",
-                    f"compiled cached path is {compiled_cached / compiled_online:.2f}x faster")
-    del teacher_model, resident, resident_features
+        compiled = new_student(True)
+        variants.update({
+            "compiled pure step": (compiled, on_device, None),
+            "compiled, cached path": (compiled, loaded(True), None),
+            "compiled, cached path, resident stores": (compiled, lambda: resident.batches(rows()), None),
+            f"compiled, online teacher ({teacher})": (compiled, loaded(False), teacher_model),
+        })
+    speeds = {name: [] for name in variants}
+    compile_seconds = None
+    for _ in range(size.repeats):
+        for name, (step, batches, online_teacher) in variants.items():
+            speed, warmup_seconds = timed(step, batches(), online_teacher)
+            speeds[name].append(speed)
+            if name == "compiled pure step" and compile_seconds is None:
+                compile_seconds = warmup_seconds
+    median = {name: float(np.median(v)) for name, v in speeds.items()}
+
+    def ratio_to(name: str, other: str, what: str) -> str:
+        return f"{median[name] / median[other]:.1%} of the {what}"
+
+    online, online_resident = f"online teacher ({teacher})", f"online teacher ({teacher}), resident features"
+    details = {
+        "pure step (ceiling)": f"batch {batch_size}, tensors on {dev.type}",
+        "cached path": ratio_to("cached path", "pure step (ceiling)", "pure step") + f"; {size.workers} loader workers",
+        "cached path, resident stores": ratio_to("cached path, resident stores", "pure step (ceiling)", "pure step"),
+        online: f"cached path is {median['cached path'] / median[online]:.2f}x faster",
+        online_resident: f"resident cached path is "
+                         f"{median['cached path, resident stores'] / median[online_resident]:.2f}x faster",
+    }
+    if compile_step:
+        details.update({
+            "compiled pure step": f"{median['compiled pure step'] / median['pure step (ceiling)']:.2f}x eager; first "
+                                  f"{size.warmup} steps incl. compile took {compile_seconds:.0f} s",
+            "compiled, cached path": ratio_to("compiled, cached path", "compiled pure step", "compiled pure step"),
+            "compiled, cached path, resident stores": ratio_to("compiled, cached path, resident stores",
+                                                               "compiled pure step", "compiled pure step"),
+            f"compiled, online teacher ({teacher})": f"compiled cached path is "
+            f"{median['compiled, cached path'] / median[f'compiled, online teacher ({teacher})']:.2f}x faster",
+        })
+    for name, value in median.items():
+        spread = f"; median of {size.repeats}, {min(speeds[name]):.1f} to {max(speeds[name]):.1f}" \
+            if size.repeats > 1 else ""
+        results.add("train", f"{student} student: {name}", value, "samples/s", details[name] + spread,
+                    runs=speeds[name])
+    del teacher_model, resident, resident_features, variants, eager
     if dev.type == "cuda":
         torch.cuda.empty_cache()
 
@@ -301,7 +348,7 @@ def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = No
             predictions = {}
             for teacher in (size.ast, size.cnn):
                 if "dump" in sections or "train" in sections or "read" in sections:
-                    predictions[teacher] = bench_dump(size, teacher, results)
+                    predictions[teacher] = bench_dump(size, dev, teacher, results)
             if "read" in sections:
                 bench_read(size, dev, predictions[size.ast], results)
             if "train" in sections:

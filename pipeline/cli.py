@@ -89,13 +89,14 @@ def bench(size: str = typer.Option("cpu", help="tiny | cpu (small models, 500 fr
           compile: bool = typer.Option(False, "--compile", help="also time the torch.compile'd training step"),
           workdir: Path = typer.Option(None, help="keep the benchmark's workspace here (default: a temp folder)"),
           clips: int = typer.Option(None, help="override the size's number of clips"),
-          workers: int = typer.Option(None, help="override the size's Dask and loader worker count")):
+          workers: int = typer.Option(None, help="override the size's Dask and loader worker count"),
+          repeats: int = typer.Option(None, help="override the size's rounds of training measurements (median)")):
     """Throughput of extraction, store reads, the teacher dump and student training (pure, cached, online)."""
     from .bench import SIZES, print_table, run_bench
 
     if size not in SIZES:
         raise typer.BadParameter(f"size must be one of {', '.join(SIZES)}")
-    overrides = {k: v for k, v in {"clips": clips, "workers": workers}.items() if v is not None}
+    overrides = {k: v for k, v in {"clips": clips, "workers": workers, "repeats": repeats}.items() if v is not None}
     report = run_bench(size, out, workdir, compile, overrides=overrides)
     print_table(report, console)
     console.print(f"figures written to {out}")

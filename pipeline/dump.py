@@ -93,7 +93,8 @@ def dump_logits(batch_size: int, clips_per_shard: int, run: str = "main", checkp
     for i, batch_logits in enumerate(track(logits, total=len(batches), description=f"teacher logits ({total})")):
         b, choice = owner[i], view_choice[i]
         part = collected[b]
-        (part["clean"] if choice is None else part["views"][int(choice[0])]).append(batch_logits.cpu())
+        # kept on the device until the block is written: one host sync per block, not one per batch
+        (part["clean"] if choice is None else part["views"][int(choice[0])]).append(batch_logits)
         if i + 1 == len(batches) or owner[i + 1] != b:
             write_block(group, blocks[b], collected.pop(b), sampler, k_top)
             writer.mark_done(group, b)
@@ -105,10 +106,10 @@ def dump_logits(batch_size: int, clips_per_shard: int, run: str = "main", checkp
 
 def write_block(group, block: tuple[int, int], part: dict, sampler: ViewSampler | None, k_top: int) -> None:
     start, end = block
-    group["logits"][start:end] = torch.cat(part["clean"]).numpy()
+    group["logits"][start:end] = torch.cat(part["clean"]).cpu().numpy()
     if sampler is None:
         return
-    per_view = torch.stack([torch.cat(v) for v in part["views"]], dim=1)  # [clips, K, classes]
+    per_view = torch.stack([torch.cat(v) for v in part["views"]], dim=1).cpu()  # [clips, K, classes]
     rows = np.arange(start, end)
     group["view_params"][start:end] = np.stack(
         [sampler.params(rows, np.full(len(rows), k)) for k in range(sampler.count)], axis=1).astype(np.float32)

@@ -31,4 +31,4 @@ def predict(model: nn.Module, store: FeatureStore, rows: np.ndarray, batch_size:
             num_workers: int = 0) -> np.ndarray:
     """Logits [len(rows), classes] in the order of `rows` (which must be increasing)."""
     batches = batches_of(rows, batch_size, shuffle=False)
-    return torch.cat([logits.cpu() for logits in predict_batches(model, store, batches, num_workers)]).numpy()
+    return torch.cat(list(predict_batches(model, store, batches, num_workers))).cpu().numpy()  # one sync

@@ -1,12 +1,15 @@
-"""The stores held in device memory for the whole of training (`train.resident`), when they fit.
+"""The stores held in the training device's memory for the whole of training (`train.resident`), when they fit.
 
 On a GPU, the loader path (worker processes reading Zarr chunks, pinned copies) competes for the CPU with the
-process that launches the model's kernels; a small CNN step then waits for it. A store that fits in a fraction of
-the free device memory (ESC-50 at 512 frames is 0.26 GB of float16 features) is read once, with Dask, and each
-batch is gathered on the device: no workers, no copies. The batches are the same dicts the loader yields
+process that launches the model's kernels; a small CNN step then waits for it. On a CPU, the workers (or, without
+them, the reads in the training process) take cores from the training step itself. A store that fits in a fraction
+of the device's available memory (ESC-50 at 512 frames is 0.26 GB of float16 features) is read once, with Dask,
+and each batch is gathered in memory: no workers, no copies. The batches are the same dicts the loader yields
 (pipeline/data.py), with the same values, so the training loop and its results do not change.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -15,7 +18,7 @@ import torch
 from .stores import FeatureStore, PredictionStore
 from .views import ViewSampler
 
-DEVICE_FRACTION = 0.5  # of the free device memory, at most, for the resident stores
+MEMORY_FRACTION = 0.5  # of the device's available memory, at most, for the resident stores
 
 
 def resident_bytes(store: FeatureStore, predictions: PredictionStore | None) -> int:
@@ -27,19 +30,37 @@ def resident_bytes(store: FeatureStore, predictions: PredictionStore | None) -> 
     return int(total)
 
 
+def available_bytes(device: torch.device) -> int:
+    """Free GPU memory; on the CPU, the memory Linux can give without swapping (MemAvailable), capped by the
+    cgroup's limit when the process runs in a container that has one."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    available = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    if available is None:
+        import os
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limit, current = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
+    if limit.exists() and current.exists() and limit.read_text().strip() != "max":
+        available = min(available, int(limit.read_text()) - int(current.read_text()))
+    return max(0, available)
+
+
 def use_resident(choice, store: FeatureStore, predictions: PredictionStore | None, device: torch.device) -> bool:
-    """train.resident: auto (on a GPU, when the stores fit in half its free memory), true, or false."""
+    """train.resident: auto (when the stores fit in half the device's available memory), true, or false."""
     if choice not in (True, False, "auto"):
         raise ValueError(f"train.resident must be auto, true or false, got {choice!r}")
     if choice is False:
         return False
-    if device.type != "cuda":
-        return choice is True
-    needed, free = resident_bytes(store, predictions), torch.cuda.mem_get_info(device)[0]
-    fits = needed <= DEVICE_FRACTION * free
+    needed, free = resident_bytes(store, predictions), available_bytes(device)
+    fits = needed <= MEMORY_FRACTION * free
     if choice is True and not fits:
-        raise MemoryError(f"train.resident: true, but the stores need {needed / 1e9:.1f} GB and the GPU has "
-                          f"{free / 1e9:.1f} GB free (set train.resident: auto or false)")
+        raise MemoryError(f"train.resident: true, but the stores ({store.path}) need {needed / 1e9:.1f} GB and the "
+                          f"{device.type} has {free / 1e9:.1f} GB available (set train.resident: auto or false)")
     return fits
 
 

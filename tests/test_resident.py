@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import layout
+from pipeline import layout, resident
 from pipeline.data import loader
 from pipeline.dump import dump_logits
 from pipeline.resident import ResidentStore, use_resident
@@ -24,8 +24,8 @@ def test_resident_batches_equal_the_loaders(in_workspace, views):
     rng = np.random.default_rng(0)
     batches = [rng.permutation(64)[:8] for _ in range(5)]
     choice = [rng.integers(views, size=8) for _ in batches] if views else None
-    resident = ResidentStore(store, torch.device("cpu"), cache, rows, sampler)
-    for a, b in zip(resident.batches(batches, choice),
+    held = ResidentStore(store, torch.device("cpu"), cache, rows, sampler)
+    for a, b in zip(held.batches(batches, choice),
                     loader(store, batches, cache, cache_rows=rows, views=sampler, view_choice=choice)):
         assert a.keys() == b.keys()
         for key in a:
@@ -37,17 +37,26 @@ def test_student_trained_resident_equals_loader(in_workspace):
     train("teacher", params)
     dump_logits(16, 16)
     weights = []
-    for resident in (False, True):
-        params["train"]["resident"] = resident
+    for held in (False, True):
+        params["train"]["resident"] = held
         train("student", params)
         weights.append(torch.load(layout.checkpoint("student", "main"), weights_only=True)["model"])
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
 
 
-def test_resident_choice(in_workspace):
-    store = FeatureStore(layout.FEATURES)
-    assert not use_resident("auto", store, None, torch.device("cpu"))  # the loader on a CPU unless asked
-    assert use_resident(True, store, None, torch.device("cpu")) and not use_resident(False, store, None, torch.device("cpu"))
+def test_resident_choice(in_workspace, monkeypatch):
+    store, cpu = FeatureStore(layout.FEATURES), torch.device("cpu")
+    needed = resident.resident_bytes(store, None)
+    assert 0 < needed < resident.available_bytes(cpu)
+    assert use_resident("auto", store, None, cpu)  # a tiny store fits in RAM
+    assert use_resident(True, store, None, cpu) and not use_resident(False, store, None, cpu)
     with pytest.raises(ValueError, match="train.resident must be auto, true or false"):
-        use_resident("sometimes", store, None, torch.device("cpu"))
+        use_resident("sometimes", store, None, cpu)
+    # when the stores need more than half of what is available: the loader, or an error if resident was demanded
+    monkeypatch.setattr(resident, "available_bytes", lambda device: 2 * needed - 1)
+    assert not use_resident("auto", store, None, cpu)
+    with pytest.raises(MemoryError, match=r"features\.zarr.*need .* GB and the cpu has"):
+        use_resident(True, store, None, cpu)
+    monkeypatch.setattr(resident, "available_bytes", lambda device: 2 * needed)
+    assert use_resident("auto", store, None, cpu)
