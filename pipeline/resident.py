@@ -9,6 +9,7 @@ and each batch is gathered in memory: no workers, no copies. The batches are the
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dask.array as da
@@ -42,7 +43,6 @@ def available_bytes(device: torch.device) -> int:
             if line.startswith("MemAvailable:"):
                 available = int(line.split()[1]) * 1024
     if available is None:
-        import os
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     limit, current = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
     if limit.exists() and current.exists() and limit.read_text().strip() != "max":

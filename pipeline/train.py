@@ -133,7 +133,7 @@ def train(role: str, params: dict, run: str = "main") -> dict:
             train_seconds = time.perf_counter() - started
             if not all(math.isfinite(v) for v in sums_cpu):
                 raise FloatingPointError(f"{role}: loss is not finite in epoch {epoch + 1} ({sums_cpu})")
-            val_logits = predict(model, store, val_rows, cfg["batch_size"], cfg["num_workers"])
+            val_logits = predict(model, store, val_rows, cfg["batch_size"], cfg["num_workers"], resident)
             val = compute_metrics(val_logits, store.labels[val_rows], multi_label)
             key, value = headline(val)
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
@@ -153,7 +153,7 @@ def train(role: str, params: dict, run: str = "main") -> dict:
     weight_average = None
     if average_last:
         model.load_state_dict(averaged.average(model.state_dict()))
-        val_logits = predict(model, store, val_rows, cfg["batch_size"], cfg["num_workers"])
+        val_logits = predict(model, store, val_rows, cfg["batch_size"], cfg["num_workers"], resident)
         key, value = headline(compute_metrics(val_logits, store.labels[val_rows], multi_label))
         weight_average = {"epochs": averaged.count, f"val_{key}": value}
         print(f"{role}: weights averaged over the last {averaged.count} epochs, val {key} {value:.4g}")

@@ -36,13 +36,16 @@ def test_student_trained_resident_equals_loader(in_workspace):
     _, params = in_workspace
     train("teacher", params)
     dump_logits(16, 16)
-    weights = []
+    weights, validation = [], []
     for held in (False, True):
         params["train"]["resident"] = held
         train("student", params)
-        weights.append(torch.load(layout.checkpoint("student", "main"), weights_only=True)["model"])
+        checkpoint = torch.load(layout.checkpoint("student", "main"), weights_only=True)
+        weights.append(checkpoint["model"])
+        validation.append([epoch["val_accuracy"] for epoch in checkpoint["history"]])  # predicted from each source
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+    assert validation[0] == validation[1]
 
 
 def test_resident_choice(in_workspace, monkeypatch):
