@@ -64,6 +64,17 @@ def test_presets_rewrite_params_in_place(tmp_path, name):
     assert all(v == leaves(result)[k] for k, v in unchanged.items())
 
 
+def test_presets_set_the_same_keys_so_switching_leaves_nothing_behind(tmp_path):
+    keys = {name: set(leaves(load_preset(name))) for name in available()}
+    assert all(k == keys["esc50"] for k in keys.values()), {n: sorted(k ^ keys["esc50"]) for n, k in keys.items()}
+    switched, direct = tmp_path / "switched.yaml", tmp_path / "direct.yaml"
+    for target in (switched, direct):
+        target.write_text((REPO / "params.yaml").read_text())
+    apply(switched, load_preset("esc50"))
+    assert apply(switched, load_preset("fsd50k")) == apply(direct, load_preset("fsd50k"))
+    assert switched.read_text() == direct.read_text()
+
+
 def test_preset_refuses_a_key_params_does_not_have(tmp_path):
     target = tmp_path / "params.yaml"
     target.write_text((REPO / "params.yaml").read_text())
