@@ -1,5 +1,6 @@
 """`cmkd bench` on the tiny size (CPU), and the store reads it measures."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -21,10 +22,11 @@ def test_read_rows_returns_rows_in_the_order_asked(tmp_path):
 
 def test_bench_tiny_measures_every_step(tmp_path):
     out = tmp_path / "bench.json"
-    report = run_bench("tiny", out=out, workdir=tmp_path / "work", overrides={"repeats": 2})
+    compiled = shutil.which("cc") is not None  # torch.compile on the CPU builds C++: only where a compiler is
+    report = run_bench("tiny", out=out, workdir=tmp_path / "work", compile_step=compiled, overrides={"repeats": 2})
     assert json.loads(out.read_text()) == report
     names = {(r["section"], r["name"]) for r in report["results"]}
-    for section, count in {"features": 5, "dump": 4, "read": 2, "train": 10}.items():
+    for section, count in {"features": 5, "dump": 4, "read": 2, "train": 18 if compiled else 10}.items():
         assert sum(s == section for s, _ in names) == count, section
     for teacher in ("ast_test", "efficientnet_test"):
         assert ("dump", f"teacher predictions, {teacher}, steady state") in names
@@ -32,6 +34,10 @@ def test_bench_tiny_measures_every_step(tmp_path):
         for path in ("pure step (ceiling)", "cached path", "cached path, resident stores", f"online teacher ({teacher})",
                      f"online teacher ({teacher}), resident features"):
             assert ("train", f"{student} student: {path}") in names
+        if compiled:
+            for path in ("compiled pure step", "compiled, cached path", "compiled, cached path, resident stores",
+                         f"compiled, online teacher ({teacher})"):
+                assert ("train", f"{student} student: {path}") in names
     assert all(r["value"] > 0 and r["unit"] in ("clips/s", "samples/s") for r in report["results"])
     for row in (r for r in report["results"] if r["section"] == "train"):  # the median of the interleaved rounds
         assert len(row["runs"]) == 2 and row["value"] == pytest.approx(float(np.median(row["runs"])), abs=1e-3)
