@@ -22,7 +22,7 @@ def predict_batches(model: nn.Module, store: FeatureStore, batches: list[np.ndar
     gathered from `resident`); with `views`, of each clip's view `view_choice[i]` (None: the clean clip)."""
     model.eval()
     dev = next(model.parameters()).device
-    source = (resident.batches(batches) if resident is not None else
+    source = (resident.batches(batches, view_choice) if resident is not None else
               loader(store, batches, num_workers=num_workers, pin_memory=dev.type == "cuda", views=views,
                      view_choice=view_choice))
     for batch in source:

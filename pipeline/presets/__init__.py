@@ -1,8 +1,9 @@
 """Recipe presets: `cmkd preset esc50 --root PATH` rewrites the values a recipe sets in params.yaml, in place.
 
 Each preset (esc50.yaml, fsd50k.yaml, audioset.yaml here) holds the values its recipe sets (method.md's recipe
-table), and every preset sets the same keys, so switching from one to another leaves nothing of the first behind. They are written into params.yaml line by line, so its comments and every other value stay as
-they are, and the result is checked by parsing it again. Keys a preset sets must already exist in params.yaml.
+table), and every preset sets the same keys, so switching from one to another leaves nothing of the first behind.
+They are written into params.yaml line by line, so its comments and every other value stay as they are, and the
+result is checked by parsing it again. Keys a preset sets must already exist in params.yaml.
 """
 from __future__ import annotations
 
