@@ -17,9 +17,9 @@ import zarr
 from rich.console import Console
 from rich.table import Table
 
-from .losses import teacher_targets
-from .metrics import average_precision, compute_metrics
+from .evaluation.metrics import compute_metrics, per_class_ap
 from .stores import FeatureStore, PredictionStore, read_rows
+from .training.losses import teacher_targets
 
 
 def inspect_path(path: Path, clip: str | None = None) -> dict:
@@ -75,7 +75,7 @@ def inspect_features(path: Path, clip: str | None = None) -> dict:
     out = {
         "kind": "feature store", "path": str(path),
         "summary": {"clips": len(store.clip_ids), "classes": len(store.classes), "multi_label": store.multi_label,
-                    "frames": store.num_frames, "mel_bins": store.features.shape[2],
+                    "frames": store.num_frames, "mel_bins": store.num_mel_bins,
                     "splits (run main)": _split_counts(store) if not folds else "set by the run",
                     "folds": folds or None, "skipped clips": int((store.skipped != "").sum()),
                     "clips cropped": int((store.group["num_frames"][:] > store.num_frames).sum()),
@@ -134,7 +134,8 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
         rows = cached[store.split[cached] == split]
         if len(rows):
             out["teacher metrics from the cache"][split] = {
-                "clips": int(len(rows)), **compute_metrics(logits[cache_rows[rows]], labels[rows], store.multi_label)}
+                "clips": int(len(rows)), **_headline(compute_metrics(logits[cache_rows[rows]], labels[rows],
+                                                                    store.multi_label, store.classes))}
     test = cached[store.split[cached] == "test"]
     rows = test if len(test) else cached
     probs = teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0, store.multi_label).numpy()
@@ -151,6 +152,10 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
             info["teacher top 5"] = "not cached"
         out["clip"] = info
     return out
+
+
+def _headline(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("per_class", "classes_unscored")}
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, multi_label: bool, bins: int = 15) -> dict:
@@ -171,8 +176,7 @@ def calibration(probs: np.ndarray, labels: np.ndarray, multi_label: bool, bins: 
 def confusions(probs: np.ndarray, labels: np.ndarray, classes: list[str], multi_label: bool, top: int = 5) -> list[dict]:
     """Single-label: the most frequent (true -> predicted) mistakes; multi-label: the classes with the lowest AP."""
     if multi_label:
-        aps = [(average_precision(probs[:, c], labels[:, c]), c) for c in range(len(classes))]
-        aps = sorted((ap, c) for ap, c in aps if not np.isnan(ap))[:top]
+        aps = sorted((ap, c) for c, ap in enumerate(per_class_ap(probs, labels)) if ap is not None)[:top]
         return [{"class": classes[c], "AP": round(ap, 4), "positives": int(labels[:, c].sum())} for ap, c in aps]
     truth, guess = labels.argmax(1), probs.argmax(1)
     pairs, counts = np.unique(np.stack([truth, guess], 1)[truth != guess], axis=0, return_counts=True)

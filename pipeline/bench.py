@@ -30,17 +30,22 @@ from rich.console import Console
 from rich.table import Table
 
 from . import layout
-from .augment import SpecAugment
-from .batched_fbank import BatchedFbank, pad_batch
-from .checkpoint import build_model, load_checkpoint, save_checkpoint
-from .data import batches_of, loader
-from .dump import dump_logits
-from .features import extract_features, fbank
-from .inference import device as default_device, predict_batches
-from .resident import ResidentStore
+from .cache.dump import dump
+from .evaluation.inference import predict_batches
+from .features.extract import write_feature_store
+from .features.fbank import BatchedFbank, fbank, pad_batch
+from .models import build_model
+from .models.checkpoint import load_checkpoint, save_checkpoint
+from .prepare import prepare
+from .runs import Run
+from .runtime import device as default_device
+from .settings import settings_from
 from .stores import FeatureStore, PredictionStore
-from .synthetic import write_dataset
-from .train import for_training, train_step
+from .training.augment import AugmentConfig
+from .training.batches import Augmenter, BatchSource, ZarrRows, inference_plan, to_device, training_plan
+from .training.loop import for_training, train_step
+from .training.resident import ResidentRows
+from .training.teaching import CachedTeacher, OnlineTeacher
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,21 @@ def _model_config(name: str) -> dict:
     return {"name": name, "fstride": 10, "tstride": 10} if name.startswith("ast") else {"name": name}
 
 
-def _random_batches(num_rows: int, batch: int, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    rows = np.concatenate([rng.permutation(num_rows) for _ in range(count * batch // num_rows + 1)])
-    return [rows[i * batch : (i + 1) * batch] for i in range(count)]
+AUGMENT = {"mixup": 0.5, "mixup_alpha": 10.0, "freq_mask": 24}  # time_mask: a fifth of the frames
+
+
+def workspace_settings(size: "Size", teacher: str = "efficientnet_test", student: str = "ast_test"):
+    """The params the benchmark's workspace runs with: the built-in generator at the size's scale."""
+    return settings_from({
+        "data": {"source": "builtin", "num_classes": NUM_CLASSES, "clips_per_class": size.clips // NUM_CLASSES,
+                 "clip_seconds": size.clip_seconds, "split": {"val": 0.1, "test": 0.1}},
+        "features": {"target_frames": size.frames, "clips_per_shard": 64},
+        "models": {"teacher": _model_config(teacher), "student": _model_config(student)},
+        "teacher": "teacher", "student": "student",
+        "train": {**AUGMENT, "time_mask": max(1, size.frames // 5), "batch_size": size.batch,
+                  "num_workers": size.workers},
+        "dump": {"batch_size": 2 * size.batch, "num_workers": size.workers},
+    }, "the benchmark's settings")
 
 
 class Results:
@@ -109,17 +126,15 @@ class Results:
         return next(r["value"] for r in self.rows if r["section"] == section and r["name"] == name)
 
 
-def bench_features(size: Size, dev: torch.device, results: Results) -> None:
-    features = {"sample_rate": 16000, "num_mel_bins": 128, "frame_shift_ms": 10, "frame_length_ms": 25,
-                "target_frames": size.frames, "clips_per_shard": 64}
+def bench_features(size: Size, dev: torch.device, settings, results: Results) -> None:
     runs = [("kaldi", 1, "threads"), ("kaldi", size.workers, "threads"), ("kaldi", size.workers, "processes")]
     if dev.type == "cuda":
         runs += [("batched", size.workers, "threads"), ("batched", size.workers, "processes")]
     for method, workers, scheduler in runs:
         out = layout.DATA / f"features_{method}_{workers}_{scheduler}.zarr"
+        cfg = settings.features.model_copy(update={"workers": workers, "fbank": method, "scheduler": scheduler})
         started = time.perf_counter()
-        extract_features(layout.MANIFEST, layout.CLASSES, out,
-                         {**features, "workers": workers, "fbank": method, "scheduler": scheduler}, multi_label=False)
+        write_feature_store(layout.MANIFEST, layout.CLASSES, out, cfg, multi_label=False)
         seconds = time.perf_counter() - started
         where = "CPU" if method == "kaldi" else "GPU"
         results.add("features", f"extract, {method} fbank on {where}, {workers} Dask {scheduler}",
@@ -153,12 +168,22 @@ def bench_features(size: Size, dev: torch.device, results: Results) -> None:
                 "clips/s", f"batches of {len(waves)} {size.clip_seconds:g} s clips already on the device")
 
 
+def _random_plan(store: FeatureStore, batch: int, count: int, seed: int, views: int = 0):
+    """`count` random training batches with their augmentation seeds, as an epoch's plan draws them."""
+    rng, rows, plan = np.random.default_rng(seed), np.arange(len(store.clip_ids)), []
+    while len(plan) < count:
+        plan += training_plan(rng, rows, batch, views=views)
+    return plan[:count]
+
+
 def bench_read(size: Size, dev: torch.device, predictions: PredictionStore, results: Results) -> None:
     store = FeatureStore(layout.FEATURES)
+    rows = ZarrRows(store, predictions)
     for workers in (0, size.workers):
-        batches = _random_batches(len(store.clip_ids), size.batch, size.warmup + size.steps, np.random.default_rng(0))
+        source = BatchSource(rows, None, workers, pin_memory=dev.type == "cuda")
         seen = 0
-        for i, batch in enumerate(loader(store, batches, predictions, workers, pin_memory=dev.type == "cuda")):
+        for i, batch in enumerate(source.batches(_random_plan(store, size.batch, size.warmup + size.steps, 0),
+                                                 "clean")):
             if i == size.warmup:
                 started = time.perf_counter()
             if i >= size.warmup:
@@ -170,62 +195,66 @@ def bench_read(size: Size, dev: torch.device, predictions: PredictionStore, resu
 
 def make_teacher(name: str, store: FeatureStore, path: Path) -> Path:
     cfg = _model_config(name)
-    model = build_model(cfg, len(store.classes), store.num_frames, store.features.shape[2])
+    model = build_model(cfg, len(store.classes), store.num_frames, store.num_mel_bins)
     save_checkpoint(path, model, role="teacher", architecture=name, model_config=cfg,
-                    num_classes=len(store.classes), num_frames=store.num_frames,
-                    num_mel_bins=store.features.shape[2], classes=store.classes,
-                    features_fingerprint=store.fingerprint, run="main", note="random weights, made by cmkd bench")
+                    num_classes=len(store.classes), num_frames=store.num_frames, num_mel_bins=store.num_mel_bins,
+                    classes=store.classes, features_fingerprint=store.fingerprint, run="main", seed=0,
+                    note="random weights, made by cmkd bench")
     return path
 
 
-def bench_dump(size: Size, dev: torch.device, teacher: str, results: Results) -> PredictionStore:
-    store = FeatureStore(layout.FEATURES)
-    checkpoint = make_teacher(teacher, store, layout.DATA / f"teacher_{teacher}.pt")
-    out = layout.DATA / f"predictions_{teacher}.zarr"
-    batch = size.batch * 2
-    dump_logits(batch, 256, checkpoint=checkpoint, out=out, num_workers=size.workers)  # warm-up run
-    shutil.rmtree(out)
+def bench_dump(size: Size, dev: torch.device, settings, teacher: str, results: Results) -> PredictionStore:
+    store, run = FeatureStore(layout.FEATURES), Run()
+    checkpoint = make_teacher(teacher, store, layout.checkpoint("teacher", run))
+    dump(settings, run)  # warm-up run
+    shutil.rmtree(layout.predictions(run))
     started = time.perf_counter()
-    dump_logits(batch, 256, checkpoint=checkpoint, out=out, num_workers=size.workers)
+    dump(settings, run)
+    batch, workers = settings.dump.batch_size, settings.dump.num_workers
     results.add("dump", f"teacher predictions, {teacher}", len(store.clip_ids) / (time.perf_counter() - started),
-                "clips/s", f"batch {batch}, {size.workers} loader workers, read + forward + Zarr write, fixed costs "
+                "clips/s", f"batch {batch}, {workers} loader workers, read + forward + Zarr write, fixed costs "
                 "included (checkpoint hash and load, worker start)")
+    out = layout.DATA / f"predictions_{teacher}.zarr"
+    shutil.rmtree(out, ignore_errors=True)
+    layout.predictions(run).rename(out)
 
     # the dump's loop alone (the loader and the teacher's forward) once it runs: what a large dataset sees
     model, _ = load_checkpoint(checkpoint, dev)
-    sequential = batches_of(np.arange(len(store.clip_ids)), batch, shuffle=False)
-    batches = (sequential * (1 + (size.warmup + size.steps) // len(sequential)))[: size.warmup + size.steps]
+    sequential = inference_plan(np.arange(len(store.clip_ids)), batch)
+    specs = (sequential * (1 + (size.warmup + size.steps) // len(sequential)))[: size.warmup + size.steps]
+    source = BatchSource(ZarrRows(store), None, workers, pin_memory=dev.type == "cuda")
     seen = 0
-    for i, logits in enumerate(predict_batches(model, store, batches, size.workers)):
+    for i, logits in enumerate(predict_batches(model, source, specs, store.normalize)):
         if i == size.warmup:
             _sync(dev)
             started = time.perf_counter()
         seen += len(logits) if i >= size.warmup else 0
     _sync(dev)
     results.add("dump", f"teacher predictions, {teacher}, steady state", seen / (time.perf_counter() - started),
-                "clips/s", f"batch {batch}, {size.workers} loader workers, read + forward, after {size.warmup} "
+                "clips/s", f"batch {batch}, {workers} loader workers, read + forward, after {size.warmup} "
                 "batches")
     return PredictionStore(out)
 
 
-def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predictions: PredictionStore,
+def bench_train(size: Size, dev: torch.device, settings, student: str, teacher: str, predictions: PredictionStore,
                 compile_step: bool, results: Results) -> None:
     """Every way of feeding the student, timed `size.repeats` times in interleaved rounds (so that drift in the
     machine's speed hits them alike); each row is the median, with the range in its detail."""
     store = FeatureStore(layout.FEATURES)
-    classes, frames, bins = len(store.classes), store.num_frames, store.features.shape[2]
-    spec_augment = SpecAugment(24, max(1, frames // 5))
+    classes, frames, bins = len(store.classes), store.num_frames, store.num_mel_bins
     batch_size = size.cnn_batch if student == size.cnn else size.batch
+    augmenter = Augmenter(AugmentConfig.from_train(settings.train), frames, bins, store.indices("train"))
+    pin = dev.type == "cuda"
 
     def new_student(compiled: bool):
         """One student per mode, shared by its variants and rounds: a compiled one is compiled once."""
         model = build_model(_model_config(student), classes, frames, bins).to(dev).train()
-        step_model = for_training(model, dev, {**TRAIN, "compile": compiled})
+        step_model = for_training(model, dev, settings.train.model_copy(update={"compile": compiled}))
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         return step_model, optimizer, scheduler
 
-    def timed(step, batches, online_teacher=None) -> tuple[float, float]:
+    def timed(step, batches, teaching) -> tuple[float, float]:
         """(samples/s over the timed steps, seconds of the untimed warm-up steps)."""
         model, optimizer, scheduler = step
         seen, warm_started = 0, time.perf_counter()
@@ -234,56 +263,48 @@ def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predi
                 _sync(dev)
                 warmup_seconds = time.perf_counter() - warm_started
                 started = time.perf_counter()
-            x, y, cached = batch() if callable(batch) else _to_device(batch, store, dev)
-            train_step(model, optimizer, scheduler, spec_augment, x, y, None if online_teacher else cached, 0.5, 1.0,
-                       False, TRAIN, online_teacher=online_teacher)
+            x, y = to_device(batch, store.normalize, dev)
+            train_step(model, optimizer, scheduler, x, y, teaching.targets(batch, x, y), 0.5, False)
             seen += len(x) if i >= size.warmup else 0
         _sync(dev)
         return seen / (time.perf_counter() - started), warmup_seconds
 
-    g = torch.Generator(device=dev).manual_seed(0)
-    x = torch.randn(batch_size, frames, bins, device=dev, generator=g)
-    y = torch.nn.functional.one_hot(torch.randint(classes, (batch_size,), device=dev, generator=g), classes).float()
-    logits = torch.randn(batch_size, classes, device=dev, generator=g)
+    def plan():
+        return _random_plan(store, batch_size, size.warmup + size.steps, 1)
 
-    def on_device():
-        return [lambda: (x, y, logits)] * (size.warmup + size.steps)
-
-    def rows():
-        return _random_batches(len(store.clip_ids), batch_size, size.warmup + size.steps, np.random.default_rng(1))
-
-    def loaded(with_predictions: bool):
-        return lambda: loader(store, rows(), predictions if with_predictions else None, size.workers,
-                              pin_memory=dev.type == "cuda")
-
-    # train.resident: the stores in device memory, batches gathered there (pipeline/resident.py)
-    resident, resident_features = ResidentStore(store, dev, predictions), ResidentStore(store, dev)
+    cached = CachedTeacher(predictions, np.arange(len(store.clip_ids)), 1.0, False)
+    loader = BatchSource(ZarrRows(store, predictions), augmenter, size.workers, pin_memory=pin)
+    loader_features = BatchSource(ZarrRows(store), augmenter, size.workers, pin_memory=pin)
+    # train.resident: the stores in device memory, batches gathered there (pipeline/training/resident.py)
+    resident = BatchSource(ResidentRows(store, dev, predictions), augmenter)
+    resident_features = BatchSource(ResidentRows(store, dev), augmenter)
+    on_device = next(iter(resident.batches(plan()[:1], "clean")))  # one batch, already on the device
     teacher_model = build_model(_model_config(teacher), classes, frames, bins).to(dev).eval()
-    teacher_model = for_training(teacher_model, dev, TRAIN)  # channels-last for a CNN teacher, as in training
+    teacher_model = for_training(teacher_model, dev, settings.train)  # channels-last for a CNN teacher, as trained
+    online = OnlineTeacher(teacher_model, {}, 1.0, False)
 
-    # name -> (student, batches, online teacher)
+    # name -> (student, batches, teaching)
     eager = new_student(False)
     variants = {
-        "pure step (ceiling)": (eager, on_device, None),
-        "cached path": (eager, loaded(True), None),
-        "cached path, resident stores": (eager, lambda: resident.batches(rows()), None),
-        f"online teacher ({teacher})": (eager, loaded(False), teacher_model),
-        f"online teacher ({teacher}), resident features": (eager, lambda: resident_features.batches(rows()),
-                                                           teacher_model),
+        "pure step (ceiling)": (eager, lambda: [on_device] * (size.warmup + size.steps), cached),
+        "cached path": (eager, lambda: loader.batches(plan(), "clean"), cached),
+        "cached path, resident stores": (eager, lambda: resident.batches(plan(), "clean"), cached),
+        f"online teacher ({teacher})": (eager, lambda: loader_features.batches(plan()), online),
+        f"online teacher ({teacher}), resident features": (eager, lambda: resident_features.batches(plan()), online),
     }
     if compile_step:
         compiled = new_student(True)
         variants.update({
-            "compiled pure step": (compiled, on_device, None),
-            "compiled, cached path": (compiled, loaded(True), None),
-            "compiled, cached path, resident stores": (compiled, lambda: resident.batches(rows()), None),
-            f"compiled, online teacher ({teacher})": (compiled, loaded(False), teacher_model),
+            "compiled pure step": (compiled, lambda: [on_device] * (size.warmup + size.steps), cached),
+            "compiled, cached path": (compiled, lambda: loader.batches(plan(), "clean"), cached),
+            "compiled, cached path, resident stores": (compiled, lambda: resident.batches(plan(), "clean"), cached),
+            f"compiled, online teacher ({teacher})": (compiled, lambda: loader_features.batches(plan()), online),
         })
     speeds = {name: [] for name in variants}
     compile_seconds = None
     for _ in range(size.repeats):
-        for name, (step, batches, online_teacher) in variants.items():
-            speed, warmup_seconds = timed(step, batches(), online_teacher)
+        for name, (step, batches, teaching) in variants.items():
+            speed, warmup_seconds = timed(step, batches(), teaching)
             speeds[name].append(speed)
             if name == "compiled pure step" and compile_seconds is None:
                 compile_seconds = warmup_seconds
@@ -292,12 +313,12 @@ def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predi
     def ratio_to(name: str, other: str, what: str) -> str:
         return f"{median[name] / median[other]:.1%} of the {what}"
 
-    online, online_resident = f"online teacher ({teacher})", f"online teacher ({teacher}), resident features"
+    online_name, online_resident = f"online teacher ({teacher})", f"online teacher ({teacher}), resident features"
     details = {
         "pure step (ceiling)": f"batch {batch_size}, tensors on {dev.type}",
         "cached path": ratio_to("cached path", "pure step (ceiling)", "pure step") + f"; {size.workers} loader workers",
         "cached path, resident stores": ratio_to("cached path, resident stores", "pure step (ceiling)", "pure step"),
-        online: f"cached path is {median['cached path'] / median[online]:.2f}x faster",
+        online_name: f"cached path is {median['cached path'] / median[online_name]:.2f}x faster",
         online_resident: f"resident cached path is "
                          f"{median['cached path, resident stores'] / median[online_resident]:.2f}x faster",
     }
@@ -316,15 +337,9 @@ def bench_train(size: Size, dev: torch.device, student: str, teacher: str, predi
             if size.repeats > 1 else ""
         results.add("train", f"{student} student: {name}", value, "samples/s", details[name] + spread,
                     runs=speeds[name])
-    del teacher_model, resident, resident_features, variants, eager
+    del teacher_model, resident, resident_features, variants, eager, on_device
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def _to_device(batch: dict, store: FeatureStore, dev: torch.device):
-    x = store.normalize(batch["x"].to(dev, non_blocking=True))
-    cached = batch["teacher_logits"].to(dev, non_blocking=True) if "teacher_logits" in batch else None
-    return x, batch["y"].to(dev, non_blocking=True), cached
 
 
 def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = None, compile_step: bool = False,
@@ -340,20 +355,18 @@ def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = No
     print(f"cmkd bench: size {size_name} on {_device_name(dev)}, workspace {root}", flush=True)
     try:
         with _in(root):
-            data = {"sample_rate": 16000, "num_classes": NUM_CLASSES, "clips_per_class": size.clips // NUM_CLASSES,
-                    "clip_seconds": size.clip_seconds, "multi_label": False, "max_events": 1, "snr_db": [3, 20],
-                    "split": {"val": 0.1, "test": 0.1}}
-            write_dataset(data, layout.RAW, seed=0)
-            bench_features(size, dev, results)  # always: the other sections read its store
+            settings = workspace_settings(size)
+            prepare(settings)
+            bench_features(size, dev, settings, results)  # always: the other sections read its store
             predictions = {}
             for teacher in (size.ast, size.cnn):
                 if "dump" in sections or "train" in sections or "read" in sections:
-                    predictions[teacher] = bench_dump(size, dev, teacher, results)
+                    predictions[teacher] = bench_dump(size, dev, settings, teacher, results)
             if "read" in sections:
                 bench_read(size, dev, predictions[size.ast], results)
             if "train" in sections:
-                bench_train(size, dev, size.cnn, size.ast, predictions[size.ast], compile_step, results)
-                bench_train(size, dev, size.ast, size.cnn, predictions[size.cnn], compile_step, results)
+                bench_train(size, dev, settings, size.cnn, size.ast, predictions[size.ast], compile_step, results)
+                bench_train(size, dev, settings, size.ast, size.cnn, predictions[size.cnn], compile_step, results)
     finally:
         if not workdir:
             shutil.rmtree(root, ignore_errors=True)

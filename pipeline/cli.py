@@ -6,20 +6,20 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from . import layout
-from .params import ROLES, load_params
+from .settings import ROLES, load_settings
 
 app = typer.Typer(help="CNN/Transformer cross-model knowledge distillation for audio. "
                        "`dvc repro` runs every step in order; these commands run one.", no_args_is_help=True)
 console = Console()
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="the params file", exists=True, dir_okay=False)
+SPLIT = typer.Option(None, "--run", "-r", help="which run (main, fold1, ...); default: the first of params `runs`")
+SEED = typer.Option(None, "--seed", "-s", help="which seed; default: the first of params `seeds`")
 
 
-RUN = typer.Option(None, "--run", "-r", help="which run (main, fold1, ...); default: the first of params `runs`")
+def _run(settings, split: str | None, seed: int | None):
+    from .runs import Run
 
-
-def _run(run: str | None, params: dict) -> str:
-    return run or params["runs"][0]
+    return Run(split or settings.runs[0], settings.seeds[0] if seed is None else seed)
 
 
 def _role(role: str) -> str:
@@ -30,56 +30,62 @@ def _role(role: str) -> str:
 
 @app.command()
 def prepare(params: Path = PARAMS):
-    """The dataset as data/raw/manifest.csv + classes.txt: synthesized (built-in) or imported from your manifest."""
+    """The dataset as data/raw/manifest.csv + classes.txt, from params `data.source`."""
     from .prepare import prepare as prepare_data
 
-    prepare_data(load_params(params))
+    prepare_data(load_settings(params))
 
 
 @app.command()
 def features(params: Path = PARAMS):
     """Kaldi fbank for every clip of data/raw/manifest.csv into data/features.zarr (Dask, resumable)."""
-    from .features import extract_features
+    from .features.extract import extract
 
-    p = load_params(params)
-    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, p["features"], p["data"]["multi_label"],
-                     skipped_list=layout.SKIPPED)
+    extract(load_settings(params))
 
 
 @app.command()
 def train(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
-          params: Path = PARAMS, run: str = RUN):
+          params: Path = PARAMS, run: str = SPLIT, seed: int = SEED):
     """Train the teacher, the CMKD student (from cached predictions) or the no-KD baseline."""
-    from .train import train as train_role
+    from .training.loop import train as train_role
 
-    p = load_params(params)
-    console.print(train_role(role, p, _run(run, p)))
+    settings = load_settings(params)
+    console.print(train_role(settings, role, _run(settings, run, seed)))
 
 
 @app.command()
 def evaluate(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
-             params: Path = PARAMS, run: str = RUN):
-    """Test-split metrics of data/runs/<run>/<role>/checkpoint.pt into data/metrics/<run>/<role>.json."""
-    from .evaluate import evaluate as evaluate_role
+             params: Path = PARAMS, run: str = SPLIT, seed: int = SEED):
+    """Test-split metrics of a run's checkpoint into results/<run>/seed<k>/<role>/metrics.json."""
+    from .evaluation.evaluate import evaluate as evaluate_role
 
-    console.print(evaluate_role(role, _run(run, load_params(params))))
+    settings = load_settings(params)
+    console.print(evaluate_role(settings, role, _run(settings, run, seed)))
 
 
 @app.command()
-def dump(params: Path = PARAMS, run: str = RUN):
-    """The frozen teacher's logits for every clip into data/runs/<run>/teacher_predictions.zarr (resumable)."""
-    from .dump import dump_from_params
+def dump(params: Path = PARAMS, run: str = SPLIT, seed: int = SEED):
+    """The frozen teacher's logits for every clip into data/runs/<run>/seed<k>/teacher_predictions.zarr."""
+    from .cache.dump import dump as dump_logits
 
-    p = load_params(params)
-    dump_from_params(p, _run(run, p))
+    settings = load_settings(params)
+    dump_logits(settings, _run(settings, run, seed))
 
 
 @app.command()
 def report(params: Path = PARAMS):
-    """Compare teacher, baseline and student, per run and averaged, in data/report.md and report.json."""
-    from .report import write_report
+    """Teacher, baseline and student over every run and seed in results/report.md, report.json and plots/."""
+    from .evaluation.report import write_report
 
-    console.print(write_report(load_params(params)))
+    console.print(write_report(load_settings(params)))
+
+
+@app.command()
+def check_params(params: Path = PARAMS):
+    """Validate params.yaml: every unknown key, wrong type or value out of range, with what is allowed."""
+    load_settings(params)
+    console.print(f"{params}: valid")
 
 
 @app.command()
@@ -126,9 +132,7 @@ def preset(name: str = typer.Argument(..., help="esc50 | fsd50k | audioset (pipe
                                                 "models.cnn.name=efficientnet_test (repeatable; VALUE is YAML)"),
            params: Path = PARAMS):
     """Switch params.yaml to a paper recipe in place (comments and other values kept); then run `dvc repro`."""
-    import yaml
-
-    from .presets import apply, load_preset, merged
+    from .presets import apply, load_preset, merged, parse_override
 
     overrides = load_preset(name)
     if root is not None:
@@ -136,18 +140,10 @@ def preset(name: str = typer.Argument(..., help="esc50 | fsd50k | audioset (pipe
             raise typer.BadParameter(f"{root}: not a folder", param_hint="--root")
         overrides.setdefault("data", {})["root"] = str(root)
     for item in set_values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
-        nested = yaml.safe_load(value)
-        if isinstance(nested, str):  # YAML 1.1 reads 5e-4 as a string
-            try:
-                nested = float(nested)
-            except ValueError:
-                pass
-        for part in reversed(key.split(".")):
-            nested = {part: nested}
-        overrides = merged(overrides, nested)
+        try:
+            overrides = merged(overrides, parse_override(item))
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--set") from e
     apply(params, overrides)
     console.print(f"{params}: the {name} recipe is set ({', '.join(sorted(overrides))}); `git diff {params}` shows "
                   f"what changed, `dvc repro` runs it")

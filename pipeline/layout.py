@@ -1,54 +1,70 @@
-"""Where each artifact lives under data/ (the paths dvc.yaml declares as deps and outs).
+"""Where each artifact lives (the paths dvc.yaml declares as deps and outs).
 
-    data/raw/                      stage prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
-    data/features.zarr             stage features: one fbank store for every clip, whatever the run
-    data/skipped.csv               stage features: the clips it left out, and why (features.on_error: skip)
-    data/runs/<run>/teacher/       stage train_teacher@<run>: checkpoint.pt, history.csv
-    data/runs/<run>/teacher_predictions.zarr   stage dump_logits@<run>: the cached teacher outputs
-    data/runs/<run>/student/       stage train_student@<run> (and baseline/, train_baseline@<run>)
-    data/metrics/<run>/<role>.json stages evaluate_*@<run>: test-split metrics
-    data/report.md, report.json    stage report: every run, and the mean over runs
+Large artifacts go under data/ (DVC's cache, never in git); the small files experiments are compared by (metrics,
+training curves, the report, plots) go under results/, which git tracks, so `dvc exp show`, `dvc metrics diff`
+and `dvc plots diff` can compare experiments and branches.
 
-A run is one teacher -> cache -> student chain over one train/val/test split (pipeline/runs.py).
+    data/raw/                                  prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
+    data/features.zarr, data/skipped.csv       features: one fbank store for every run; the clips left out
+    data/runs/<split>/seed<k>/teacher/checkpoint.pt            train_teacher@<split>-<k>
+    data/runs/<split>/seed<k>/teacher_predictions.zarr         dump_logits@<split>-<k>: the cached teacher outputs
+    data/runs/<split>/seed<k>/{student,baseline}/checkpoint.pt train_student, train_baseline
+    results/runs/<split>/seed<k>/<role>/live/       training curves (DVCLive: metrics.json, plots/metrics/*.tsv)
+    results/runs/<split>/seed<k>/<role>/metrics.json, classes.json  evaluate_<role>: test-split metrics, per class
+    results/report.md, report.json, plots/     report: every run and seed, means, paired differences, plot data
+
+A run (pipeline/runs.py) is one teacher -> cache -> student chain over one split and one seed.
 """
 from pathlib import Path
+
+from .runs import Run
 
 DATA = Path("data")
 RAW = DATA / "raw"
 MANIFEST = RAW / "manifest.csv"
 CLASSES = RAW / "classes.txt"
 FEATURES = DATA / "features.zarr"
-SKIPPED = DATA / "skipped.csv"           # stage features: clips left out by features.on_error: skip
-METRICS = DATA / "metrics"
-REPORT = DATA / "report.md"
-REPORT_JSON = DATA / "report.json"
+SKIPPED = DATA / "skipped.csv"
+RESULTS = Path("results")
+REPORT = RESULTS / "report.md"
+REPORT_JSON = RESULTS / "report.json"
+PLOTS = RESULTS / "plots"
 
 
-def run_dir(run: str) -> Path:
-    return DATA / "runs" / run
+def run_dir(run: Run) -> Path:
+    return DATA / "runs" / run.folder
 
 
-def role_dir(role: str, run: str) -> Path:
-    """data/runs/<run>/teacher, student, baseline: checkpoint.pt, history.csv."""
+def role_dir(role: str, run: Run) -> Path:
     return run_dir(run) / role
 
 
-def checkpoint(role: str, run: str) -> Path:
+def checkpoint(role: str, run: Run) -> Path:
     return role_dir(role, run) / "checkpoint.pt"
 
 
-def history(role: str, run: str) -> Path:
-    return role_dir(role, run) / "history.csv"
-
-
-def predictions(run: str) -> Path:
+def predictions(run: Run) -> Path:
     return run_dir(run) / "teacher_predictions.zarr"
 
 
-def metrics(role: str, run: str) -> Path:
-    return METRICS / run / f"{role}.json"
-
-
-def resume_state(role: str, run: str) -> Path:
+def resume_state(role: str, run: Run) -> Path:
     """Written after every epoch and removed when training ends; not a DVC out, so DVC leaves it for a re-run."""
     return run_dir(run) / f"{role}.resume.pt"
+
+
+def results_dir(role: str, run: Run) -> Path:
+    return RESULTS / "runs" / run.folder / role
+
+
+def live_dir(role: str, run: Run) -> Path:
+    """The training curves, logged by DVCLive while the stage trains."""
+    return results_dir(role, run) / "live"
+
+
+def metrics(role: str, run: Run) -> Path:
+    return results_dir(role, run) / "metrics.json"
+
+
+def per_class(role: str, run: Run) -> Path:
+    """Per-class test metrics (and the confusion counts of a single-label dataset) beside metrics.json."""
+    return results_dir(role, run) / "classes.json"

@@ -1,15 +1,15 @@
-"""The manifest: one row per clip (clip_id, path, labels, split) plus the ordered class list.
+"""The manifest: one row per clip (clip_id, path, labels, split, fold) plus the ordered class list.
 
-Every dataset source (the built-in generator, and user data) is reduced to this form, so the features stage has
-one input format. Paths are relative to the manifest's folder; labels are class names joined by ';'.
+The contract between the prepare stage and the features stage: every dataset source (pipeline/prepare) is reduced
+to this form, so the features stage has one input format. Paths are relative to the manifest's folder; labels are
+class names joined by ';'.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-
-from .datasets import hash_split
 
 COLUMNS = ("clip_id", "path", "labels", "split", "fold")  # fold: the dataset's own fold number, or empty
 SPLITS = ("train", "val", "test")
@@ -77,32 +77,8 @@ def read_manifest(path: Path, classes: list[str]) -> list[Clip]:
     return clips
 
 
-def import_manifest(source: Path, classes_file: Path | None, split_fractions: dict, out_dir: Path) -> None:
-    """Bring a user's manifest into the pipeline's form at out_dir/manifest.csv and out_dir/classes.txt.
-
-    The source CSV needs `path` and `labels` (';'-separated class names), and may have `fold` (for runs foldK,
-    pipeline/runs.py); `clip_id` defaults to the path without
-    its extension and `split` to a stable draw from a hash of the clip id (fractions from params data.split), so
-    adding clips never moves existing ones between splits. Paths are resolved against the source's folder and
-    written absolute; the audio stays where it is.
-    """
-    source = Path(source)
-    with open(source, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"path", "labels"} - set(reader.fieldnames or ())
-        if missing:
-            raise ManifestError(f"{source}: missing columns {sorted(missing)}")
-        rows = list(reader)
-    if classes_file:
-        classes = read_classes(classes_file)
-    else:
-        classes = sorted({label for row in rows for label in row["labels"].split(";") if label})
-    out_rows = []
-    for row in rows:
-        path = (source.parent / row["path"]).resolve()
-        clip_id = row.get("clip_id") or str(Path(row["path"]).with_suffix(""))
-        split = row.get("split") or hash_split(clip_id, split_fractions)
-        out_rows.append({"clip_id": clip_id, "path": str(path), "labels": row["labels"].split(";"), "split": split,
-                         "fold": row.get("fold") or ""})
-    write_manifest(Path(out_dir) / "manifest.csv", out_rows, classes)
-    read_manifest(Path(out_dir) / "manifest.csv", classes)  # validate now: labels, splits, duplicate ids
+def hash_split(clip_id: str, fractions: dict) -> str:
+    """A stable split from the clip id alone: adding clips never moves existing ones."""
+    u = int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 2**32
+    test, val = fractions.get("test", 0), fractions["val"]
+    return "test" if u < test else "val" if u < test + val else "train"

@@ -1,38 +1,61 @@
-"""Runs: params `runs` lists the train/val/test splits to run teacher -> cache -> student on (a DVC foreach).
+"""Runs: one teacher -> cache -> student chain per (split, seed), the DVC matrix over params `runs` x `seeds`.
 
+Splits:
 - `main`:  the manifest's own split column.
 - `foldK`: cross-validation over a dataset's official folds (ESC-50's 1..5): the clips of fold K are the test set,
            every other clip trains, except those the manifest marks `val`, which are held out for monitoring.
+Seeds: each seed trains its own teacher, cache, student and baseline on the same split (initialisation, batch
+order, augmentation draws and view seeds differ), so the report can give a spread and not one number.
 
-Each run has its own normalisation statistics (from its own training clips), teacher, cached predictions,
-student and baseline, so no run's test clips ever reach another run's training.
+Each split has its own normalisation statistics (from its own training clips), so no run's test clips ever reach
+another run's training.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 FOLD_RUN = re.compile(r"fold(\d+)")
 
 
-def held_out_fold(run: str) -> int | None:
-    """The test fold of `foldK`, None for `main`; anything else is refused."""
-    if run == "main":
-        return None
-    match = FOLD_RUN.fullmatch(run)
-    if not match:
-        raise ValueError(f"run {run!r}: expected 'main' or 'fold<K>' (for example fold1)")
-    return int(match.group(1))
+def check_split_name(split: str) -> None:
+    if split != "main" and not FOLD_RUN.fullmatch(split):
+        raise ValueError(f"run {split!r}: expected 'main' or 'fold<K>' (for example fold1)")
 
 
-def run_split(run: str, split: np.ndarray, folds: np.ndarray, source: str = "the feature store") -> np.ndarray:
-    """Each clip's split (train / val / test) in `run`, from the manifest's split and fold columns."""
-    fold = held_out_fold(run)
+@dataclass(frozen=True)
+class Run:
+    split: str = "main"
+    seed: int = 0
+
+    def __post_init__(self):
+        check_split_name(self.split)
+
+    @property
+    def folder(self) -> Path:
+        """Where this run's artifacts live below data/runs and results/: <split>/seed<seed>."""
+        return Path(self.split) / f"seed{self.seed}"
+
+    def __str__(self) -> str:
+        return f"{self.split}, seed {self.seed}"
+
+
+def held_out_fold(split: str) -> int | None:
+    """The test fold of `foldK`, None for `main`."""
+    check_split_name(split)
+    return None if split == "main" else int(FOLD_RUN.fullmatch(split).group(1))
+
+
+def run_split(split: str, manifest_split: np.ndarray, folds: np.ndarray, source: str = "the feature store") -> np.ndarray:
+    """Each clip's split (train / val / test) in run `split`, from the manifest's split and fold columns."""
+    fold = held_out_fold(split)
     if fold is None:
-        return split
+        return manifest_split
     have = sorted(set(folds.tolist()) - {0})
     if fold not in have:
-        raise ValueError(f"run {run!r}: {source} has no clips in fold {fold} "
+        raise ValueError(f"run {split!r}: {source} has no clips in fold {fold} "
                          f"(its folds: {', '.join(map(str, have)) or 'none; use run main'})")
-    return np.where(folds == fold, "test", np.where(split == "val", "val", "train")).astype(split.dtype)
+    return np.where(folds == fold, "test", np.where(manifest_split == "val", "val", "train")).astype(manifest_split.dtype)

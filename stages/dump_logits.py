@@ -1,8 +1,9 @@
-"""DVC stage `dump_logits@<run>`: data/runs/<run>/teacher/checkpoint.pt + data/features.zarr
--> data/runs/<run>/teacher_predictions.zarr."""
+"""DVC stage `dump_logits@<split>-<seed>`: data/runs/<split>/seed<k>/teacher/checkpoint.pt + data/features.zarr
+-> data/runs/<split>/seed<k>/teacher_predictions.zarr."""
 import sys
 
-from pipeline.dump import dump_from_params
-from pipeline.params import load_params
+from pipeline.cache.dump import dump
+from pipeline.runs import Run
+from pipeline.settings import load_settings
 
-dump_from_params(load_params(), run=sys.argv[1])
+dump(load_settings(), Run(sys.argv[1], int(sys.argv[2])))

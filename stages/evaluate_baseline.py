@@ -1,6 +1,9 @@
-"""DVC stage `evaluate_baseline@<run>`: data/runs/<run>/baseline/checkpoint.pt -> data/metrics/<run>/baseline.json (test split)."""
+"""DVC stage `evaluate_baseline@<split>-<seed>`: data/runs/<split>/seed<k>/baseline/checkpoint.pt
+-> results/<split>/seed<k>/baseline/metrics.json, classes.json (test split)."""
 import sys
 
-from pipeline.evaluate import evaluate
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.runs import Run
+from pipeline.settings import load_settings
 
-evaluate("baseline", run=sys.argv[1])
+evaluate(load_settings(), "baseline", Run(sys.argv[1], int(sys.argv[2])))

@@ -1,6 +1,9 @@
-"""DVC stage `evaluate_student@<run>`: data/runs/<run>/student/checkpoint.pt -> data/metrics/<run>/student.json (test split)."""
+"""DVC stage `evaluate_student@<split>-<seed>`: data/runs/<split>/seed<k>/student/checkpoint.pt
+-> results/<split>/seed<k>/student/metrics.json, classes.json (test split)."""
 import sys
 
-from pipeline.evaluate import evaluate
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.runs import Run
+from pipeline.settings import load_settings
 
-evaluate("student", run=sys.argv[1])
+evaluate(load_settings(), "student", Run(sys.argv[1], int(sys.argv[2])))

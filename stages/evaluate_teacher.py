@@ -1,6 +1,9 @@
-"""DVC stage `evaluate_teacher@<run>`: data/runs/<run>/teacher/checkpoint.pt -> data/metrics/<run>/teacher.json (test split)."""
+"""DVC stage `evaluate_teacher@<split>-<seed>`: data/runs/<split>/seed<k>/teacher/checkpoint.pt
+-> results/<split>/seed<k>/teacher/metrics.json, classes.json (test split)."""
 import sys
 
-from pipeline.evaluate import evaluate
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.runs import Run
+from pipeline.settings import load_settings
 
-evaluate("teacher", run=sys.argv[1])
+evaluate(load_settings(), "teacher", Run(sys.argv[1], int(sys.argv[2])))

@@ -1,5 +1,5 @@
-"""DVC stage `report`: data/metrics/<run>/*.json for every run in params `runs` -> data/report.md, report.json."""
-from pipeline.params import load_params
-from pipeline.report import write_report
+"""DVC stage `report`: results/<split>/seed<k>/*/ for every run and seed -> results/report.md, report.json, plots/."""
+from pipeline.evaluation.report import write_report
+from pipeline.settings import load_settings
 
-write_report(load_params())
+write_report(load_settings())

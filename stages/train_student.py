@@ -1,8 +1,9 @@
-"""DVC stage `train_student@<run>`: data/features.zarr + data/runs/<run>/teacher_predictions.zarr
--> data/runs/<run>/student/checkpoint.pt, history.csv."""
+"""DVC stage `train_student@<split>-<seed>`: data/features.zarr + data/runs/<split>/seed<k>/teacher_predictions.zarr
+-> data/runs/<split>/seed<k>/student/checkpoint.pt, results/<split>/seed<k>/student/live (training curves)."""
 import sys
 
-from pipeline.params import load_params
-from pipeline.train import train
+from pipeline.runs import Run
+from pipeline.settings import load_settings
+from pipeline.training.loop import train
 
-train("student", load_params(), run=sys.argv[1])
+train(load_settings(), "student", Run(sys.argv[1], int(sys.argv[2])))

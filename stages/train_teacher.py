@@ -1,7 +1,9 @@
-"""DVC stage `train_teacher@<run>`: data/features.zarr -> data/runs/<run>/teacher/checkpoint.pt, history.csv."""
+"""DVC stage `train_teacher@<split>-<seed>`: data/features.zarr
+-> data/runs/<split>/seed<k>/teacher/checkpoint.pt, results/<split>/seed<k>/teacher/live (training curves)."""
 import sys
 
-from pipeline.params import load_params
-from pipeline.train import train
+from pipeline.runs import Run
+from pipeline.settings import load_settings
+from pipeline.training.loop import train
 
-train("teacher", load_params(), run=sys.argv[1])
+train(load_settings(), "teacher", Run(sys.argv[1], int(sys.argv[2])))

@@ -7,11 +7,11 @@ from typer.testing import CliRunner
 
 from pipeline import layout
 from pipeline.cli import app
-from pipeline.dump import dump_logits
-from pipeline.evaluate import evaluate
-from pipeline.metrics import compute_metrics
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.evaluation.metrics import compute_metrics
 from pipeline.stores import FeatureStore, PredictionStore
-from pipeline.train import train
+
+from .conftest import MAIN, settings
 
 
 def inspect_json(*args) -> dict:
@@ -20,12 +20,10 @@ def inspect_json(*args) -> dict:
     return json.loads(result.output)
 
 
-def test_inspect_every_artifact(in_workspace):
-    _, params = in_workspace
-    train("teacher", params)
-    evaluate("teacher")
-    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
-    store, cache = FeatureStore(layout.FEATURES), PredictionStore(layout.predictions("main"))
+def test_inspect_every_artifact(with_teacher):
+    _, params = with_teacher
+    evaluate(settings(params), "teacher", MAIN)
+    store, cache = FeatureStore(layout.FEATURES), PredictionStore(layout.predictions(MAIN))
 
     features = inspect_json(layout.FEATURES)
     assert features["kind"] == "feature store" and features["summary"]["clips"] == 64
@@ -36,30 +34,30 @@ def test_inspect_every_artifact(in_workspace):
     assert array["bytes on disk"] > 0 and features["classes"] == store.classes
     assert features["provenance"]["code"]["source_sha256"] and features["provenance"]["fingerprint"] == store.fingerprint
 
-    predictions = inspect_json(layout.predictions("main"))
+    predictions = inspect_json(layout.predictions(MAIN))
     assert predictions["summary"]["matches the feature store"] and predictions["summary"]["run"] == "main"
     test = store.indices("test")
     expected = compute_metrics(cache.logits[:][test], store.labels[test], False)
     assert predictions["teacher metrics from the cache"]["test"]["accuracy"] == pytest.approx(expected["accuracy"])
-    evaluated = json.loads(layout.metrics("teacher", "main").read_text())  # the evaluate stage agrees with the cache
+    evaluated = json.loads(layout.metrics("teacher", MAIN).read_text())  # the evaluate stage agrees with the cache
     assert predictions["teacher metrics from the cache"]["test"]["accuracy"] == pytest.approx(evaluated["accuracy"])
     calibration = next(v for k, v in predictions.items() if k.startswith("calibration"))
     assert 0 <= calibration["ECE"] <= 1
     assert all({"true", "predicted", "clips"} <= set(row) for row in predictions["most confused"])
 
     clip = str(store.clip_ids[5])
-    one = inspect_json(layout.predictions("main"), "--clip", clip)["clip"]
+    one = inspect_json(layout.predictions(MAIN), "--clip", clip)["clip"]
     assert one["clip_id"] == clip and one["labels"] == [store.classes[int(store.labels[5].argmax())]]
     assert len(one["teacher top 5"]) == min(5, len(store.classes))
     assert one["mean"] == pytest.approx(store.features[5].astype(np.float64).mean())
 
-    checkpoint = inspect_json(layout.checkpoint("teacher", "main"))
+    checkpoint = inspect_json(layout.checkpoint("teacher", MAIN))
     assert checkpoint["provenance"]["run"] == "main" and checkpoint["summary"]["nan or inf values"] == 0
     assert checkpoint["provenance"]["normalization"]["mean"] == pytest.approx(store.mean)
     assert checkpoint["provenance"]["code"]["git_commit"] is None or len(checkpoint["provenance"]["code"]["git_commit"]) == 40
-    assert inspect_json(layout.metrics("teacher", "main"))["values"]["run"] == "main"
+    assert inspect_json(layout.metrics("teacher", MAIN))["values"]["run"] == "main"
 
-    tables = CliRunner().invoke(app, ["inspect", str(layout.predictions("main"))])
+    tables = CliRunner().invoke(app, ["inspect", str(layout.predictions(MAIN))])
     assert tables.exit_code == 0 and "teacher metrics from the cache" in tables.output and "most confused" in tables.output
 
 

@@ -8,13 +8,13 @@ import soundfile as sf
 import zarr
 
 from pipeline import layout
-from pipeline.audio import AudioError, load_audio
-from pipeline.features import extract_features
+from pipeline.features.audio import AudioError, load_audio
+from pipeline.features.extract import write_feature_store
 from pipeline.manifest import write_manifest
+from pipeline.settings import FeatureSettings, ParamsError, settings_from
 from pipeline.stores import FeatureStore
 
-CFG = {"sample_rate": 16000, "num_mel_bins": 128, "frame_shift_ms": 10, "frame_length_ms": 25, "target_frames": 50,
-       "clips_per_shard": 4, "workers": 1, "scheduler": "synchronous", "fbank": "kaldi"}
+CFG = FeatureSettings(target_frames=50, clips_per_shard=4, workers=1, scheduler="synchronous", fbank="kaldi")
 
 
 def noise(seconds, rate, channels=1, seed=0):
@@ -80,19 +80,19 @@ def test_bad_file_stops_the_run_naming_it_and_keeps_finished_shards(tmp_path):
     out = tmp_path / "features.zarr"
     rows = make_dataset(tmp_path)
     with pytest.raises(AudioError) as error:
-        extract_features(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG, False)
+        write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG, False)
     name = next(n for n in BAD if f"/{n}: " in str(error.value))  # the first bad clip Dask reached
     assert BAD[name][1] in str(error.value)
     partial = tmp_path / "features.zarr.partial"
     assert not out.exists() and partial.exists()
     done = np.flatnonzero(zarr.open_group(partial, mode="r")["_done"][:])
-    failed_shard = [r["clip_id"] for r in rows].index(name) // CFG["clips_per_shard"]
+    failed_shard = [r["clip_id"] for r in rows].index(name) // CFG.clips_per_shard
     assert len(done) and failed_shard not in done  # the shards finished before the error are kept
     written = {b: (partial / f"features/c/{b}/0/0").stat().st_mtime_ns for b in done}
 
     for name in BAD:  # the user fixes the files, and the run goes on from where it stopped
         sf.write(tmp_path / name, noise(0.6, 16000, seed=99), 16000)
-    extract_features(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG, False)
+    write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG, False)
     store = FeatureStore(out)
     assert (store.skipped == "").all() and len(store.clip_ids) == 21
     assert all((out / f"features/c/{b}/0/0").stat().st_mtime_ns == t for b, t in written.items())
@@ -101,8 +101,8 @@ def test_bad_file_stops_the_run_naming_it_and_keeps_finished_shards(tmp_path):
 def test_skip_option_lists_bad_files_and_goes_on(tmp_path):
     rows = make_dataset(tmp_path)
     out, skipped = tmp_path / "features.zarr", tmp_path / "skipped.csv"
-    extract_features(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, {**CFG, "on_error": "skip"}, False,
-                     skipped_list=skipped)
+    write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG.model_copy(update={"on_error": "skip"}), False,
+                        skipped_list=skipped)
     with open(skipped, newline="") as f:
         listed = {row["clip_id"]: row["reason"] for row in csv.DictReader(f)}
     assert set(listed) == set(BAD)
@@ -116,19 +116,19 @@ def test_skip_option_lists_bad_files_and_goes_on(tmp_path):
     assert not set(bad_rows) & set(store.indices("train"))
     good = [i for i in range(len(ids)) if i not in bad_rows]
     assert (store.split[good] != "skipped").all() and (store.group["num_frames"][good] > 0).all()
-    assert store.group["num_frames"][ids.index("long.flac")] > CFG["target_frames"]  # cropped, not refused
+    assert store.group["num_frames"][ids.index("long.flac")] > CFG.target_frames  # cropped, not refused
 
 
 def test_skip_on_a_clean_dataset_writes_an_empty_list(in_workspace):
     root, params = in_workspace
     out = root / "clean.zarr"
-    extract_features(layout.MANIFEST, layout.CLASSES, out, {**params["features"], "on_error": "skip"}, False,
-                     skipped_list=root / "skipped.csv")
+    params["features"]["on_error"] = "skip"
+    write_feature_store(layout.MANIFEST, layout.CLASSES, out, settings_from(params).features, False,
+                        skipped_list=root / "skipped.csv")
     assert (root / "skipped.csv").read_text().strip() == "clip_id,path,reason"
 
 
-def test_on_error_must_be_fail_or_skip(in_workspace):
-    root, params = in_workspace
-    with pytest.raises(ValueError, match="on_error must be fail or skip"):
-        extract_features(layout.MANIFEST, layout.CLASSES, root / "x.zarr", {**params["features"], "on_error": "ignore"},
-                         False)
+def test_on_error_must_be_fail_or_skip(repo_params):
+    repo_params["features"]["on_error"] = "ignore"
+    with pytest.raises(ParamsError, match="features.on_error = 'ignore': Input should be 'fail' or 'skip'"):
+        settings_from(repo_params)

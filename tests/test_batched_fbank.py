@@ -5,19 +5,18 @@ where a mel energy is within a factor e^2 of Kaldi's floor (float32 epsilon, log
 limit: torchaudio's own float32 result is 2.2e-3 away from a float64 computation there on these ESC-50 clips. So on
 a GPU, values that close to the floor are held to 5e-3 and every other value to 1e-3.
 """
-import copy
-
 import numpy as np
 import pytest
 import torch
 
 from pipeline import layout
-from pipeline.audio import load_audio
-from pipeline.batched_fbank import BatchedFbank, pad_batch
-from pipeline.features import extract_features, fbank, pad_or_crop
+from pipeline.features.audio import load_audio
+from pipeline.features.extract import write_feature_store
+from pipeline.features.fbank import BatchedFbank, fbank, pad_batch, pad_or_crop
+from pipeline.settings import FeatureSettings
 from pipeline.stores import FeatureStore
 
-from .conftest import ESC50
+from .conftest import ESC50, settings
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NEAR_FLOOR = float(np.log(np.finfo(np.float32).eps)) + 2
@@ -84,11 +83,11 @@ def test_without_target_frames_keeps_the_longest_clip():
 def test_features_stage_with_batched_fbank_matches_kaldi(in_workspace, tmp_path):
     """The features stage gives the same store either way (to float16 precision) and records which it used."""
     root, params = in_workspace
-    cfg = copy.deepcopy(params["features"])
-    cfg["fbank"] = "batched"
-    extract_features(layout.MANIFEST, layout.CLASSES, tmp_path / "batched.zarr", cfg, params["data"]["multi_label"])
+    params["features"]["fbank"] = "batched"
+    cfg = settings(params).features
+    write_feature_store(layout.MANIFEST, layout.CLASSES, tmp_path / "batched.zarr", cfg, params["data"]["multi_label"])
     batched, kaldi = FeatureStore(tmp_path / "batched.zarr"), FeatureStore(layout.FEATURES)
-    assert batched.group.attrs["fbank"].startswith("pipeline.batched_fbank on")
+    assert batched.group.attrs["fbank"].startswith("pipeline.features.fbank.BatchedFbank on")
     assert kaldi.group.attrs["fbank"] == "torchaudio.compliance.kaldi.fbank"
     diff = np.abs(batched.features[:].astype(np.float32) - kaldi.features[:].astype(np.float32)).max()
     assert diff <= 1e-2  # float16 storage: values of ~10 are stored to 2^-7

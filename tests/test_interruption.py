@@ -12,15 +12,15 @@ import yaml
 import zarr
 
 from pipeline import layout
-from pipeline.checkpoint import save_checkpoint
-from pipeline.dump import dump_logits
-from pipeline.features import extract_features
+from pipeline.cache.dump import dump
+from pipeline.features.extract import extract
 from pipeline.models import create_model
-from pipeline.params import load_params
+from pipeline.models.checkpoint import save_checkpoint
+from pipeline.prepare import prepare
+from pipeline.settings import read_yaml
 from pipeline.stores import FeatureStore
-from pipeline.synthetic import write_dataset
 
-from .conftest import REPO, tiny
+from .conftest import MAIN, REPO, settings, tiny
 
 
 def kill_after_first_block(code: str, cwd: Path, partial: Path) -> list[int]:
@@ -55,24 +55,23 @@ def assert_same_store(a: Path, b: Path):
 
 
 def test_features_killed_and_rerun(tmp_path, monkeypatch):
-    params = tiny(load_params(REPO / "params.yaml"))
+    params = tiny(read_yaml(REPO / "params.yaml"))
     params["data"].update(clips_per_class=32)  # 128 clips in 32 shards of 4, one at a time: slow enough to kill
     params["features"].update(clips_per_shard=4, scheduler="synchronous", workers=1)
     monkeypatch.chdir(tmp_path)
-    write_dataset(params["data"], layout.RAW, seed=0)
-    cfg = params["features"]
-    extract_features(layout.MANIFEST, layout.CLASSES, tmp_path / "uninterrupted.zarr", cfg, False)
+    prepare(settings(params))
+    extract(settings(params))
+    layout.FEATURES.rename(tmp_path / "uninterrupted.zarr")
 
-    (tmp_path / "features.yaml").write_text(yaml.safe_dump(cfg))
-    code = ("import yaml; from pipeline import layout; from pipeline.features import extract_features; "
-            "extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, "
-            "yaml.safe_load(open('features.yaml')), False)")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    code = "from pipeline.features.extract import extract; from pipeline.settings import load_settings; " \
+           "extract(load_settings())"
     partial = tmp_path / "data/features.zarr.partial"
     done = kill_after_first_block(code, tmp_path, partial)
     assert not layout.FEATURES.exists()  # nothing half-written under the final name
     before = shard_mtimes(partial, "features")
 
-    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, cfg, False)
+    extract(settings(params))
     assert_same_store(layout.FEATURES, tmp_path / "uninterrupted.zarr")
     after = shard_mtimes(layout.FEATURES, "features")
     for b in done:  # shard b holds clips 4b..4b+3; with one clip per chunk inside it, its file is c/b/0/0
@@ -82,24 +81,27 @@ def test_features_killed_and_rerun(tmp_path, monkeypatch):
 
 def test_dump_killed_and_rerun(in_workspace, tmp_path):
     root, params = in_workspace
+    params["dump"].update(batch_size=2, clips_per_shard=2)
     store = FeatureStore(layout.FEATURES)
     teacher = create_model("efficientnet_b0", num_classes=len(store.classes), num_frames=store.num_frames)
-    checkpoint = tmp_path / "teacher.pt"  # random weights; a bigger model than the tests train, so it is slow enough
-    save_checkpoint(checkpoint, teacher, role="teacher", run="main", architecture="cnn",
+    # random weights; a bigger model than the tests train, so it is slow enough to kill
+    save_checkpoint(layout.checkpoint("teacher", MAIN), teacher, role="teacher", run="main", architecture="cnn",
                     model_config={"name": "efficientnet_b0", "pooling": "mean"}, num_classes=len(store.classes),
                     num_frames=store.num_frames, num_mel_bins=128, classes=store.classes,
                     features_fingerprint=store.fingerprint)
-    dump_logits(2, 2, checkpoint=checkpoint, out=tmp_path / "uninterrupted.zarr")
+    dump(settings(params), MAIN)
+    layout.predictions(MAIN).rename(tmp_path / "uninterrupted.zarr")
 
-    out = tmp_path / "predictions.zarr"
-    code = (f"from pipeline.dump import dump_logits; "
-            f"dump_logits(2, 2, checkpoint={str(checkpoint)!r}, out={str(out)!r})")
-    partial = tmp_path / "predictions.zarr.partial"
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    code = ("from pipeline.cache.dump import dump; from pipeline.runs import Run; "
+            "from pipeline.settings import load_settings; dump(load_settings(), Run('main', 0))")
+    out = layout.predictions(MAIN)
+    partial = out.with_name(out.name + ".partial")
     done = kill_after_first_block(code, root, partial)
     assert not out.exists()
     before = shard_mtimes(partial, "logits")
 
-    dump_logits(2, 2, checkpoint=checkpoint, out=out)
+    dump(settings(params), MAIN)
     assert_same_store(out, tmp_path / "uninterrupted.zarr")
     after = shard_mtimes(out, "logits")
     for b in done:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.losses import cmkd_loss, kd_loss, teacher_targets
+from pipeline.training.losses import cmkd_loss, kd_loss, teacher_targets
 
 
 def test_single_label_kd_is_kl_of_softmaxes():

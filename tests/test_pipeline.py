@@ -8,42 +8,45 @@ import torch
 import zarr
 
 from pipeline import layout
-from pipeline.dump import dump_logits
-from pipeline.evaluate import evaluate
-from pipeline.report import write_report
+from pipeline.cache.dump import dump
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.evaluation.report import write_report
 from pipeline.stores import FeatureStore, PredictionStore, StoreMismatchError
-from pipeline.train import train
+from pipeline.training.loop import train, train_step
+
+from .conftest import MAIN, checkpoint, settings
 
 
 @pytest.mark.parametrize("teacher,student", [("cnn", "ast"), ("ast", "cnn")])
 def test_both_directions(in_workspace, teacher, student):
     _, params = in_workspace
     params.update(teacher=teacher, student=student)
-    train("teacher", params)
-    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
-    train("student", params)
-    train("baseline", params)
+    s = settings(params)
+    train(s, "teacher", MAIN)
+    dump(s, MAIN)
+    train(s, "student", MAIN)
+    train(s, "baseline", MAIN)
     for role in ("teacher", "student", "baseline"):
-        evaluate(role)
+        evaluate(s, role, MAIN)
 
-    ckpt = {role: torch.load(layout.checkpoint(role, "main"), weights_only=True) for role in ("teacher", "student", "baseline")}
+    ckpt = {role: checkpoint(role) for role in ("teacher", "student", "baseline")}
     assert ckpt["teacher"]["architecture"] == teacher
     assert ckpt["student"]["architecture"] == student == ckpt["baseline"]["architecture"]
     assert ckpt["student"]["teacher"]["architecture"] == teacher  # provenance of the targets it learned from
     assert ckpt["baseline"]["teacher"] is None
     history = ckpt["student"]["history"]
-    assert len(history) == 2 and all(h["train_kd_loss"] > 0 for h in history)
-    assert all(h["train_kd_loss"] == 0 for h in ckpt["baseline"]["history"])
-    report = write_report(params)
+    assert len(history) == 2 and all(h["train/kd_loss"] > 0 for h in history)
+    assert all(h["train/kd_loss"] == 0 for h in ckpt["baseline"]["history"])
+    report = write_report(s)
     assert f"**{teacher} (" in report and f") -> {student} (" in report
-    assert json.loads(layout.metrics("student", "main").read_text())["architecture"] == student
+    assert json.loads(layout.metrics("student", MAIN).read_text())["architecture"] == student
+    # the training curves, as DVCLive logged them
+    curve = (layout.live_dir("student", MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text().split()
+    assert curve[:2] == ["step", "accuracy"] and len(curve) == 2 + 2 * 2
 
 
-def test_predictions_are_aligned_with_features(in_workspace):
-    _, params = in_workspace
-    train("teacher", params)
-    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
-    features, predictions = FeatureStore(layout.FEATURES), PredictionStore(layout.predictions("main"))
+def test_predictions_are_aligned_with_features(with_teacher):
+    features, predictions = FeatureStore(layout.FEATURES), PredictionStore(layout.predictions(MAIN))
     np.testing.assert_array_equal(predictions.clip_ids, features.clip_ids)
     assert predictions.logits.shape == (len(features.clip_ids), len(features.classes))
     assert predictions.features_fingerprint == features.fingerprint
@@ -52,7 +55,7 @@ def test_predictions_are_aligned_with_features(in_workspace):
 
 def _tampered_copy(tmp_path, change):
     """A copy of the prediction store with one thing changed."""
-    source = zarr.open_group(layout.predictions("main"), mode="r")
+    source = zarr.open_group(layout.predictions(MAIN), mode="r")
     copy = zarr.open_group(tmp_path / "predictions.zarr", mode="w")
     copy.attrs.update(dict(source.attrs))
     clip_ids, logits = source["clip_ids"][:], source["logits"][:]
@@ -99,28 +102,24 @@ def _foreign_clip(group, ids, logits):
     (_other_features, "made from a feature store with fingerprint 000000000000"),
     (_other_run, "its teacher was trained in run 'fold3', this is run 'main'"),
 ])
-def test_student_refuses_mismatched_cache(in_workspace, tmp_path, change, message):
-    _, params = in_workspace
-    train("teacher", params)
-    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
+def test_student_refuses_mismatched_cache(with_teacher, tmp_path, change, message):
+    _, params = with_teacher
     tampered = _tampered_copy(tmp_path, change)
     with pytest.raises(StoreMismatchError, match=message):
         tampered.check_matches(FeatureStore(layout.FEATURES))
-    # and the student stage itself refuses the store it finds at data/teacher_predictions.zarr
-    shutil.rmtree(layout.predictions("main"))
-    shutil.copytree(tmp_path / "predictions.zarr", layout.predictions("main"))
+    # and the student stage itself refuses the store it finds at its run's teacher_predictions.zarr
+    shutil.rmtree(layout.predictions(MAIN))
+    shutil.copytree(tmp_path / "predictions.zarr", layout.predictions(MAIN))
     with pytest.raises(StoreMismatchError, match=message.replace("1 of 64", "1 of \\d+")):
-        train("student", params)
+        train(settings(params), "student", MAIN)
 
 
-def test_clips_missing_from_the_cache_train_on_ground_truth_alone(in_workspace, tmp_path):
+def test_clips_missing_from_the_cache_train_on_ground_truth_alone(with_teacher, tmp_path):
     """distill.missing: gt_only. A clip without a cached prediction takes its label as the KD target, which
     gives exactly the ground-truth loss's gradient."""
-    from pipeline.train import train_step
+    from pipeline.training.teaching import CachedTeacher
 
-    _, params = in_workspace
-    train("teacher", params)
-    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
+    _, params = with_teacher
     features = FeatureStore(layout.FEATURES)
     train_rows = features.indices("train")
     dropped = train_rows[::3]
@@ -128,56 +127,59 @@ def test_clips_missing_from_the_cache_train_on_ground_truth_alone(in_workspace, 
     partial = _tampered_copy(tmp_path, keep)
     rows = partial.check_matches(features, train_rows, missing="gt_only")
     assert (rows[dropped] == -1).all() and (rows >= 0).sum() == 64 - len(dropped)
-    shutil.rmtree(layout.predictions("main"))
-    shutil.copytree(tmp_path / "predictions.zarr", layout.predictions("main"))
+    shutil.rmtree(layout.predictions(MAIN))
+    shutil.copytree(tmp_path / "predictions.zarr", layout.predictions(MAIN))
     with pytest.raises(StoreMismatchError, match="training clips are not cached"):
-        train("student", params)
+        train(settings(params), "student", MAIN)
     params["distill"]["missing"] = "gt_only"
-    assert train("student", params)["train_kd_loss"] > 0
+    assert train(settings(params), "student", MAIN)["train/kd_loss"] > 0
 
     # one step: a clip without a teacher gets the gradient of lambda * L_gt + (1 - lambda) * L_gt = L_gt
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
     x, y = torch.randn(2, 4), torch.eye(3)[[0, 2]]
-    cfg = {"mixup": 0.0, "mixup_alpha": 10.0}
+    teaching = CachedTeacher(partial, rows, tau=1.0, multi_label=False)
+    batch = {"y": y, "teacher_logits": torch.randn(2, 3), "has_teacher": torch.tensor([False, False])}
     grads = []
-    for teacher_logits, has_teacher in ((torch.randn(2, 3), torch.tensor([False, False])), (None, None)):
+    for targets in (teaching.targets(batch, x, y), None):
         m = torch.nn.Linear(4, 3)
         m.load_state_dict(model.state_dict())
         opt = torch.optim.SGD(m.parameters(), lr=0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-        train_step(m, opt, sched, torch.nn.Identity(), x, y, teacher_logits, 0.5, 1.0, False, cfg,
-                   has_teacher=has_teacher)
+        train_step(m, opt, sched, x, y, targets, 0.5, False)
         grads.append(m.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
 
 
 def test_multi_label_pipeline_reports_map(tmp_path, monkeypatch, repo_params):
-    from pipeline.features import extract_features
+    from pipeline.features.extract import extract
     from pipeline.prepare import prepare
 
     from .conftest import tiny
 
     params = tiny(repo_params)
     params["data"].update(multi_label=True, max_events=2)
+    s = settings(params)
     monkeypatch.chdir(tmp_path)
-    prepare(params)
-    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, params["features"], True)
+    prepare(s)
+    extract(s)
     store = FeatureStore(layout.FEATURES)
     assert store.multi_label and store.labels.sum(1).max() == 2
-    train("teacher", params)
-    dump_logits(params["dump"]["batch_size"], params["dump"]["clips_per_shard"])
-    train("student", params)
-    metrics = evaluate("student")
-    assert set(metrics) >= {"mAP", "mean_auc", "d_prime"} and 0 <= metrics["mAP"] <= 1
+    train(s, "teacher", MAIN)
+    dump(s, MAIN)
+    train(s, "student", MAIN)
+    metrics = evaluate(s, "student", MAIN)
+    assert set(metrics) >= {"mAP", "mean_auc", "d_prime", "classes_scored"} and 0 <= metrics["mAP"] <= 1
+    per_class = json.loads(layout.per_class("student", MAIN).read_text())
+    assert set(per_class["AP"]) == set(store.classes) and per_class["unscored"] == []
 
 
 @pytest.mark.parametrize("arch,timm_name", [("cnn", "test_efficientnet"), ("ast", None)])
 def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, timm_name):
     import timm
 
-    from pipeline.checkpoint import save_checkpoint
     from pipeline.models import create_model
+    from pipeline.models.checkpoint import save_checkpoint
 
     _, params = in_workspace
     params["teacher"], params["student"] = arch, "ast" if arch == "cnn" else "cnn"
@@ -188,8 +190,8 @@ def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, tim
         save_checkpoint(tmp_path / "weights.pth", source, model_config={"name": "ast_test", "fstride": 10, "tstride": 10},
                         num_classes=9, num_frames=300, num_mel_bins=128)
     params["models"][arch]["pretrained"] = str(tmp_path / "weights.pth")
-    train("teacher", params)
-    assert torch.load(layout.checkpoint("teacher", "main"), weights_only=True)["model_config"]["pretrained"].endswith("weights.pth")
+    train(settings(params), "teacher", MAIN)
+    assert checkpoint("teacher")["model_config"]["pretrained"].endswith("weights.pth")
 
 
 @pytest.mark.parametrize("arch,config", [
@@ -202,8 +204,9 @@ def test_pipeline_runs_with_each_model_choice(in_workspace, arch, config):
     _, params = in_workspace
     params["teacher"] = arch
     params["models"][arch].update(config, epochs=1)
-    train("teacher", params)
-    metrics = evaluate("teacher")
+    s = settings(params)
+    train(s, "teacher", MAIN)
+    metrics = evaluate(s, "teacher", MAIN)
     assert metrics["model"] == config["name"] and 0 <= metrics["accuracy"] <= 1
 
 

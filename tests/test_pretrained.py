@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from pipeline.checkpoint import save_checkpoint
+from pipeline.models.checkpoint import save_checkpoint
 from pipeline.models import create_model
 from pipeline.models.pretrained import PretrainedError, load_pretrained
 

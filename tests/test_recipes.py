@@ -5,14 +5,15 @@ import torch
 import yaml
 
 from pipeline import layout
-from pipeline.checkpoint import load_checkpoint
-from pipeline.data import balanced_weights
-from pipeline.ensemble import Ensemble
-from pipeline.evaluate import evaluate
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.models.checkpoint import load_checkpoint
+from pipeline.models.ensemble import Ensemble
 from pipeline.presets import apply, available, leaves, load_preset
-from pipeline.train import train
+from pipeline.settings import ParamsError, load_settings
+from pipeline.training.batches import balanced_weights
+from pipeline.training.loop import train
 
-from .conftest import REPO
+from .conftest import MAIN, REPO, checkpoint, settings
 
 
 def test_balanced_weights_follow_psla():
@@ -25,8 +26,8 @@ def test_weight_average_and_checkpoint_ensemble(in_workspace):
     _, params = in_workspace
     params["models"]["cnn"]["epochs"] = 3
     params["train"].update(average_last=2, ensemble_last=2, balanced_sampling=True)
-    train("teacher", params)
-    ckpt = torch.load(layout.checkpoint("teacher", "main"), weights_only=True)
+    train(settings(params), "teacher", MAIN)
+    ckpt = checkpoint("teacher")
     assert ckpt["weight_average"]["epochs"] == 2 and len(ckpt["ensemble"]) == 2
     for key, value in ckpt["model"].items():  # the saved model is the mean of the last two epochs' weights
         if value.is_floating_point():
@@ -34,12 +35,12 @@ def test_weight_average_and_checkpoint_ensemble(in_workspace):
             torch.testing.assert_close(value, expected.to(value.dtype))
     assert not torch.equal(ckpt["ensemble"][0]["head.weight"], ckpt["ensemble"][1]["head.weight"])
 
-    model, _ = load_checkpoint(layout.checkpoint("teacher", "main"))
+    model, _ = load_checkpoint(layout.checkpoint("teacher", MAIN))
     assert isinstance(model, Ensemble) and len(model.members) == 2
     x = torch.randn(3, 100, 128)
     with torch.no_grad():
         torch.testing.assert_close(model(x), (model.members[0](x) + model.members[1](x)) / 2)
-    assert 0 <= evaluate("teacher")["accuracy"] <= 1
+    assert 0 <= evaluate(settings(params), "teacher", MAIN)["accuracy"] <= 1
 
 
 @pytest.mark.parametrize("name", available())
@@ -57,7 +58,7 @@ def test_presets_rewrite_params_in_place(tmp_path, name):
         for part in key:
             node = node[part]
         assert node == value, key
-    comments = lambda text: [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
+    comments = lambda text: [line.split("#", 1)[1].strip() for line in text.splitlines() if "#" in line]
     assert comments(target.read_text()) == comments(original)  # every comment kept
     unchanged = {k: v for k, v in leaves(yaml.safe_load(original)).items() if k not in leaves(overrides)
                  and not any(k[: len(o)] == o for o in leaves(overrides))}
@@ -83,6 +84,22 @@ def test_preset_refuses_a_key_params_does_not_have(tmp_path):
     assert target.read_text() == (REPO / "params.yaml").read_text()
 
 
+def test_presets_keep_params_yaml_valid_and_leave_other_lines_untouched(tmp_path):
+    target = tmp_path / "params.yaml"
+    original = (REPO / "params.yaml").read_text()
+    target.write_text(original)
+    apply(target, {"distill": {"tau": 2.0}, "runs": ["fold1", "fold2"]})
+    changed = [(a, b) for a, b in zip(original.splitlines(), target.read_text().splitlines()) if a != b]
+    assert len(changed) == 2 and len(original.splitlines()) == len(target.read_text().splitlines())
+    assert changed == [("runs: [main]", "runs: [fold1, fold2]"), ("  tau: 1.0", "  tau: 2.0")]
+    assert load_settings(target).distill.tau == 2.0
+    for name in available():
+        apply(target, load_preset(name))
+        apply(target, {"data": {"root": str(tmp_path)}, "features": {"workers": 1}})
+        if name != "audioset":  # audioset needs its JSON files named after the preset is applied
+            load_settings(target)
+
+
 def test_preset_command_with_overrides(tmp_path):
     from typer.testing import CliRunner
 
@@ -98,6 +115,7 @@ def test_preset_command_with_overrides(tmp_path):
     assert params["runs"] == ["fold1", "fold2"] and params["data"]["root"] == str(tmp_path)
     assert params["models"]["cnn"] == {**params["models"]["cnn"], "name": "efficientnet_test", "epochs": 25}
     assert params["models"]["ast"]["lr"] == 5e-4 and params["models"]["ast"]["name"] == "ast_base"
+    assert load_settings(target).models["ast"].lr == 5e-4  # 5e-4 is a number (YAML 1.2, as DVC reads it)
     assert params["features"]["target_frames"] == 512
     bad = CliRunner().invoke(app, ["preset", "esc50", "--params", str(target), "--set", "novalue"])
     assert bad.exit_code != 0

@@ -8,43 +8,47 @@ import torch
 import yaml
 
 from pipeline import layout
-from pipeline.train import train
+from pipeline.training.loop import train
 
-
-def _weights(role):
-    return torch.load(layout.checkpoint(role, "main"), weights_only=True)
+from .conftest import MAIN, checkpoint, settings
 
 
 def test_training_resumes_after_sigkill(in_workspace):
     root, params = in_workspace
     params["models"]["cnn"]["epochs"] = 6
-    train("teacher", params)
-    uninterrupted = _weights("teacher")
-    assert not layout.resume_state("teacher", "main").exists()  # removed once training ends
+    params["train"]["mixup"] = 0.5  # the augmentation draws resume too
+    train(settings(params), "teacher", MAIN)
+    uninterrupted = checkpoint("teacher")
+    assert not layout.resume_state("teacher", MAIN).exists()  # removed once training ends
+    curve = (layout.live_dir("teacher", MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text()
 
     (root / "params_resume.yaml").write_text(yaml.safe_dump(params))
-    layout.checkpoint("teacher", "main").unlink()
-    child = subprocess.Popen([sys.executable, "-c", "from pipeline.params import load_params; "
-                              "from pipeline.train import train; train('teacher', load_params('params_resume.yaml'))"],
+    layout.checkpoint("teacher", MAIN).unlink()
+    child = subprocess.Popen([sys.executable, "-c", "from pipeline.settings import load_settings; "
+                              "from pipeline.runs import Run; from pipeline.training.loop import train; "
+                              "train(load_settings('params_resume.yaml'), 'teacher', Run('main', 0))"],
                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not layout.resume_state("teacher", "main").exists() and child.poll() is None and time.monotonic() < deadline:
+    while not layout.resume_state("teacher", MAIN).exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL, "training finished before it could be killed"
-    saved_epoch = torch.load(layout.resume_state("teacher", "main"), weights_only=True)["epoch"]
-    assert 1 <= saved_epoch < 6 and not layout.checkpoint("teacher", "main").exists()
+    saved_epoch = torch.load(layout.resume_state("teacher", MAIN), weights_only=True)["epoch"]
+    assert 1 <= saved_epoch < 6 and not layout.checkpoint("teacher", MAIN).exists()
 
-    train("teacher", params)  # picks up after `saved_epoch`
-    resumed = _weights("teacher")
+    train(settings(params), "teacher", MAIN)  # picks up after `saved_epoch`
+    resumed = checkpoint("teacher")
     for key, tensor in uninterrupted["model"].items():
         assert torch.equal(tensor, resumed["model"][key]), key
-    strip = lambda history: [{k: v for k, v in h.items() if k not in ("seconds", "train_samples_per_s")} for h in history]
+    strip = lambda history: [{k: v for k, v in h.items() if k not in ("train/seconds", "train/samples_per_s")}
+                             for h in history]
     assert strip(resumed["history"]) == strip(uninterrupted["history"])
+    # the curves logged before the kill are replayed: the same six epochs, once each
+    assert (layout.live_dir("teacher", MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text() == curve
 
 
 def test_resume_restores_state_only_for_the_same_run(tmp_path):
-    from pipeline.train import resume, save_resume_state
+    from pipeline.training.resume import resume, save_resume_state
 
     def fresh():
         model = torch.nn.Linear(3, 2)
@@ -78,13 +82,25 @@ def test_resume_restores_state_only_for_the_same_run(tmp_path):
 
 
 def test_same_params_and_seed_give_the_same_model_and_metrics(in_workspace):
+    from pipeline.evaluation.evaluate import evaluate
+
     _, params = in_workspace
+    params["train"]["mixup"] = 0.5
     runs = []
     for _ in range(2):
-        train("teacher", params)
-        from pipeline.evaluate import evaluate
-        runs.append((_weights("teacher"), evaluate("teacher")))
+        train(settings(params), "teacher", MAIN)
+        runs.append((checkpoint("teacher"), evaluate(settings(params), "teacher", MAIN)))
     (first, first_metrics), (second, second_metrics) = runs
     assert first_metrics == second_metrics
     for key, tensor in first["model"].items():
         assert torch.equal(tensor, second["model"][key]), key
+
+
+def test_another_seed_gives_another_model(in_workspace):
+    from pipeline.runs import Run
+
+    _, params = in_workspace
+    for seed in (0, 1):
+        train(settings(params), "teacher", Run("main", seed))
+    zero, one = checkpoint("teacher", Run("main", 0)), checkpoint("teacher", Run("main", 1))
+    assert one["seed"] == 1 and not torch.equal(zero["model"]["head.weight"], one["model"]["head.weight"])

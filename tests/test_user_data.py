@@ -6,10 +6,12 @@ import pytest
 import soundfile as sf
 
 from pipeline import layout
-from pipeline.features import extract_features
+from pipeline.features.extract import extract
 from pipeline.manifest import ManifestError
 from pipeline.prepare import prepare
 from pipeline.stores import FeatureStore
+
+from .conftest import settings
 
 
 def _write_clips(folder, rows):
@@ -40,8 +42,8 @@ def test_user_manifest_through_features(tmp_path, monkeypatch, repo_params):
     params = repo_params
     params["data"].update(source="manifest", manifest=str(user / "labels.csv"), multi_label=True)
     params["features"].update(target_frames=120, clips_per_shard=2)
-    prepare(params)
-    extract_features(layout.MANIFEST, layout.CLASSES, layout.FEATURES, params["features"], True)
+    prepare(settings(params))
+    extract(settings(params))
 
     store = FeatureStore(layout.FEATURES)
     assert store.classes == ["bird", "cat", "dog"]  # sorted labels when no class file is given
@@ -61,7 +63,7 @@ def test_user_manifest_label_outside_class_list(tmp_path, monkeypatch, repo_para
     monkeypatch.chdir(tmp_path)
     repo_params["data"].update(source="manifest", manifest=str(user / "labels.csv"), classes=str(user / "classes.txt"))
     with pytest.raises(ManifestError, match=r"a.wav\): labels \['unicorn'\] are not in the class list"):
-        prepare(repo_params)
+        prepare(settings(repo_params))
 
 
 def test_hash_splits_are_stable_and_follow_fractions(tmp_path, monkeypatch, repo_params):
@@ -71,10 +73,10 @@ def test_hash_splits_are_stable_and_follow_fractions(tmp_path, monkeypatch, repo
     _manifest(user / "labels.csv", rows, ["path", "labels"])
     monkeypatch.chdir(tmp_path)
     repo_params["data"].update(source="manifest", manifest=str(user / "labels.csv"))
-    prepare(repo_params)
+    prepare(settings(repo_params))
     first = (tmp_path / "data/raw/manifest.csv").read_text()
     splits = [r["split"] for r in csv.DictReader(open(tmp_path / "data/raw/manifest.csv"))]
     assert abs(splits.count("test") / 2000 - 0.15) < 0.03 and abs(splits.count("val") / 2000 - 0.15) < 0.03
     _manifest(user / "labels.csv", rows + [{"path": "new.wav", "labels": "x"}], ["path", "labels"])
-    prepare(repo_params)
+    prepare(settings(repo_params))
     assert (tmp_path / "data/raw/manifest.csv").read_text().startswith(first)  # old clips keep their split

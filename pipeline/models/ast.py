@@ -11,9 +11,15 @@ from functools import partial
 import torch
 import torch.nn as nn
 from timm.layers import PatchEmbed
+from pydantic import Field
 from timm.models.deit import VisionTransformerDistilled
 
-from . import register_model
+from . import ModelConfig, register_model
+
+
+class ASTConfig(ModelConfig):
+    fstride: int = Field(10, ge=1, le=16)  # patch strides over frequency and time (10 and 10 in the paper)
+    tstride: int = Field(10, ge=1, le=16)
 
 
 class OverlappingPatchEmbed(PatchEmbed):
@@ -65,4 +71,4 @@ SIZES = {
     "base": dict(embed_dim=768, depth=12, num_heads=12),
 }
 for _size, _dims in SIZES.items():
-    register_model(f"ast_{_size}", partial(AST, **_dims))
+    register_model(f"ast_{_size}", partial(AST, **_dims), ASTConfig)

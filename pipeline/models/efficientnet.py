@@ -12,8 +12,15 @@ from functools import partial
 import timm
 import torch
 import torch.nn as nn
+from pydantic import Field
+from typing import Literal
 
-from . import register_model
+from . import ModelConfig, register_model
+
+
+class EfficientNetConfig(ModelConfig):
+    pooling: Literal["mean", "attention"] = "mean"  # mean: the CMKD CNN; attention: PSLA's 4 heads over time
+    drop_rate: float = Field(0.0, ge=0, lt=1)
 
 
 class AttentionPool(nn.Module):
@@ -33,6 +40,7 @@ class AttentionPool(nn.Module):
 
 class EfficientNetAudio(nn.Module):
     prefers_channels_last = True  # cuDNN's depthwise and 1x1 convolutions run faster in NHWC
+
     def __init__(self, num_classes: int, num_frames: int, num_mel_bins: int = 128, timm_name: str = "efficientnet_b2",
                  pooling: str = "mean", drop_rate: float = 0.0):
         super().__init__()
@@ -55,6 +63,6 @@ class EfficientNetAudio(nn.Module):
         return self.head(fmap.mean(dim=2))
 
 
-register_model("efficientnet_test", partial(EfficientNetAudio, timm_name="test_efficientnet"))
+register_model("efficientnet_test", partial(EfficientNetAudio, timm_name="test_efficientnet"), EfficientNetConfig)
 for _b in range(8):
-    register_model(f"efficientnet_b{_b}", partial(EfficientNetAudio, timm_name=f"efficientnet_b{_b}"))
+    register_model(f"efficientnet_b{_b}", partial(EfficientNetAudio, timm_name=f"efficientnet_b{_b}"), EfficientNetConfig)

@@ -1,19 +1,19 @@
-"""Recipe presets: `cmkd preset esc50 --root PATH` rewrites the values a recipe sets in params.yaml, in place.
+"""Recipe presets: `cmkd preset esc50 --root PATH` writes the values a recipe sets into params.yaml, in place.
 
 Each preset (esc50.yaml, fsd50k.yaml, audioset.yaml here) holds the values its recipe sets (method.md's recipe
 table), and every preset sets the same keys, so switching from one to another leaves nothing of the first behind.
-They are written into params.yaml line by line, so its comments and every other value stay as they are, and the
-result is checked by parsing it again. Keys a preset sets must already exist in params.yaml.
+params.yaml is rewritten with ruamel.yaml's round trip (DVC's own YAML library): its comments, order and every
+other value stay as they are. Keys a preset sets must already exist in params.yaml.
 """
 from __future__ import annotations
 
-import re
+import io
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 PRESETS = Path(__file__).parent
-KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[\w.-]+):(?P<value>[^#]*?)(?P<comment>\s+#.*)?$")
 
 
 def available() -> list[str]:
@@ -24,7 +24,18 @@ def load_preset(name: str) -> dict:
     path = PRESETS / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"no preset {name!r}; available: {', '.join(available())}")
-    return yaml.safe_load(path.read_text())
+    return _plain(YAML(typ="safe", pure=True).load(path.read_text()))
+
+
+def parse_override(item: str) -> dict:
+    """`KEY=VALUE` (VALUE in YAML, dotted KEY) as a nested dict: `train.mixup=0.5` -> {"train": {"mixup": 0.5}}."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{item!r}: expected KEY=VALUE")
+    nested = YAML(typ="safe", pure=True).load(value)
+    for part in reversed(key.split(".")):
+        nested = {part: nested}
+    return nested
 
 
 def leaves(tree: dict, prefix: tuple = ()) -> dict[tuple, object]:
@@ -47,48 +58,49 @@ def merged(base: dict, overrides: dict) -> dict:
 def apply(params_file: Path, overrides: dict) -> dict:
     """Write `overrides` (nested like params.yaml) into params_file, keeping its comments; returns the new params."""
     params_file = Path(params_file)
-    text = params_file.read_text()
-    expected = merged(yaml.safe_load(text), overrides)
-    wanted = leaves(overrides)
-    lines, path, done = text.splitlines(), [], set()
-    for i, line in enumerate(lines):
-        match = KEY_LINE.match(line)
-        if not match or line.lstrip().startswith("#"):
+    yaml = YAML()  # round trip
+    yaml.width = 120
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.representer.add_representer(float, _float)
+    yaml.representer.add_representer(type(None), lambda r, v: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    document = yaml.load(params_file.read_text())
+    missing = []
+    for key, value in leaves(overrides).items():
+        node = document
+        for part in key[:-1]:
+            node = node.get(part) if isinstance(node, CommentedMap) else None
+        if not isinstance(node, CommentedMap) or key[-1] not in node:
+            missing.append(".".join(key))
             continue
-        depth = len(match["indent"]) // 2
-        path = path[:depth] + [match["key"]]
-        for key, value in wanted.items():
-            if tuple(path) == key:
-                rendered = yaml.safe_dump(value, default_flow_style=True, width=1 << 16).strip()
-                rendered = rendered.removesuffix("\n...").removesuffix("...").strip()
-                lines[i] = _with_comment(f"{match['indent']}{match['key']}: {rendered}", line, match["comment"])
-                done.add(key)
-            elif key[: len(path)] == tuple(path) and match["value"].strip():
-                # an inline mapping ({name: ..., lr: ...}) holding the key: rewrite the whole mapping
-                parent = tuple(path)
-                value = merged(yaml.safe_load(match["value"]), _subtree(overrides, parent))
-                rendered = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16).strip()
-                lines[i] = _with_comment(f"{match['indent']}{match['key']}: {rendered}", line, match["comment"])
-                done.update(k for k in wanted if k[: len(parent)] == parent)
-    missing = [".".join(key) for key in wanted if key not in done]
+        node[key[-1]] = _flow(value)
     if missing:
         raise KeyError(f"{params_file}: the preset sets {', '.join(missing)}, which params.yaml does not have")
-    new_text = "\n".join(lines) + "\n"
-    if yaml.safe_load(new_text) != expected:
-        raise RuntimeError(f"{params_file}: rewriting it in place went wrong; it is unchanged")
-    params_file.write_text(new_text)
-    return expected
+    text = io.StringIO()
+    yaml.dump(document, text)
+    params_file.write_text(text.getvalue())
+    return _plain(YAML(typ="safe", pure=True).load(text.getvalue()))
 
 
-def _with_comment(new: str, old: str, comment: str | None) -> str:
-    """Keep the line's comment, in its old column where the new value leaves room."""
-    if not comment:
-        return new
-    column = old.index("#", len(old) - len(comment))
-    return new + " " * max(1, column - len(new)) + comment.strip()
+def _float(representer, value: float):
+    """1e-05 as 1.0e-05: a number in YAML 1.1 (PyYAML) too, not only in YAML 1.2."""
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        text = text.replace("e", ".0e")
+    return representer.represent_scalar("tag:yaml.org,2002:float", text)
 
 
-def _subtree(tree: dict, path: tuple) -> dict:
-    for key in path:
-        tree = tree[key]
+def _flow(value):
+    """Lists as inline [a, b] (as params.yaml writes them)."""
+    if isinstance(value, list):
+        seq = CommentedSeq(value)
+        seq.fa.set_flow_style()
+        return seq
+    return value
+
+
+def _plain(tree):
+    if isinstance(tree, dict):
+        return {k: _plain(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_plain(v) for v in tree]
     return tree

@@ -1,0 +1,1 @@
+"""Stage `dump_logits`: the frozen teacher's predictions, cached once in a Zarr store (dump.py)."""

@@ -1,0 +1,129 @@
+"""Stage `dump_logits`: the frozen teacher's logits for every clip, written once to a sharded Zarr store.
+
+Rows follow the feature store's clip order exactly (its clip ids are copied alongside), and the attributes record
+which teacher checkpoints, which feature store, run and class list produced them; the student stage checks all
+of it. Logits are stored raw (before tau), so tau stays a student-side parameter.
+
+- dump.views = K > 0: also the teacher's logits on K augmented views of every clip, each drawn from a recorded
+  seed with the training augmentation (pipeline/training/augment.py), all classes or, with dump.top_k, the top k
+  logits and their classes.
+- dump.extra_teachers: more checkpoints of the same run ("{run}" in a path is replaced by the run's split); the
+  cache then holds the ensemble's mean logits (pipeline/models/ensemble.py).
+
+Written block by block through ResumableStore: a killed dump resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+
+from .. import layout
+from ..evaluation.inference import predict_batches
+from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_record
+from ..models.ensemble import Ensemble
+from ..provenance import code_version
+from ..runs import Run
+from ..runtime import device
+from ..stores import FeatureStore
+from ..stores.writer import ResumableStore, block_ranges
+from ..training.augment import FIELDS, AugmentConfig, view_seeds
+from ..training.batches import Augmenter, BatchSource, BatchSpec, ZarrRows
+
+
+def dump(settings, run: Run) -> None:
+    """data/runs/<split>/seed<k>/teacher_predictions.zarr from that run's teacher (and extra teachers)."""
+    cfg = settings.dump
+    store = FeatureStore(layout.FEATURES, run.split)
+    dev = device()
+    model, teacher, teachers = load_teachers(
+        [layout.checkpoint("teacher", run), *(Path(p.format(run=run.split)) for p in cfg.extra_teachers)], store, dev)
+
+    n, c, views = len(store.clip_ids), len(store.classes), cfg.views
+    k_top = min(cfg.top_k, c) if cfg.top_k else 0
+    augment = AugmentConfig.from_train(settings.train)
+    view_attrs = {"count": views, "config": augment.as_dict(), "top_k": k_top, "seed": run.seed} if views else None
+    blocks = block_ranges(n, cfg.clips_per_shard)
+    fingerprint = hashlib.sha256(json.dumps([[t["checkpoint_sha256"] for t in teachers], store.fingerprint,
+                                             run.split, view_attrs]).encode()).hexdigest()
+    writer = ResumableStore(layout.predictions(run), fingerprint, len(blocks))
+    group, fresh = writer.open()
+    if fresh:
+        create_arrays(group, store, views, k_top, cfg.clips_per_shard, run.seed)
+    augmenter = Augmenter(augment, store.num_frames, store.num_mel_bins, store.indices("train"),
+                          group["view_seeds"][:]) if views else None
+    source = BatchSource(ZarrRows(store), augmenter, cfg.num_workers, pin_memory=dev.type == "cuda")
+
+    # one loader over every pending block (its workers start once): per batch the clean clips, then each view
+    pending = writer.pending(group)
+    specs, owner = [], []
+    for b in pending:
+        for start in range(blocks[b][0], blocks[b][1], cfg.batch_size):
+            rows = np.arange(start, min(start + cfg.batch_size, blocks[b][1]))
+            specs += [BatchSpec(rows)] + [BatchSpec(rows, views=np.full(len(rows), k)) for k in range(views)]
+            owner += [b] * (1 + views)
+    collected = {b: [[] for _ in range(1 + views)] for b in pending}  # per block: clean, then view 0..K-1
+    total = f"{n} clips" + (f" x (1 + {views} views)" if views else "")
+    logits = predict_batches(model, source, specs, store.normalize)
+    for i, batch_logits in enumerate(track(logits, total=len(specs), description=f"teacher logits ({total})")):
+        b, spec = owner[i], specs[i]
+        # kept on the device until the block is written: one host sync per block, not one per batch
+        collected[b][0 if spec.views is None else 1 + int(spec.views[0])].append(batch_logits)
+        if i + 1 == len(specs) or owner[i + 1] != b:
+            write_block(group, blocks[b], collected.pop(b), augmenter, k_top)
+            writer.mark_done(group, b)
+    group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
+                        "features": str(store.path), "run": run.split, "seed": run.seed, "teacher": teacher,
+                        "views": view_attrs, "multi_label": store.multi_label, "created_by": "cmkd dump_logits",
+                        "code": code_version()})
+    writer.commit(group)
+
+
+def load_teachers(paths: list[Path], store: FeatureStore, dev: torch.device):
+    """The teacher model (an Ensemble of several), its record for the cache, and each member's record."""
+    members, records = [], []
+    for path in paths:
+        model, ckpt = load_checkpoint(path, dev)
+        check_trained_on(ckpt, path, store)
+        members.append(model)
+        records.append(teacher_record(path, ckpt))
+    model = members[0] if len(members) == 1 else Ensemble(members).to(dev).eval()
+    return model, {**records[0], "ensemble": records if len(records) > 1 else None}, records
+
+
+def create_arrays(group, store: FeatureStore, views: int, k_top: int, clips_per_shard: int, seed: int) -> None:
+    n, c = len(store.clip_ids), len(store.classes)
+    group.create_array("logits", shape=(n, c), chunks=(1, c), shards=(clips_per_shard, c), dtype="float32")
+    group.create_array("clip_ids", data=store.clip_ids.astype(np.dtypes.StringDType()))
+    if not views:
+        return
+    group.create_array("view_seeds", data=view_seeds(store.clip_ids, views, seed), chunks=(clips_per_shard, views))
+    group.create_array("view_params", shape=(n, views, len(FIELDS)), chunks=(clips_per_shard, views, len(FIELDS)),
+                       dtype="float32")
+    for name, width, dtype in ((("view_top_logits", k_top, "float32"), ("view_top_classes", k_top, "int32"))
+                               if k_top else (("view_logits", c, "float32"),)):
+        group.create_array(name, shape=(n, views, width), chunks=(1, views, width),
+                           shards=(clips_per_shard, views, width), dtype=dtype)
+
+
+def write_block(group, block: tuple[int, int], parts: list[list[torch.Tensor]], augmenter: Augmenter | None,
+                k_top: int) -> None:
+    start, end = block
+    group["logits"][start:end] = torch.cat(parts[0]).cpu().numpy()
+    if augmenter is None:
+        return
+    per_view = torch.stack([torch.cat(v) for v in parts[1:]], dim=1).cpu()  # [clips, K, classes]
+    rows = np.arange(start, end)
+    group["view_params"][start:end] = np.stack(
+        [augmenter.params(BatchSpec(rows, views=np.full(len(rows), k))) for k in range(len(parts) - 1)],
+        axis=1).astype(np.float32)
+    if k_top:
+        top = per_view.topk(k_top, dim=-1)
+        group["view_top_logits"][start:end] = top.values.numpy()
+        group["view_top_classes"][start:end] = top.indices.numpy().astype(np.int32)
+    else:
+        group["view_logits"][start:end] = per_view.numpy()

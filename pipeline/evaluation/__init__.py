@@ -1,0 +1,1 @@
+"""Test-split metrics (metrics.py, evaluate.py), predictions (inference.py) and the report over runs and seeds (report.py)."""

@@ -1,0 +1,216 @@
+"""Stage `features`: Kaldi fbank for every clip, computed in parallel with Dask, written to a sharded Zarr store.
+
+Store layout (one row per clip, in manifest order):
+  features   float16 [clips, frames, mel_bins]  raw log-mel, chunk = one clip, shard = `clips_per_shard` clips
+  labels     uint8   [clips, classes]           multi-hot
+  clip_ids   str     [clips]
+  split      str     [clips]                    the manifest's train / val / test
+  fold       int16   [clips]                    the dataset's own fold, 0 if none (runs foldK, pipeline/runs.py)
+  num_frames int32   [clips]                    frames before padding or cropping
+  clip_stats float64 [clips, 2]                 sum and sum of squares of each clip's features, so that any run's
+                                                normalisation statistics come from its own training clips
+  skipped    str     [clips]                    why a clip was left out (features.on_error: skip), or ""
+  attrs: classes, multi_label, feature params, fbank (which implementation: Kaldi per clip on the CPU, batched on
+         a GPU), fingerprint (of manifest, classes and params), created_by, code version
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import dask
+import numpy as np
+import torch
+import zarr
+from dask.callbacks import Callback
+from rich.progress import Progress
+
+from .. import layout
+from ..manifest import Clip, read_classes, read_manifest
+from ..provenance import code_version
+from ..stores.writer import ResumableStore, block_ranges
+from .audio import AudioError, load_audio
+from .fbank import BatchedFbank, fbank, pad_batch, pad_or_crop
+
+
+def extract(settings) -> None:
+    """The stage: data/raw -> data/features.zarr (+ data/skipped.csv)."""
+    write_feature_store(layout.MANIFEST, layout.CLASSES, layout.FEATURES, settings.features,
+                        settings.data.multi_label, skipped_list=layout.SKIPPED)
+
+
+def clip_audio(path: Path, cfg) -> torch.Tensor:
+    """The clip's waveform, decoded up to 4x what `target_frames` uses (longer clips are cropped anyway; the
+    waveform mean the recipe subtracts is then the mean of the decoded part)."""
+    needed_ms = (cfg.target_frames - 1) * cfg.frame_shift_ms + cfg.frame_length_ms
+    return load_audio(path, cfg.sample_rate, max_seconds=4 * needed_ms / 1000,
+                      min_samples=int(cfg.sample_rate * cfg.frame_length_ms / 1000))
+
+
+def clip_features(wave: torch.Tensor, cfg) -> tuple[np.ndarray, int]:
+    """float16 [target_frames, mel_bins] features of one waveform, and its frames before padding or cropping."""
+    feats = fbank(wave, cfg.sample_rate, cfg.num_mel_bins, cfg.frame_shift_ms, cfg.frame_length_ms)
+    return pad_or_crop(feats, cfg.target_frames).numpy().astype(np.float16), feats.shape[0]
+
+
+def load_block(clips: list[Clip], cfg) -> tuple[list[torch.Tensor | None], list[str]]:
+    """Each clip's waveform, or None and the reason when it cannot be used and features.on_error is skip."""
+    waves, reasons = [], []
+    for clip in clips:
+        try:
+            waves.append(clip_audio(clip.path, cfg))
+            reasons.append("")
+        except AudioError as e:
+            if cfg.on_error != "skip":
+                raise
+            waves.append(None)
+            reasons.append(str(e))
+    return waves, reasons
+
+
+def fbank_device(choice: str) -> torch.device | None:
+    """`features.fbank`: where the batched fbank runs, or None for torchaudio's Kaldi fbank one clip at a time.
+
+    auto: the batched fbank on the GPU when there is one, else Kaldi on the CPU; batched: on the GPU if there is
+    one, else on the CPU; kaldi: always the reference implementation.
+    """
+    gpu = torch.cuda.is_available()
+    if choice == "kaldi" or (choice == "auto" and not gpu):
+        return None
+    return torch.device("cuda" if gpu else "cpu")
+
+
+@lru_cache(maxsize=None)
+def _batched_fbank(device: str, sample_rate: int, num_mel_bins: int, shift: float, length: float) -> BatchedFbank:
+    return BatchedFbank(sample_rate, num_mel_bins, shift, length).to(device)
+
+
+def block_features(clips: list[Clip], cfg, device: torch.device | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features [clips, target_frames, mel_bins] float16, frames before padding or cropping, and the reason each
+    clip was skipped ("" if it was not; a skipped clip's features are zeros) for one block."""
+    waves, reasons = load_block(clips, cfg)
+    feats = np.zeros((len(clips), cfg.target_frames, cfg.num_mel_bins), dtype=np.float16)
+    frames = np.zeros(len(clips), dtype=np.int32)
+    good = [i for i, wave in enumerate(waves) if wave is not None]
+    if not good:
+        return feats, frames, reasons
+    if device is None:  # the reference implementation, one clip at a time
+        for i in good:
+            feats[i], frames[i] = clip_features(waves[i], cfg)
+        return feats, frames, reasons
+    batch, lengths = pad_batch([waves[i] for i in good])
+    model = _batched_fbank(str(device), cfg.sample_rate, cfg.num_mel_bins, cfg.frame_shift_ms, cfg.frame_length_ms)
+    with torch.no_grad():
+        batch_feats, batch_frames = model(batch.to(device, non_blocking=True), lengths, cfg.target_frames)
+    feats[good], frames[good] = batch_feats.half().cpu().numpy(), batch_frames.cpu().numpy()
+    return feats, frames, reasons
+
+
+def fingerprint(manifest: Path, classes: list[str], cfg, multi_label: bool) -> str:
+    h = hashlib.sha256(Path(manifest).read_bytes())
+    h.update(json.dumps([classes, cfg.fbank_params(), multi_label, cfg.on_error]).encode())
+    return h.hexdigest()
+
+
+def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg, device: torch.device | None) -> None:
+    """One Dask task: fbank for one shard's clips, written with one call, with each clip's sums for the statistics."""
+    torch.set_num_threads(1)  # parallelism comes from Dask workers, not intra-op threads
+    group = zarr.open_group(partial, mode="r+")
+    block_feats, frames, reasons = block_features(clips, cfg, device)
+    end = start + len(clips)
+    group["features"][start:end] = block_feats
+    group["num_frames"][start:end] = frames
+    group["skipped"][start:end] = np.array(reasons, dtype=np.dtypes.StringDType())
+    as64 = block_feats.astype(np.float64)
+    group["clip_stats"][start:end] = np.stack([as64.sum(axis=(1, 2)), (as64**2).sum(axis=(1, 2))], axis=1)
+    ResumableStore.mark_done(group, block)
+
+
+class _RichDaskProgress(Callback):
+    """Advance a rich progress bar as Dask finishes tasks."""
+
+    def __init__(self, progress: Progress, task):
+        super().__init__()
+        self.progress, self.task = progress, task
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self.progress.advance(self.task)
+
+
+def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, multi_label: bool,
+                        skipped_list: Path | None = None) -> None:
+    """Write the feature store at `out` from a manifest; with features.on_error: skip, clips that cannot be used
+    are left out of every split, and `skipped_list` (a CSV: clip_id, path, reason) names them."""
+    classes = read_classes(classes_file)
+    clips = read_manifest(manifest, classes)
+    n, shard = len(clips), cfg.clips_per_shard
+    blocks = block_ranges(n, shard)
+    writer = ResumableStore(out, fingerprint(manifest, classes, cfg, multi_label), len(blocks))
+    group, fresh = writer.open()
+    if fresh:
+        create_arrays(group, clips, classes, cfg)
+
+    pending = writer.pending(group)
+    device = fbank_device(cfg.fbank)
+    # named by block, so Dask's order is the same on every run (random names made it vary from run to run)
+    tasks = [dask.delayed(_write_block, pure=False)(writer.partial, b, blocks[b][0], clips[slice(*blocks[b])], cfg,
+                                                    device, dask_key_name=f"features-block-{b:08d}")
+             for b in pending]
+    threads = torch.get_num_threads()
+    try:
+        with Progress() as progress:
+            resumed = f", {len(blocks) - len(pending)} shards kept from an interrupted run" if not fresh else ""
+            where = "kaldi" if device is None else f"batched on {device}"
+            bar = progress.add_task(f"fbank ({where}), {n} clips{resumed}", total=len(tasks))
+            with _RichDaskProgress(progress, bar):
+                dask.compute(*tasks, scheduler=cfg.scheduler, num_workers=cfg.workers)
+    finally:
+        torch.set_num_threads(threads)
+
+    group.attrs.update({
+        "classes": classes,
+        "multi_label": multi_label,
+        "feature_params": cfg.fbank_params(),
+        # both agree within 1e-3 (tests/test_batched_fbank.py); recorded so that a store says how it was made
+        "fbank": "torchaudio.compliance.kaldi.fbank" if device is None else f"pipeline.features.fbank.BatchedFbank on {device}",
+        "fingerprint": writer.fingerprint,
+        "manifest": str(manifest),
+        "created_by": "cmkd features",
+        "code": code_version(),
+    })
+    reasons = group["skipped"][:]
+    if skipped_list is not None:
+        write_skipped(skipped_list, [(clip, reason) for clip, reason in zip(clips, reasons) if reason])
+    if (reasons != "").all():
+        raise AudioError(f"{manifest}: every clip was skipped (see {skipped_list})")
+    writer.commit(group)
+
+
+def create_arrays(group: zarr.Group, clips: list[Clip], classes: list[str], cfg) -> None:
+    n, shard, frames, bins = len(clips), cfg.clips_per_shard, cfg.target_frames, cfg.num_mel_bins
+    group.create_array("features", shape=(n, frames, bins), chunks=(1, frames, bins), shards=(shard, frames, bins),
+                       dtype="float16")
+    group.create_array("num_frames", shape=(n,), chunks=(shard,), dtype="int32")
+    group.create_array("clip_stats", shape=(n, 2), chunks=(shard, 2), dtype="float64")
+    labels = np.zeros((n, len(classes)), dtype=np.uint8)
+    index = {c: i for i, c in enumerate(classes)}
+    for row, clip in enumerate(clips):
+        labels[row, [index[label] for label in clip.labels]] = 1
+    group.create_array("labels", data=labels, chunks=(min(n, 65536), len(classes)))
+    group.create_array("clip_ids", data=np.array([c.clip_id for c in clips], dtype=np.dtypes.StringDType()))
+    group.create_array("split", data=np.array([c.split for c in clips], dtype=np.dtypes.StringDType()))
+    group.create_array("fold", data=np.array([c.fold for c in clips], dtype=np.int16))
+    group.create_array("skipped", shape=(n,), chunks=(shard,), dtype=np.dtypes.StringDType(), fill_value="")
+
+
+def write_skipped(path: Path, skipped: list[tuple[Clip, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["clip_id", "path", "reason"])
+        writer.writerows([clip.clip_id, str(clip.path), reason] for clip, reason in skipped)
+    if skipped:
+        print(f"{len(skipped)} clips skipped (features.on_error: skip), listed in {path}")

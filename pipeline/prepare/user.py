@@ -1,0 +1,43 @@
+"""Your own data: a CSV manifest (data.source: manifest).
+
+Columns: `path` (relative to the CSV) and `labels` (class names separated by ';'), optionally `split`
+(train / val / test), `clip_id` and `fold` (the runs foldK test on fold K).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..manifest import ManifestError, hash_split, read_classes
+from . import source
+
+
+@source("manifest")
+def read(data) -> tuple[list[dict], list[str]]:
+    """A user's manifest (data.manifest, and optionally data.classes) in the pipeline's form.
+
+    The source CSV needs `path` and `labels` (';'-separated class names), and may have `fold` (for runs foldK,
+    pipeline/runs.py); `clip_id` defaults to the path without
+    its extension and `split` to a stable draw from a hash of the clip id (fractions from params data.split), so
+    adding clips never moves existing ones between splits. Paths are resolved against the source's folder and
+    written absolute; the audio stays where it is.
+    """
+    source, classes_file, split_fractions = Path(data.manifest), data.classes, data.split.model_dump()
+    with open(source, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"path", "labels"} - set(reader.fieldnames or ())
+        if missing:
+            raise ManifestError(f"{source}: missing columns {sorted(missing)}")
+        rows = list(reader)
+    if classes_file:
+        classes = read_classes(Path(classes_file))
+    else:
+        classes = sorted({label for row in rows for label in row["labels"].split(";") if label})
+    out_rows = []
+    for row in rows:
+        path = (source.parent / row["path"]).resolve()
+        clip_id = row.get("clip_id") or str(Path(row["path"]).with_suffix(""))
+        split = row.get("split") or hash_split(clip_id, split_fractions)
+        out_rows.append({"clip_id": clip_id, "path": str(path), "labels": row["labels"].split(";"), "split": split,
+                         "fold": row.get("fold") or ""})
+    return out_rows, classes

@@ -1,0 +1,257 @@
+"""params.yaml, read once into typed, validated settings; every default lives here.
+
+`load_settings()` is the only reader of params.yaml. An unknown or misspelt key, a wrong type, an unknown choice or
+an out-of-range value stops the stage with one message that lists every problem, naming the key, the value and
+what is allowed (and the closest valid key for a typo). params.yaml is read as YAML 1.2 (ruamel.yaml, as DVC reads
+it), so `5e-4` is a number.
+
+Each model family declares its own settings class next to its code (pipeline/models); `models.<key>` is validated
+against the class of the family its `name` belongs to.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from ruamel.yaml import YAML
+
+from .runs import Run, check_split_name
+
+ROLES = ("teacher", "baseline", "student")  # the order reports show them in
+PARAMS = Path("params.yaml")
+
+Lenient = Strict(False)  # YAML lists where a fixed-size tuple is wanted
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Split(Section):
+    val: float = Field(0.15, ge=0, le=1)
+    test: float = Field(0.15, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _leaves_training_clips(self):
+        if self.val + self.test >= 1:
+            raise ValueError(f"val + test = {self.val + self.test:g} leaves no training clips (must be < 1)")
+        return self
+
+
+class AudioSetFiles(Section):
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    class_index: str | None = None
+
+
+class DataSettings(Section):
+    source: str = "builtin"
+    manifest: str | None = None
+    classes: str | None = None
+    root: str | None = None
+    audioset: AudioSetFiles = Field(default_factory=AudioSetFiles)
+    multi_label: bool = False
+    split: Split = Field(default_factory=Split)
+    seed: int = 0                        # the built-in dataset's generator
+    num_classes: int = Field(10, ge=1, le=24)
+    clips_per_class: int = Field(60, ge=1)
+    clip_seconds: float = Field(2.0, gt=0)
+    sample_rate: int = Field(16000, gt=0)
+    max_events: int = Field(3, ge=1)
+    snr_db: Annotated[tuple[float, float], Lenient] = (3.0, 20.0)
+
+    @model_validator(mode="after")
+    def _source_has_its_inputs(self):
+        from .prepare import SOURCES
+
+        if self.source not in SOURCES:
+            raise ValueError(f"source {self.source!r} is not one of {', '.join(SOURCES)}")
+        if self.source == "manifest" and not self.manifest:
+            raise ValueError("source is 'manifest' but data.manifest names no file")
+        if self.source in ("esc50", "fsd50k", "folders") and not self.root:
+            raise ValueError(f"source is {self.source!r} but data.root names no folder")
+        if self.source == "audioset" and not (self.audioset.class_index and (self.audioset.train or self.audioset.test)):
+            raise ValueError("source is 'audioset' but data.audioset names no class_index or no train/test file")
+        return self
+
+
+class FeatureSettings(Section):
+    sample_rate: int = Field(16000, gt=0)
+    num_mel_bins: int = Field(128, ge=16)
+    frame_shift_ms: float = Field(10.0, gt=0)
+    frame_length_ms: float = Field(25.0, gt=0)
+    target_frames: int = Field(1024, ge=16)
+    clips_per_shard: int = Field(64, ge=1)
+    workers: int = Field(2, ge=1)
+    scheduler: Literal["threads", "processes", "synchronous", "distributed"] = "threads"
+    address: str | None = None
+    fbank: Literal["auto", "batched", "kaldi"] = "auto"
+    on_error: Literal["fail", "skip"] = "fail"
+
+    def fbank_params(self) -> dict:
+        """What the features' values depend on (the store's fingerprint covers these, not the scheduling)."""
+        return self.model_dump(include={"sample_rate", "num_mel_bins", "frame_shift_ms", "frame_length_ms",
+                                        "target_frames"})
+
+
+class TrainSettings(Section):
+    batch_size: int = Field(16, ge=1)
+    weight_decay: float = Field(5.0e-7, ge=0)
+    betas: Annotated[tuple[float, float], Lenient] = (0.95, 0.999)
+    warmup_steps: int = Field(100, ge=0)
+    lr_decay_start: int = Field(15, ge=0)
+    lr_decay: float = Field(0.8, gt=0, le=1)
+    lr_decay_every: int = Field(1, ge=1)
+    freq_mask: int = Field(24, ge=0)
+    time_mask: int = Field(40, ge=0)
+    time_shift: int = Field(0, ge=0)
+    mixup: float = Field(0.0, ge=0, le=1)
+    mixup_alpha: float = Field(10.0, gt=0)
+    balanced_sampling: bool = False
+    average_last: int = Field(0, ge=0)
+    ensemble_last: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0)
+    resident: Literal["auto", True, False] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+
+
+class DistillSettings(Section):
+    lam: float = Field(0.5, ge=0, le=1, alias="lambda")
+    tau: float = Field(1.0, gt=0)
+    missing: Literal["error", "gt_only"] = "error"
+    online: bool = False
+
+
+class DumpSettings(Section):
+    batch_size: int = Field(64, ge=1)
+    clips_per_shard: int = Field(256, ge=1)
+    num_workers: int = Field(0, ge=0)
+    views: int = Field(0, ge=0)
+    top_k: int = Field(0, ge=0)
+    extra_teachers: list[str] = []
+
+
+def _split_name(split: str) -> str:
+    check_split_name(split)
+    return split
+
+
+MOVED = {  # keys that moved or went, with where to look instead
+    ("train", "epochs"): "each model sets its own: models.<key>.epochs",
+    ("dump", "time_shift"): "the augmentation moved to train: train.time_shift",
+    ("seed",): "seeds: [0, 1, ...] (training), data.seed (the built-in dataset)",
+}
+
+
+class Settings(Section):
+    runs: list[Annotated[str, AfterValidator(_split_name)]] = ["main"]
+    seeds: list[int] = Field([0], min_length=1)
+    data: DataSettings = Field(default_factory=DataSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    models: dict[str, Any]  # validated per family in load_settings
+    teacher: str = "cnn"
+    student: str = "ast"
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    distill: DistillSettings = Field(default_factory=DistillSettings)
+    dump: DumpSettings = Field(default_factory=DumpSettings)
+
+    @model_validator(mode="after")
+    def _roles_and_runs(self):
+        for role in ("teacher", "student"):
+            if getattr(self, role) not in self.models:
+                raise ValueError(f"{role}: {getattr(self, role)!r} is not a key of models "
+                                 f"(have {', '.join(sorted(self.models))})")
+        if len(set(self.runs)) != len(self.runs) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("runs and seeds must not repeat an entry")
+        return self
+
+    def architecture(self, role: str) -> str:
+        """The key under `models` that `role` uses; the baseline is the student's architecture without KD."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        return self.teacher if role == "teacher" else self.student
+
+    def model(self, role: str):
+        return self.models[self.architecture(role)]
+
+    def all_runs(self) -> list[Run]:
+        return [Run(split, seed) for split in self.runs for seed in self.seeds]
+
+
+class ParamsError(ValueError):
+    pass
+
+
+def read_yaml(path: Path) -> dict:
+    with open(path) as f:
+        return YAML(typ="safe", pure=True).load(f) or {}
+
+
+def load_settings(path: str | Path = PARAMS) -> Settings:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: not found")
+    return settings_from(read_yaml(path), str(path))
+
+
+def settings_from(raw: dict, where: str = "params") -> Settings:
+    """Validate a params tree (as params.yaml holds it); every problem at once in one ParamsError."""
+    from .models import config_class
+
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where}: expected a mapping of sections, got {type(raw).__name__}")
+    problems, models = [], {}
+    for key, cfg in (raw.get("models") or {}).items():
+        if not isinstance(cfg, dict) or "name" not in cfg:
+            problems.append(f"models.{key}: needs a mapping with a `name` (a registered model)")
+            continue
+        try:
+            cls = config_class(cfg["name"])
+            models[key] = cls.model_validate(cfg)
+        except KeyError as e:
+            problems.append(f"models.{key}.name = {cfg['name']!r}: {e.args[0]}")
+        except ValidationError as e:
+            problems += [_describe(("models", key), err, cls) for err in e.errors()]
+    try:
+        settings = Settings.model_validate({**raw, "models": models})
+    except ValidationError as e:
+        settings = None
+        problems += [_describe((), err, Settings) for err in e.errors()]
+    if problems:
+        raise ParamsError(f"{where}: {len(problems)} problem{'s' if len(problems) > 1 else ''}\n  "
+                          + "\n  ".join(problems))
+    return settings
+
+
+def _describe(prefix: tuple, err: dict, root: type[BaseModel]) -> str:
+    """One line for one validation error: the dotted key, the value, and what is allowed."""
+    loc = err["loc"]
+    key = ".".join(str(part) for part in (*prefix, *loc))
+    if err["type"] == "extra_forbidden" and tuple(map(str, loc)) in MOVED:
+        return f"{key}: no longer a key ({MOVED[tuple(map(str, loc))]})"
+    if err["type"] == "extra_forbidden":
+        allowed = _keys_under(root, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        hint = f"did you mean {'.'.join(str(p) for p in (*prefix, *loc[:-1], close[0]))}?" if close else \
+            f"allowed here: {', '.join(sorted(allowed))}"
+        return f"{key}: unknown key ({hint})"
+    if err["type"] == "missing":
+        return f"{key}: missing (required)"
+    message = err["msg"].removeprefix("Value error, ")
+    shown = err.get("input")
+    return f"{key}: {message}" if isinstance(shown, dict) or not loc else f"{key} = {shown!r}: {message}"
+
+
+def _keys_under(root: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed in the section at `loc` below `root` (for the closest match to a typo)."""
+    node = root
+    for part in loc:
+        field = next((f for name, f in node.model_fields.items() if part in (name, f.alias)), None)
+        node = field.annotation if field is not None else None
+        if not (isinstance(node, type) and issubclass(node, BaseModel)):
+            return []
+    return [f.alias or name for name, f in node.model_fields.items()]

@@ -1,0 +1,119 @@
+"""The teacher's cached predictions (stage dump_logits), one row per clip of the feature store they were made from."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from . import StoreMismatchError, read_rows
+from .features import FeatureStore
+
+
+class PredictionStore:
+    """The teacher's cached logits, one row per clip of the feature store it was dumped from.
+
+    Layout: logits float32 [clips, classes] (the clean clips; chunk = one clip, sharded), clip_ids str [clips];
+    with K augmented views (pipeline/training/augment.py) also view_seeds uint64 [clips, K], view_params float32
+    [clips, K, len(augment.FIELDS)] (what each seed drew, for audit) and either view_logits float32 [clips, K, classes] or, with
+    dump.top_k, view_top_logits float32 and view_top_classes int32 [clips, K, top_k];
+    attrs: classes, features_fingerprint, run, teacher (model configs and checkpoint sha256s), views (K and the
+    view config), tau-free raw logits.
+    """
+    TOP_K_FILL = -1.0e4  # the logit of a class outside a view's stored top k: probability ~0 under any tau
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: teacher prediction store not found (run the dump_logits stage)")
+        self.group = zarr.open_group(self.path, mode="r")
+        self.classes: list[str] = list(self.group.attrs["classes"])
+        self.features_fingerprint: str = self.group.attrs["features_fingerprint"]
+        self.run: str = self.group.attrs["run"]
+        self.teacher: dict = dict(self.group.attrs["teacher"])
+
+    @cached_property
+    def logits(self) -> zarr.Array:
+        return self.group["logits"]
+
+    @cached_property
+    def view_arrays(self) -> dict[str, zarr.Array]:
+        """The per-view arrays, opened once (reads happen per batch)."""
+        names = ("view_top_logits", "view_top_classes") if self.views and self.views["top_k"] else ("view_logits",)
+        return {name: self.group[name] for name in names} if self.views else {}
+
+    @cached_property
+    def views(self) -> dict | None:
+        """{"count": K, "config": view config, "top_k": k or 0}, or None for a plain cache."""
+        return self.group.attrs.get("views")
+
+    @cached_property
+    def view_seeds(self) -> np.ndarray:
+        """uint64 [clips, K]: the seed each view's augmentation is drawn from (pipeline/training/augment.py)."""
+        return self.group["view_seeds"][:]
+
+    def read(self, rows: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:
+        """Logits [len(rows), classes] of the clean clips, or of view views[i] of each clip rows[i]."""
+        if views is None:
+            return read_rows(self.logits, rows)
+        pick = np.arange(len(rows)), views
+        arrays = self.view_arrays
+        if not self.views["top_k"]:
+            return read_rows(arrays["view_logits"], rows)[pick]
+        top = read_rows(arrays["view_top_logits"], rows)[pick]
+        classes = read_rows(arrays["view_top_classes"], rows)[pick]
+        dense = np.full((len(rows), len(self.classes)), self.TOP_K_FILL, dtype=np.float32)
+        np.put_along_axis(dense, classes.astype(np.int64), top, axis=1)
+        return dense
+
+    @cached_property
+    def clip_ids(self) -> np.ndarray:
+        return self.group["clip_ids"][:]
+
+    def check_matches(self, features: FeatureStore, train_rows: np.ndarray | None = None,
+                      missing: str = "error") -> np.ndarray:
+        """Refuse a cache made from another feature store, class list, run or clip order, saying which.
+
+        Returns each feature row's row in this cache (-1 where the clip is not cached). A cache may hold a subset
+        of the clips, in the feature store's order; training clips missing from it are an error unless
+        `missing` is "gt_only" (distill.missing), which trains them on the ground-truth loss alone.
+        """
+        where = f"{self.path} does not match {features.path}"
+        if self.classes != features.classes:
+            raise StoreMismatchError(f"{where}: class lists differ ({len(self.classes)} vs {len(features.classes)} "
+                                     f"classes; first difference at {_first_difference(self.classes, features.classes)})")
+        if self.run != features.run:
+            raise StoreMismatchError(f"{where}: its teacher was trained in run {self.run!r}, this is run "
+                                     f"{features.run!r} (its test clips may be another run's training clips)")
+        if self.features_fingerprint != features.fingerprint:
+            raise StoreMismatchError(f"{where}: made from a feature store with fingerprint "
+                                     f"{self.features_fingerprint[:12]}, this one is {features.fingerprint[:12]} "
+                                     f"(re-run dump_logits)")
+        if missing not in ("error", "gt_only"):
+            raise ValueError(f"distill.missing must be error or gt_only, got {missing!r}")
+        if np.array_equal(self.clip_ids, features.clip_ids):
+            return np.arange(len(features.clip_ids))
+        row_of = {clip: row for row, clip in enumerate(features.clip_ids)}
+        unknown = [clip for clip in self.clip_ids if clip not in row_of]
+        if unknown:
+            raise StoreMismatchError(f"{where}: {len(unknown)} cached clips are not in the feature store "
+                                     f"(first: {unknown[0]!r})")
+        feature_rows = np.array([row_of[clip] for clip in self.clip_ids], dtype=np.int64)
+        if len(feature_rows) and (np.diff(feature_rows) <= 0).any():
+            i = int(np.flatnonzero(np.diff(feature_rows) <= 0)[0]) + 1
+            raise StoreMismatchError(f"{where}: clip ids differ in order, first at row {i} "
+                                     f"({self.clip_ids[i]!r} vs {features.clip_ids[i]!r})")
+        cache_rows = np.full(len(features.clip_ids), -1, dtype=np.int64)
+        cache_rows[feature_rows] = np.arange(len(feature_rows))
+        rows = np.arange(len(cache_rows)) if train_rows is None else train_rows
+        absent = rows[cache_rows[rows] < 0]
+        if len(absent) and missing == "error":
+            raise StoreMismatchError(f"{where}: {len(absent)} of {len(rows)} training clips are not cached (first: "
+                                     f"{features.clip_ids[absent[0]]!r}); set distill.missing: gt_only to train "
+                                     f"them on the ground-truth loss alone")
+        return cache_rows
+
+
+def _first_difference(a: list, b: list) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

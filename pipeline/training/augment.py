@@ -1,0 +1,105 @@
+"""The one augmentation: parameters drawn per clip from a generator, applied by one function.
+
+Every model that trains here (teacher, baseline, student with a plain cache, with cached views or with the teacher
+online) and the dump's augmented views use `draw` and `apply`, so they all see the same distribution:
+
+  mixup       with probability `mixup`, x = w * x + (1 - w) * x_partner, w ~ Beta(alpha, alpha), the partner drawn
+              uniformly from the run's training clips (as the AST and PSLA recipes pick it from the whole dataset);
+              labels, and a plain cache's teacher targets, are mixed with the same w
+  time shift  x rolled along time by s frames, s uniform in -time_shift..time_shift
+  masks       one frequency mask and one time mask (SpecAugment) set to 0, widths uniform in 0..freq_mask and
+              0..time_mask (inclusive), each placed uniformly where it fits
+
+Where the generator comes from is the only difference between the uses: a training batch draws from a seed the
+epoch's plan gave it (pipeline/training/batches.py); a cached view draws from the 63-bit seed recorded for that
+(clip, view) in the cache (`view_seeds`), so the student replays bit for bit the input the teacher saw.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+FIELDS = ("partner", "weight", "shift", "freq_start", "freq_width", "time_start", "time_width")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    freq_mask: int = 0
+    time_mask: int = 0
+    mixup: float = 0.0
+    mixup_alpha: float = 10.0
+    time_shift: int = 0
+
+    @classmethod
+    def from_train(cls, train) -> "AugmentConfig":
+        """From the train settings (what every model trains with, and what the dump's views are drawn with)."""
+        return cls(train.freq_mask, train.time_mask, train.mixup, train.mixup_alpha, train.time_shift)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.freq_mask or self.time_mask or self.mixup or self.time_shift)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def draw(rng: np.random.Generator, row: int, cfg: AugmentConfig, frames: int, bins: int,
+         pool: np.ndarray) -> np.ndarray:
+    """The parameters (FIELDS) of one augmentation of clip `row`; `pool` holds the rows a mixup partner comes from."""
+    partner, weight = row, 1.0
+    if cfg.mixup > 0 and rng.random() < cfg.mixup:
+        partner = int(pool[rng.integers(len(pool))])
+        weight = float(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+    shift = int(rng.integers(-cfg.time_shift, cfg.time_shift + 1)) if cfg.time_shift else 0
+    freq_width = int(rng.integers(0, min(cfg.freq_mask, bins) + 1)) if cfg.freq_mask else 0
+    freq_start = int(rng.integers(0, bins - freq_width + 1))
+    time_width = int(rng.integers(0, min(cfg.time_mask, frames) + 1)) if cfg.time_mask else 0
+    time_start = int(rng.integers(0, frames - time_width + 1))
+    return np.array([partner, weight, shift, freq_start, freq_width, time_start, time_width], dtype=np.float64)
+
+
+def draw_batch(seed: int, rows: np.ndarray, cfg: AugmentConfig, frames: int, bins: int,
+               pool: np.ndarray) -> np.ndarray:
+    """[len(rows), len(FIELDS)]: one generator seeded by the batch, drawing each clip in turn."""
+    rng = np.random.default_rng(seed)
+    return np.stack([draw(rng, int(r), cfg, frames, bins, pool) for r in rows])
+
+
+def draw_views(seeds: np.ndarray, rows: np.ndarray, cfg: AugmentConfig, frames: int, bins: int,
+               pool: np.ndarray) -> np.ndarray:
+    """[len(rows), len(FIELDS)]: clip rows[i] drawn from its own view seed seeds[i]."""
+    return np.stack([draw(np.random.Generator(np.random.PCG64(int(s))), int(r), cfg, frames, bins, pool)
+                     for s, r in zip(seeds, rows)])
+
+
+def view_seeds(clip_ids: np.ndarray, views: int, seed: int) -> np.ndarray:
+    """One 63-bit seed per (clip, view), from the clip's id: stable when clips are added or reordered."""
+    seeds = np.empty((len(clip_ids), views), dtype=np.uint64)
+    for row, clip in enumerate(clip_ids):
+        for k in range(views):
+            digest = hashlib.sha256(f"{seed}/{clip}/{k}".encode()).digest()
+            seeds[row, k] = int.from_bytes(digest[:8], "little") >> 1
+    return seeds
+
+
+def apply(x: torch.Tensor, x_partner: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Each clip's augmentation applied to normalised features x [B, T, F] (x_partner: each clip's mixup partner)."""
+    b, t, f = x.shape
+    p = params.to(x.device)
+    x = mix(x, x_partner, p)
+    source = (torch.arange(t, device=x.device).view(1, t) - p[:, 2].long().view(b, 1)) % t  # roll by the shift
+    x = torch.gather(x, 1, source.unsqueeze(-1).expand(b, t, f))
+    bins, frames = torch.arange(f, device=x.device).view(1, f), torch.arange(t, device=x.device).view(1, t)
+    freq_masked = (bins >= p[:, 3:4]) & (bins < p[:, 3:4] + p[:, 4:5])
+    time_masked = (frames >= p[:, 5:6]) & (frames < p[:, 5:6] + p[:, 6:7])
+    keep = ~(freq_masked.unsqueeze(1) | time_masked.unsqueeze(2))
+    return x * keep.to(x.dtype)
+
+
+def mix(a: torch.Tensor, a_partner: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """w * a + (1 - w) * a_partner with each clip's mixup weight: features, labels or teacher targets alike."""
+    weight = params[:, 1].to(a.device, a.dtype).view(-1, *([1] * (a.dim() - 1)))
+    return weight * a + (1 - weight) * a_partner

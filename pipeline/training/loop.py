@@ -1,0 +1,180 @@
+"""Stages `train_teacher`, `train_student`, `train_baseline`: one training loop, read top to bottom.
+
+- teacher:  its architecture on the ground-truth loss.
+- student:  the other architecture on lambda * L_gt + (1 - lambda) * L_kd toward the teacher's predictions, from
+            the cache (the teacher model is never loaded), its cached views, or online (pipeline/training/teaching.py).
+- baseline: the student's architecture on the ground-truth loss alone, so the gain from distillation shows.
+
+Each epoch: a plan of batches is drawn (pipeline/training/batches.py), each batch becomes the model input and its
+targets, one optimizer step is taken, and the epoch is logged (DVCLive) and saved for resuming.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+from dvclive import Live
+from rich.progress import Progress
+
+from .. import layout
+from ..evaluation.inference import predict
+from ..evaluation.metrics import compute_metrics, headline
+from ..models import build_model
+from ..models.checkpoint import save_checkpoint
+from ..models.pretrained import load_pretrained
+from ..runs import Run
+from ..runtime import autocast, device
+from ..stores import FeatureStore
+from .augment import AugmentConfig
+from .averaging import WeightAverage
+from .batches import Augmenter, BatchSource, ZarrRows, balanced_weights, to_device, training_plan
+from .losses import cmkd_loss
+from .resident import ResidentRows, use_resident
+from .resume import resume, run_id, save_resume_state
+from .teaching import teaching_for
+
+
+def train(settings, role: str, run: Run) -> dict:
+    """Train `role` in `run`; returns the last epoch's log."""
+    cfg, model_cfg = settings.train, settings.model(role)
+    torch.manual_seed(run.seed)
+    rng = np.random.default_rng(run.seed)
+    dev = device()
+    store = FeatureStore(layout.FEATURES, run.split)
+    teaching = teaching_for(role, settings, store, run, dev)
+    lam = settings.distill.lam if teaching.record else 1.0  # lambda = 1: the ground-truth loss alone
+
+    model = build_model(model_cfg, len(store.classes), store.num_frames, store.num_mel_bins)
+    if model_cfg.pretrained:
+        loaded = load_pretrained(model, model_cfg.pretrained)
+        print(f"{role}: {len(loaded['loaded'])} tensors from {model_cfg.pretrained}, "
+              f"initialised: {', '.join(loaded['initialised']) or 'none'}")
+    model = model.to(dev)
+    step_model = for_training(model, dev, cfg)  # the same weights, maybe channels-last and compiled
+    train_rows, val_rows = store.indices("train"), store.indices("val")
+    weights = balanced_weights(store.labels[train_rows]) if cfg.balanced_sampling else None
+    steps_per_epoch = max(1, len(train_rows) // cfg.batch_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=model_cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                                 fused=dev.type == "cuda")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
+    augment, seeds = teaching.augmentation(AugmentConfig.from_train(cfg))
+    source = batch_source(store, teaching, Augmenter(augment, store.num_frames, store.num_mel_bins, train_rows, seeds),
+                          cfg, dev)
+
+    # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
+    this_run = run_id(role, run.split, run.seed, model_cfg.model_dump(), cfg.model_dump(), lam,
+                      settings.distill.tau, store.fingerprint, teaching.record)
+    start, history, kept = resume(layout.resume_state(role, run), this_run, model, optimizer, scheduler, rng)
+    averaged, snapshots = WeightAverage(kept.get("averaged")), kept.get("snapshots", [])
+    live = Live(str(layout.live_dir(role, run)), dvcyaml=False, save_dvc_exp=False)
+    for entry in history:  # the curves of the epochs before a resume
+        log_epoch(live, entry)
+
+    with Progress() as progress:
+        bar = progress.add_task(f"train {role} ({model_cfg.name}, {run})", total=model_cfg.epochs * steps_per_epoch,
+                                completed=start * steps_per_epoch)
+        for epoch in range(start, model_cfg.epochs):
+            model.train()
+            started, sums, seen = time.perf_counter(), torch.zeros(3, device=dev), 0
+            plan = training_plan(rng, train_rows, cfg.batch_size, weights, augment.active, teaching.views)
+            for batch in source.batches(plan, teaching.reads):
+                x, y = to_device(batch, store.normalize, dev)  # normalised, augmented, labels mixed alike
+                targets = teaching.targets(batch, x, y)
+                losses = train_step(step_model, optimizer, scheduler, x, y, targets, lam, store.multi_label)
+                sums += losses * len(x)  # summed on the device: no GPU sync per step
+                seen += len(x)
+                progress.advance(bar)
+
+            loss, gt_loss, kd_loss = sums.tolist()  # waits for the device: the training time below is complete
+            train_seconds = time.perf_counter() - started
+            if not all(math.isfinite(v) for v in (loss, gt_loss, kd_loss)):
+                raise FloatingPointError(f"{role}: loss is not finite in epoch {epoch + 1} ({loss}, {gt_loss}, {kd_loss})")
+            key, value = headline(validate(model, source, store, val_rows, cfg.batch_size))
+            history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                            "train/loss": loss / seen, "train/gt_loss": gt_loss / seen, "train/kd_loss": kd_loss / seen,
+                            "train/samples_per_s": seen / train_seconds, "train/seconds": time.perf_counter() - started,
+                            f"val/{key}": value})
+            log_epoch(live, history[-1])
+            progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                            for k, v in history[-1].items()))
+            if epoch >= model_cfg.epochs - cfg.average_last:
+                averaged.add(model.state_dict())
+            if epoch >= model_cfg.epochs - cfg.ensemble_last:
+                snapshots.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            save_resume_state(layout.resume_state(role, run), this_run, epoch + 1, history, model, optimizer,
+                              scheduler, rng, kept={"averaged": averaged.state(), "snapshots": snapshots})
+
+    weight_average = None
+    if cfg.average_last:
+        model.load_state_dict(averaged.average(model.state_dict()))
+        key, value = headline(validate(model, source, store, val_rows, cfg.batch_size))
+        weight_average = {"epochs": averaged.count, f"val/{key}": value}
+        print(f"{role}: weights averaged over the last {averaged.count} epochs, val {key} {value:.4g}")
+    live.end()
+    save_checkpoint(
+        layout.checkpoint(role, run), model,
+        role=role, run=run.split, seed=run.seed, architecture=settings.architecture(role),
+        model_config=model_cfg.model_dump(), num_classes=len(store.classes), num_frames=store.num_frames,
+        num_mel_bins=store.num_mel_bins, classes=store.classes, features_fingerprint=store.fingerprint,
+        normalization={"mean": store.mean, "std": store.std}, teacher=teaching.record,
+        distill=settings.distill.model_dump(by_alias=True) if teaching.record else None,
+        train=cfg.model_dump(), history=history, weight_average=weight_average, ensemble=snapshots or None,
+    )
+    layout.resume_state(role, run).unlink(missing_ok=True)
+    return history[-1]
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor, y: torch.Tensor,
+               targets: torch.Tensor | None, lam: float, multi_label: bool) -> torch.Tensor:
+    """One optimizer step on a batch already on the device; returns (loss, gt loss, kd loss) without a sync."""
+    with autocast(x.device):
+        logits = model(x)
+    loss, gt, kd = cmkd_loss(logits.float(), y, targets, lam, multi_label)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return torch.stack([loss, gt, kd]).detach()
+
+
+def lr_factor(step: int, steps_per_epoch: int, cfg) -> float:
+    """Linear warm-up over the first `warmup_steps` steps, then step decay by epoch (the AST/PSLA schedule)."""
+    warmup = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    epoch = step // steps_per_epoch
+    decays = 0 if epoch < cfg.lr_decay_start else (epoch - cfg.lr_decay_start) // cfg.lr_decay_every + 1
+    return warmup * cfg.lr_decay**decays
+
+
+def for_training(model: nn.Module, dev: torch.device, cfg) -> nn.Module:
+    """The module the training steps call: channels-last for a CNN on CUDA, `torch.compile`d if train.compile.
+
+    It shares its parameters with `model`, which is what gets evaluated and saved (no `_orig_mod.` prefixes).
+    """
+    if dev.type == "cuda" and cfg.channels_last and getattr(model, "prefers_channels_last", False):
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if cfg.compile else model
+
+
+def batch_source(store: FeatureStore, teaching, augmenter: Augmenter, cfg, dev: torch.device) -> BatchSource:
+    """The stores in device memory when they fit (train.resident), else a loader reading them."""
+    if use_resident(cfg.resident, store, teaching.cache, dev):
+        rows = ResidentRows(store, dev, teaching.cache, teaching.cache_rows)
+    else:
+        rows = ZarrRows(store, teaching.cache, teaching.cache_rows)
+    return BatchSource(rows, augmenter, cfg.num_workers, pin_memory=dev.type == "cuda")
+
+
+def validate(model: nn.Module, source: BatchSource, store: FeatureStore, rows: np.ndarray, batch_size: int) -> dict:
+    return compute_metrics(predict(model, source, rows, batch_size, store.normalize), store.labels[rows],
+                           store.multi_label)
+
+
+def log_epoch(live: Live, entry: dict) -> None:
+    live.step = entry["epoch"]
+    for key, value in entry.items():
+        if key != "epoch":
+            live.log_metric(key, value)
+    live.next_step()
