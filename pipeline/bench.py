@@ -337,9 +337,6 @@ def bench_train(size: Size, dev: torch.device, settings, student: str, teacher: 
             if size.repeats > 1 else ""
         results.add("train", f"{student} student: {name}", value, "samples/s", details[name] + spread,
                     runs=speeds[name])
-    del teacher_model, resident, resident_features, variants, eager, on_device
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = None, compile_step: bool = False,
@@ -365,8 +362,10 @@ def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = No
             if "read" in sections:
                 bench_read(size, dev, predictions[size.ast], results)
             if "train" in sections:
-                bench_train(size, dev, settings, size.cnn, size.ast, predictions[size.ast], compile_step, results)
-                bench_train(size, dev, settings, size.ast, size.cnn, predictions[size.cnn], compile_step, results)
+                for student, teacher in ((size.cnn, size.ast), (size.ast, size.cnn)):
+                    bench_train(size, dev, settings, student, teacher, predictions[teacher], compile_step, results)
+                    if dev.type == "cuda":  # the finished student's models and resident stores
+                        torch.cuda.empty_cache()
     finally:
         if not workdir:
             shutil.rmtree(root, ignore_errors=True)

@@ -14,7 +14,8 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator,
+                      model_validator)
 from ruamel.yaml import YAML
 
 from .runs import Run, check_split_name
@@ -63,12 +64,19 @@ class DataSettings(Section):
     max_events: int = Field(3, ge=1)
     snr_db: Annotated[tuple[float, float], Lenient] = (3.0, 20.0)
 
-    @model_validator(mode="after")
-    def _source_has_its_inputs(self):
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
         from .prepare import SOURCES
 
-        if self.source not in SOURCES:
-            raise ValueError(f"source {self.source!r} is not one of {', '.join(SOURCES)}")
+        if source not in SOURCES:
+            close = difflib.get_close_matches(source, SOURCES, n=1)
+            raise ValueError(f"not a data source ({'did you mean ' + close[0] + '? ' if close else ''}"
+                             f"have {', '.join(sorted(SOURCES))})")
+        return source
+
+    @model_validator(mode="after")
+    def _source_has_its_inputs(self):
         if self.source == "manifest" and not self.manifest:
             raise ValueError("source is 'manifest' but data.manifest names no file")
         if self.source in ("esc50", "fsd50k", "folders") and not self.root:

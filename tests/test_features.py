@@ -3,13 +3,10 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
-import zarr
 
 from pipeline.features.audio import AudioError, load_audio
-from pipeline.features.extract import write_feature_store
 from pipeline.features.fbank import fbank, pad_or_crop
 from pipeline.manifest import ManifestError, read_classes, read_manifest, write_manifest
-from pipeline.settings import FeatureSettings
 from pipeline.stores import FeatureStore
 
 from .conftest import ESC50

@@ -1,6 +1,5 @@
 """The features and dump stages killed with SIGKILL mid-write, then run again: the output is identical to an
 uninterrupted run's, and the shards finished before the kill are not written again."""
-import os
 import signal
 import subprocess
 import sys

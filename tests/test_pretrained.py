@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from pipeline.models.checkpoint import save_checkpoint
 from pipeline.models import create_model
+from pipeline.models.checkpoint import save_checkpoint
 from pipeline.models.pretrained import PretrainedError, load_pretrained
 
 

@@ -9,7 +9,7 @@ from pipeline.evaluation.evaluate import evaluate
 from pipeline.models.checkpoint import load_checkpoint
 from pipeline.models.ensemble import Ensemble
 from pipeline.presets import apply, available, leaves, load_preset
-from pipeline.settings import ParamsError, load_settings
+from pipeline.settings import load_settings
 from pipeline.training.batches import balanced_weights
 from pipeline.training.loop import train
 

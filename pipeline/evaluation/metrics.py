@@ -13,6 +13,8 @@ from statistics import NormalDist
 import numpy as np
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
+REPORTED = ("accuracy", "mAP", "mean_auc", "d_prime")  # what the report tabulates, when a metrics file has it
+
 
 def d_prime(auc: float) -> float:
     return float(np.sqrt(2) * NormalDist().inv_cdf(min(max(auc, 1e-6), 1 - 1e-6)))

@@ -21,7 +21,7 @@ from scipy import stats
 from .. import layout
 from ..runs import Run
 from ..settings import ROLES
-from .metrics import headline
+from .metrics import REPORTED, headline
 
 DESCRIPTIONS = {"teacher": "teacher", "baseline": "student architecture, no KD", "student": "student, CMKD"}
 
@@ -52,7 +52,7 @@ def write_report(settings) -> str:
     results = {run: {role: json.loads(layout.metrics(role, run).read_text()) for role in ROLES} for run in runs}
     first = results[runs[0]]
     key, _ = headline(first["teacher"])
-    metric_keys = [k for k in ("accuracy", "mAP", "mean_auc", "d_prime") if k in first["teacher"]]
+    metric_keys = [k for k in REPORTED if k in first["teacher"]]
     values = {role: {k: [results[run][role][k] for run in runs] for k in metric_keys} for role in ROLES}
     mean = {role: {k: float(np.mean(v)) for k, v in values[role].items()} for role in ROLES}
     std = {role: {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in values[role].items()} for role in ROLES}

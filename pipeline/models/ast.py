@@ -10,8 +10,8 @@ from functools import partial
 
 import torch
 import torch.nn as nn
-from timm.layers import PatchEmbed
 from pydantic import Field
+from timm.layers import PatchEmbed
 from timm.models.deit import VisionTransformerDistilled
 
 from . import ModelConfig, register_model

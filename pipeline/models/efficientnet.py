@@ -8,12 +8,12 @@ sigmoid; here they stay logits so that the same losses (sigmoid/BCE or softmax/C
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 import timm
 import torch
 import torch.nn as nn
 from pydantic import Field
-from typing import Literal
 
 from . import ModelConfig, register_model
 

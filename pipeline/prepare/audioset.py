@@ -10,8 +10,8 @@ import csv
 import json
 from pathlib import Path
 
-from . import source
 from ..manifest import ManifestError, hash_split
+from . import source
 
 
 @source("audioset")

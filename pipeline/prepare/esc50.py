@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from . import source
 from ..manifest import ManifestError, hash_split
+from . import source
 
 FOLDS = (1, 2, 3, 4, 5)
 

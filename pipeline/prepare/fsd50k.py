@@ -8,8 +8,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from . import source
 from ..manifest import ManifestError
+from . import source
 
 
 @source("fsd50k")

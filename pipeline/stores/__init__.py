@@ -28,3 +28,5 @@ def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
 
 from .features import FeatureStore  # noqa: E402
 from .predictions import PredictionStore  # noqa: E402
+
+__all__ = ["FeatureStore", "PredictionStore", "StoreMismatchError", "read_rows"]

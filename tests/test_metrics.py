@@ -1,0 +1,58 @@
+"""Metrics: hand-computed cases with ties, agreement with scikit-learn on random data, d-prime against a hand value,
+and per-class values with the classes that cannot be scored."""
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from pipeline.evaluation.metrics import compute_metrics, d_prime, headline
+
+
+def test_tied_scores_do_not_depend_on_row_order():
+    # two clips with the same score, one positive: whichever row holds it, AP = precision at the tie = 1/2
+    for labels in ([[1], [0]], [[0], [1]]):
+        assert compute_metrics(np.array([[1.0], [1.0]]), np.array(labels), True)["mAP"] == pytest.approx(0.5)
+    # by hand: scores 0.9, 0.5, 0.5, 0.1 with positives at 0.9 and one of the 0.5s;
+    # thresholds 0.9 (P 1, R 1/2), 0.5 (P 2/3, R 1): AP = 1/2 * 1 + 1/2 * 2/3 = 5/6, in either order of the tie
+    scores = np.array([[0.9], [0.5], [0.5], [0.1]])
+    for labels in ([[1], [1], [0], [0]], [[1], [0], [1], [0]]):
+        metrics = compute_metrics(scores, np.array(labels), True)
+        assert metrics["mAP"] == pytest.approx(5 / 6)
+        assert metrics["mean_auc"] == pytest.approx((1 + 0.75) / 2)  # the tied pair counts half
+
+
+def test_coarse_random_scores_agree_with_scikit_learn_in_any_row_order():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((400, 6)) < 0.2).astype(np.uint8)
+    scores = np.round(rng.random((400, 6)) + 0.3 * labels, 1)  # coarse: many ties, as bf16 logits have
+    expected_ap = np.mean([average_precision_score(labels[:, c], scores[:, c]) for c in range(6)])
+    expected_auc = np.mean([roc_auc_score(labels[:, c], scores[:, c]) for c in range(6)])
+    for order in (np.arange(400), np.arange(400)[::-1], rng.permutation(400)):
+        metrics = compute_metrics(scores[order], labels[order], True)
+        assert metrics["mAP"] == pytest.approx(expected_ap, abs=1e-12)
+        assert metrics["mean_auc"] == pytest.approx(expected_auc, abs=1e-12)
+
+
+def test_d_prime_by_hand():
+    # d' = sqrt(2) * Phi^-1(AUC); Phi^-1(0.8413447) = 1.0 (one standard deviation)
+    assert d_prime(0.8413447460685429) == pytest.approx(math.sqrt(2), rel=1e-9)
+    assert d_prime(0.5) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_classes_without_positives_are_left_out_and_named():
+    labels = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 1, 0]])
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.5], [0.7, 0.3, 0.5], [0.1, 0.6, 0.5]])
+    metrics = compute_metrics(scores, labels, True, ["dog", "cat", "owl"])
+    assert metrics["classes_scored"] == 2 and metrics["classes_unscored"] == ["owl"]
+    assert metrics["mAP"] == pytest.approx(1.0) and metrics["per_class"]["AP"]["owl"] is None
+
+
+def test_single_label_per_class_accuracy_and_confusion():
+    labels = np.eye(3)[[0, 0, 1, 1, 1]]
+    logits = np.eye(3)[[0, 1, 1, 1, 0]]
+    metrics = compute_metrics(logits, labels, False, ["a", "b", "c"])
+    assert metrics["accuracy"] == pytest.approx(3 / 5) and headline(metrics) == ("accuracy", pytest.approx(0.6))
+    assert metrics["per_class"]["accuracy"] == {"a": 0.5, "b": pytest.approx(2 / 3), "c": None}
+    assert metrics["per_class"]["confusion"] == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
+    assert metrics["classes_unscored"] == ["c"]
