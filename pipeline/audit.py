@@ -72,14 +72,17 @@ def inspect_features(path: Path, clip: str | None = None) -> dict:
     store = FeatureStore(path)
     attrs = dict(store.group.attrs)
     folds = sorted(set(store.folds.tolist()) - {0})
+    frames, used = store.group["num_frames"][:], store.skipped == ""  # a skipped clip has no frames, not padding
+    groups = store.groups
     out = {
         "kind": "feature store", "path": str(path),
         "summary": {"clips": len(store.clip_ids), "classes": len(store.classes), "multi_label": store.multi_label,
                     "frames": store.num_frames, "mel_bins": store.num_mel_bins,
                     "splits (run main)": _split_counts(store) if not folds else "set by the run",
                     "folds": folds or None, "skipped clips": int((store.skipped != "").sum()),
-                    "clips cropped": int((store.group["num_frames"][:] > store.num_frames).sum()),
-                    "clips padded": int((store.group["num_frames"][:] < store.num_frames).sum())},
+                    "clips cropped": int((used & (frames > store.num_frames)).sum()),
+                    "clips padded": int((used & (frames < store.num_frames)).sum()),
+                    "groups": len(set(groups[groups != ""].tolist())) or None},
         "arrays": describe_arrays(store.group, path),
         "features": value_stats(store.features),
         "classes": store.classes,
@@ -140,7 +143,8 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
     rows = test if len(test) else cached
     probs = teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0, store.multi_label).numpy()
     out["calibration (" + ("test" if len(test) else "all") + " clips)"] = calibration(probs, labels[rows], store.multi_label)
-    out["most confused"] = confusions(probs, labels[rows], store.classes, store.multi_label)
+    out["lowest AP" if store.multi_label else "most confused"] = confusions(probs, labels[rows], store.classes,
+                                                                          store.multi_label)
     if clip is not None:
         row = _row(store, clip)
         info = _clip_features(store, clip)
@@ -191,7 +195,7 @@ def inspect_checkpoint(path: Path) -> dict:
     floats = [t for t in weights.values() if t.is_floating_point()]
     history = ckpt.get("history") or []
     keep = ("role", "run", "architecture", "model_config", "num_classes", "num_frames", "num_mel_bins",
-            "normalization", "features_fingerprint", "teacher", "distill", "train", "seed", "weight_average", "code")
+            "normalization", "features_fingerprint", "teacher", "distill", "train", "seed", "selection", "weight_average", "code")
     return {
         "kind": "checkpoint", "path": str(path),
         "summary": {"parameters": sum(t.numel() for t in floats), "tensors": len(weights),

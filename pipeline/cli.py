@@ -82,6 +82,33 @@ def report(params: Path = PARAMS):
 
 
 @app.command()
+def check(params: Path = PARAMS):
+    """Decode every clip of the dataset params describe, in parallel, and list every problem in one table
+    (file, problem); exits 1 if a clip cannot be used. Decoder warnings are listed with their file."""
+    from rich.table import Table
+
+    from .features.check import check_dataset
+    from .manifest import ManifestError
+
+    settings = load_settings(params)
+    try:
+        clips, problems = check_dataset(settings)
+    except ManifestError as e:
+        console.print(f"[red]manifest:[/red] {e}")
+        raise typer.Exit(1)
+    errors = [p for p in problems if p[1] == "error"]
+    if problems:
+        table = Table("file", "kind", "problem", title=f"{len(problems)} problems in {len(clips)} clips")
+        for row in problems:
+            table.add_row(*row)
+        console.print(table)
+    console.print(f"{len(clips)} clips checked: {len(errors)} cannot be used, {len(problems) - len(errors)} "
+                  f"warnings" + (" (features.on_error: skip leaves the unusable ones out)" if errors else ""))
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
 def check_params(params: Path = PARAMS):
     """Validate params.yaml: every unknown key, wrong type or value out of range, with what is allowed."""
     load_settings(params)

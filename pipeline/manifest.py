@@ -1,8 +1,10 @@
-"""The manifest: one row per clip (clip_id, path, labels, split, fold) plus the ordered class list.
+"""The manifest: one row per clip (clip_id, path, labels, split, fold, group) plus the ordered class list.
 
 The contract between the prepare stage and the features stage: every dataset source (pipeline/prepare) is reduced
 to this form, so the features stage has one input format. Paths are relative to the manifest's folder; labels are
-class names joined by ';'.
+class names joined by ';'. An empty label field is a clip with none of the classes: a legal all-zero target in
+multi-label data (a negative that mAP and AUC need), an error in single-label data. `group` names what clips
+must not be split across (a speaker, recording, site or session): every split keeps a group's clips together.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-COLUMNS = ("clip_id", "path", "labels", "split", "fold")  # fold: the dataset's own fold number, or empty
+COLUMNS = ("clip_id", "path", "labels", "split", "fold", "group")  # fold: the dataset's own fold number, or
+# empty; group: the speaker / recording / site the clip belongs to, or empty (the clip is its own group)
 SPLITS = ("train", "val", "test")
 
 
@@ -26,6 +29,11 @@ class Clip:
     labels: tuple[str, ...]
     split: str
     fold: int = 0     # the dataset's own fold (ESC-50: 1..5), 0 when it has none
+    group: str = ""   # what the clip must not be split from (speaker, recording, ...); "" = its own group
+
+    @property
+    def group_key(self) -> str:
+        return self.group or self.clip_id
 
 
 def write_manifest(path: Path, rows: list[dict], classes: list[str]) -> None:
@@ -34,7 +42,7 @@ def write_manifest(path: Path, rows: list[dict], classes: list[str]) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({"fold": "", **row, "labels": ";".join(row["labels"])})
+            writer.writerow({"fold": "", "group": "", **row, "labels": ";".join(row["labels"])})
     (path.parent / "classes.txt").write_text("".join(c + "\n" for c in classes))
 
 
@@ -45,11 +53,14 @@ def read_classes(path: Path) -> list[str]:
     return classes
 
 
-def read_manifest(path: Path, classes: list[str]) -> list[Clip]:
-    """Parse and validate: every label must be a known class, every clip id unique, every split known."""
+def read_manifest(path: Path, classes: list[str], multi_label: bool = True) -> list[Clip]:
+    """Parse and validate: every label a known class, every clip id unique, every split known, a clip with no label
+    or several labels only in multi-label data, and no group in two splits or two folds. Every problem is listed
+    in one ManifestError, not only the first."""
     path = Path(path)
     known = set(classes)
-    clips, seen = [], set()
+    clips, seen, problems = [], set(), []
+    unlabelled, several = [], []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = set(COLUMNS[:4]) - set(reader.fieldnames or ())
@@ -57,28 +68,65 @@ def read_manifest(path: Path, classes: list[str]) -> list[Clip]:
             raise ManifestError(f"{path}: missing columns {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
             where = f"{path}:{line} ({row['path']})"
-            labels = tuple(label for label in row["labels"].split(";") if label)
+            labels = tuple(label for label in (row["labels"] or "").split(";") if label)
             unknown = [label for label in labels if label not in known]
-            if unknown:
-                raise ManifestError(f"{where}: labels {unknown} are not in the class list")
-            if not labels:
-                raise ManifestError(f"{where}: no labels")
-            if row["split"] not in SPLITS:
-                raise ManifestError(f"{where}: split {row['split']!r} is not one of {SPLITS}")
-            if row["clip_id"] in seen:
-                raise ManifestError(f"{where}: duplicate clip id {row['clip_id']!r}")
             fold = (row.get("fold") or "0").strip()
+            if unknown:
+                problems.append(f"{where}: labels {unknown} are not in the class list")
+            if not labels and not multi_label:
+                unlabelled.append(where)
+            if len(labels) > 1 and not multi_label:
+                several.append(f"{where}: {row['clip_id']} ({'; '.join(labels)})")
+            if row["split"] not in SPLITS:
+                problems.append(f"{where}: split {row['split']!r} is not one of {SPLITS}")
+            if row["clip_id"] in seen:
+                problems.append(f"{where}: duplicate clip id {row['clip_id']!r}")
             if not fold.isdigit():
-                raise ManifestError(f"{where}: fold {fold!r} is not a whole number")
+                problems.append(f"{where}: fold {fold!r} is not a whole number")
+                fold = "0"
             seen.add(row["clip_id"])
-            clips.append(Clip(row["clip_id"], (path.parent / row["path"]).resolve(), labels, row["split"], int(fold)))
+            clips.append(Clip(row["clip_id"], (path.parent / row["path"]).resolve(), labels, row["split"], int(fold),
+                              (row.get("group") or "").strip()))
+    if unlabelled:
+        problems.append(f"{len(unlabelled)} clips have no label, which single-label data does not allow (set "
+                        f"data.multi_label: true if a clip may have none of the classes):\n    "
+                        + "\n    ".join(unlabelled))
+    if several:
+        problems.append(f"{len(several)} clips have several labels, but data.multi_label is false (set "
+                        f"data.multi_label: true for multi-label data):\n    " + "\n    ".join(several))
+    problems += _groups_split(clips)
+    if problems:
+        raise ManifestError(f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}\n  "
+                            + "\n  ".join(problems))
     if not clips:
         raise ManifestError(f"{path}: no clips")
     return clips
 
 
-def hash_split(clip_id: str, fractions: dict) -> str:
-    """A stable split from the clip id alone: adding clips never moves existing ones."""
-    u = int(hashlib.sha256(clip_id.encode()).hexdigest()[:8], 16) / 2**32
+def _groups_split(clips: list[Clip]) -> list[str]:
+    """A group (speaker, recording, ...) with clips in two splits or two folds leaks from training into testing."""
+    splits, folds = {}, {}
+    for clip in clips:
+        if clip.group:
+            splits.setdefault(clip.group, set()).add(clip.split)
+            folds.setdefault(clip.group, set()).add(clip.fold)
+    return ([f"group {g!r} has clips in splits {sorted(s)}: a group must stay in one split" for g, s in splits.items()
+             if len(s) > 1] +
+            [f"group {g!r} has clips in folds {sorted(f)}: a group must stay in one fold" for g, f in folds.items()
+             if len(f) > 1])
+
+
+def class_counts(clips: list[Clip], classes: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys(classes, 0)
+    for clip in clips:
+        for label in clip.labels:
+            counts[label] += 1
+    return counts
+
+
+def hash_split(key: str, fractions: dict) -> str:
+    """A stable split from a key alone (the clip's group, or its id when it has none): adding clips never moves
+    existing ones, and the clips of one group always land in the same split."""
+    u = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 2**32
     test, val = fractions.get("test", 0), fractions["val"]
     return "test" if u < test else "val" if u < test + val else "train"

@@ -121,10 +121,18 @@ class TrainSettings(Section):
     balanced_sampling: bool = False
     average_last: int = Field(0, ge=0)
     ensemble_last: int = Field(0, ge=0)
+    select: Literal["last", "best"] = "last"
     num_workers: int = Field(0, ge=0)
     resident: Literal["auto", True, False] = "auto"
     channels_last: bool = True
     compile: bool = False
+
+    @model_validator(mode="after")
+    def _one_way_to_pick_the_model(self):
+        if self.select == "best" and (self.average_last or self.ensemble_last):
+            raise ValueError("select is 'best' but average_last or ensemble_last is set: the model kept is one "
+                             "epoch's (best) or the last epochs' (averaged or ensembled), not both")
+        return self
 
 
 class DistillSettings(Section):

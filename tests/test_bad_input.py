@@ -76,18 +76,24 @@ def make_dataset(root):
     return rows
 
 
-def test_bad_file_stops_the_run_naming_it_and_keeps_finished_shards(tmp_path):
+def test_fail_mode_names_every_bad_file_in_one_run_and_keeps_finished_shards(tmp_path):
     out = tmp_path / "features.zarr"
     rows = make_dataset(tmp_path)
     with pytest.raises(AudioError) as error:
         write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG, False)
-    name = next(n for n in BAD if f"/{n}: " in str(error.value))  # the first bad clip Dask reached
-    assert BAD[name][1] in str(error.value)
+    message = str(error.value)
+    assert f"{len(BAD)} of {len(rows)} clips cannot be used" in message
+    listed = {line.split()[0]: line for line in message.splitlines()[1:]}
+    assert set(listed) == {str(tmp_path / name) for name in BAD}  # every bad file, each once, none of the good
+    for name, (_, problem) in BAD.items():
+        assert problem in listed[str(tmp_path / name)], name
     partial = tmp_path / "features.zarr.partial"
     assert not out.exists() and partial.exists()
-    done = np.flatnonzero(zarr.open_group(partial, mode="r")["_done"][:])
-    failed_shard = [r["clip_id"] for r in rows].index(name) // CFG.clips_per_shard
-    assert len(done) and failed_shard not in done  # the shards finished before the error are kept
+    done = set(np.flatnonzero(zarr.open_group(partial, mode="r")["_done"][:]).tolist())
+    ids = [r["clip_id"] for r in rows]
+    bad_shards = {ids.index(name) // CFG.clips_per_shard for name in BAD}
+    all_shards = set(range(-(-len(rows) // CFG.clips_per_shard)))
+    assert done == all_shards - bad_shards  # every shard without a bad clip is written and kept
     written = {b: (partial / f"features/c/{b}/0/0").stat().st_mtime_ns for b in done}
 
     for name in BAD:  # the user fixes the files, and the run goes on from where it stopped
@@ -96,6 +102,29 @@ def test_bad_file_stops_the_run_naming_it_and_keeps_finished_shards(tmp_path):
     store = FeatureStore(out)
     assert (store.skipped == "").all() and len(store.clip_ids) == 21
     assert all((out / f"features/c/{b}/0/0").stat().st_mtime_ns == t for b, t in written.items())
+
+
+def test_switching_on_error_to_skip_keeps_the_finished_shards(tmp_path):
+    out = tmp_path / "features.zarr"
+    rows = make_dataset(tmp_path)
+    with pytest.raises(AudioError):
+        write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG, False)
+    partial = tmp_path / "features.zarr.partial"
+    done = np.flatnonzero(zarr.open_group(partial, mode="r")["_done"][:])
+    written = {b: (partial / f"features/c/{b}/0/0").stat().st_mtime_ns for b in done}
+    assert len(done)
+
+    skip = CFG.model_copy(update={"on_error": "skip"})
+    write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, skip, False,
+                        skipped_list=tmp_path / "skipped.csv")
+    assert all((out / f"features/c/{b}/0/0").stat().st_mtime_ns == t for b, t in written.items())  # not redone
+    store = FeatureStore(out)
+    assert set(store.clip_ids[store.skipped != ""]) == set(BAD)
+    fresh = tmp_path / "fresh.zarr"  # the same store as a skip run from scratch, shard for shard
+    write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", fresh, skip, False)
+    np.testing.assert_array_equal(FeatureStore(fresh).features[:], store.features[:])
+    np.testing.assert_array_equal(FeatureStore(fresh).skipped, store.skipped)
+    assert len(rows) == len(store.clip_ids)
 
 
 def test_skip_option_lists_bad_files_and_goes_on(tmp_path):

@@ -124,7 +124,7 @@ def test_fsd50k_is_refused_as_single_label(repo_params, monkeypatch, tmp_path):
     (root / "FSD50K.ground_truth" / "vocabulary.csv").write_text("0,Bark,/m/a\n1,Rain,/m/b\n")
     (root / "FSD50K.ground_truth" / "dev.csv").write_text('fname,labels,mids,split\n1,"Bark,Rain","/m/a,/m/b",train\n')
     (root / "FSD50K.ground_truth" / "eval.csv").write_text("fname,labels,mids\n")
-    with pytest.raises(ManifestError, match=r"1 clips have several labels, but data.multi_label is false .*dev/1 \(Bark; Rain\)"):
+    with pytest.raises(ManifestError, match=r"(?s)1 clips have several labels, but data.multi_label is false .*: dev/1 \(Bark; Rain\)"):
         run_prepare(repo_params, monkeypatch, tmp_path, source="fsd50k", root=str(root), multi_label=False)
 
 
@@ -165,5 +165,5 @@ def test_folder_per_class(repo_params, monkeypatch, tmp_path):
     assert classes == ["cat", "dog"]
     assert {c.clip_id: c.labels for c in clips} == {"c1": ("cat",), "c2": ("cat",), "both": ("cat", "dog"),
                                                     "d1": ("dog",)}
-    with pytest.raises(ManifestError, match=r"several labels.*: both \(cat; dog\)"):
+    with pytest.raises(ManifestError, match=r"(?s)several labels.*: both \(cat; dog\)"):
         run_prepare(repo_params, monkeypatch, tmp_path / "single", source="folders", root=str(root))

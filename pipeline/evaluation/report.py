@@ -81,6 +81,7 @@ def write_report(settings) -> str:
                   "| role | " + " | ".join(metric_keys) + " |", "|---|" + "---|" * len(metric_keys)]
         lines += [f"| {DESCRIPTIONS[role]} | " + " | ".join(f"{mean[role][k]:.4f}" for k in metric_keys) + " |"
                   for role in ROLES]
+    lines += unscored_classes(results)
     lines += ["", verdict("Student minus baseline (the gain from distillation)", vs_baseline, key),
               verdict("Student minus teacher", vs_teacher, key), ""]
     lines += class_changes(runs, first["student"]["architecture"])
@@ -92,6 +93,21 @@ def write_report(settings) -> str:
     layout.REPORT_JSON.write_text(json.dumps(summary, indent=2) + "\n")
     write_plots(runs, key)
     return text
+
+
+def unscored_classes(results: dict) -> list[str]:
+    """Which classes each run's test split could not score (no positive clip: no AP, no accuracy), so that a mean
+    over fewer classes than the dataset has is never read as the whole."""
+    lines = []
+    for run, roles in results.items():
+        metrics = roles["teacher"]
+        unscored = metrics.get("classes_unscored") or []
+        if unscored:
+            total = metrics["classes_scored"] + len(unscored)
+            lines.append(f"- {run.split}, seed {run.seed}: {metrics['classes_scored']} of {total} classes scored; "
+                         f"no positive test clip for {', '.join(unscored)}")
+    return ["", "Classes the test split could not score (the means above are over the others):", "", *lines] \
+        if lines else []
 
 
 def per_class_means(runs: list[Run]) -> tuple[str, list[str], dict[str, np.ndarray]]:

@@ -6,6 +6,7 @@ Store layout (one row per clip, in manifest order):
   clip_ids   str     [clips]
   split      str     [clips]                    the manifest's train / val / test
   fold       int16   [clips]                    the dataset's own fold, 0 if none (runs foldK, pipeline/runs.py)
+  group      str     [clips]                    the clip's group (speaker, recording, ...), "" if none
   num_frames int32   [clips]                    frames before padding or cropping
   clip_stats float64 [clips, 2]                 sum and sum of squares of each clip's features, so that any run's
                                                 normalisation statistics come from its own training clips
@@ -57,15 +58,13 @@ def clip_features(wave: torch.Tensor, cfg) -> tuple[np.ndarray, int]:
 
 
 def load_block(clips: list[Clip], cfg) -> tuple[list[torch.Tensor | None], list[str]]:
-    """Each clip's waveform, or None and the reason when it cannot be used and features.on_error is skip."""
+    """Each clip's waveform, or None and the reason (its AudioError) when it cannot be used."""
     waves, reasons = [], []
     for clip in clips:
         try:
             waves.append(clip_audio(clip.path, cfg))
             reasons.append("")
         except AudioError as e:
-            if cfg.on_error != "skip":
-                raise
             waves.append(None)
             reasons.append(str(e))
     return waves, reasons
@@ -110,16 +109,27 @@ def block_features(clips: list[Clip], cfg, device: torch.device | None) -> tuple
 
 
 def fingerprint(manifest: Path, classes: list[str], cfg, multi_label: bool) -> str:
+    """What the features' values depend on. Not features.on_error: it decides which clips are used, not how a
+    shard is computed, and a shard is written only when both modes would write it alike (see _write_block), so
+    switching it keeps the finished shards."""
     h = hashlib.sha256(Path(manifest).read_bytes())
-    h.update(json.dumps([classes, cfg.fbank_params(), multi_label, cfg.on_error]).encode())
+    h.update(json.dumps([classes, cfg.fbank_params(), multi_label]).encode())
     return h.hexdigest()
 
 
-def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg, device: torch.device | None) -> None:
-    """One Dask task: fbank for one shard's clips, written with one call, with each clip's sums for the statistics."""
+def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg,
+                 device: torch.device | None) -> list[tuple[str, str]]:
+    """One Dask task: fbank for one shard's clips, written with one call, with each clip's sums for the statistics.
+
+    Returns the shard's unusable clips as (path, problem). With features.on_error: fail a shard holding one is not
+    written (every other shard still is, so one run lists every bad clip and a re-run redoes only those shards).
+    """
     torch.set_num_threads(1)  # parallelism comes from Dask workers, not intra-op threads
     group = zarr.open_group(partial, mode="r+")
     block_feats, frames, reasons = block_features(clips, cfg, device)
+    bad = [(str(clip.path), reason.removeprefix(f"{clip.path}: ")) for clip, reason in zip(clips, reasons) if reason]
+    if bad and cfg.on_error == "fail":
+        return bad
     end = start + len(clips)
     group["features"][start:end] = block_feats
     group["num_frames"][start:end] = frames
@@ -127,6 +137,7 @@ def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg, 
     as64 = block_feats.astype(np.float64)
     group["clip_stats"][start:end] = np.stack([as64.sum(axis=(1, 2)), (as64**2).sum(axis=(1, 2))], axis=1)
     ResumableStore.mark_done(group, block)
+    return bad
 
 
 class _RichDaskProgress(Callback):
@@ -145,7 +156,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
     """Write the feature store at `out` from a manifest; with features.on_error: skip, clips that cannot be used
     are left out of every split, and `skipped_list` (a CSV: clip_id, path, reason) names them."""
     classes = read_classes(classes_file)
-    clips = read_manifest(manifest, classes)
+    clips = read_manifest(manifest, classes, multi_label)
     n, shard = len(clips), cfg.clips_per_shard
     blocks = block_ranges(n, shard)
     writer = ResumableStore(out, fingerprint(manifest, classes, cfg, multi_label), len(blocks))
@@ -166,9 +177,15 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
             where = "kaldi" if device is None else f"batched on {device}"
             bar = progress.add_task(f"fbank ({where}), {n} clips{resumed}", total=len(tasks))
             with _RichDaskProgress(progress, bar):
-                dask.compute(*tasks, scheduler=cfg.scheduler, num_workers=cfg.workers)
+                bad = [clip for found in dask.compute(*tasks, scheduler=cfg.scheduler, num_workers=cfg.workers)
+                       for clip in found]
     finally:
         torch.set_num_threads(threads)
+    if bad and cfg.on_error == "fail":
+        done = int(group["_done"][:].sum())
+        raise AudioError(f"{manifest}: {len(bad)} of {n} clips cannot be used (features.on_error: fail); "
+                         f"{done} of {len(blocks)} shards are written and kept for the re-run. Fix or remove these "
+                         f"files, or set features.on_error: skip to leave them out:\n" + problem_table(bad))
 
     group.attrs.update({
         "classes": classes,
@@ -203,7 +220,14 @@ def create_arrays(group: zarr.Group, clips: list[Clip], classes: list[str], cfg)
     group.create_array("clip_ids", data=np.array([c.clip_id for c in clips], dtype=np.dtypes.StringDType()))
     group.create_array("split", data=np.array([c.split for c in clips], dtype=np.dtypes.StringDType()))
     group.create_array("fold", data=np.array([c.fold for c in clips], dtype=np.int16))
+    group.create_array("group", data=np.array([c.group for c in clips], dtype=np.dtypes.StringDType()))
     group.create_array("skipped", shape=(n,), chunks=(shard,), dtype=np.dtypes.StringDType(), fill_value="")
+
+
+def problem_table(problems: list[tuple[str, str]]) -> str:
+    """Plain text, one line per file: the file and its problem (`cmkd check` prints the same rows as a table)."""
+    width = max(len(path) for path, _ in problems)
+    return "\n".join(f"  {path:{width}s}  {problem}" for path, problem in sorted(problems))
 
 
 def write_skipped(path: Path, skipped: list[tuple[Clip, str]]) -> None:

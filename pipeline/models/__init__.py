@@ -31,6 +31,10 @@ class ModelConfig(BaseModel):
         return {k: v for k, v in self.model_dump().items() if k not in self.TRAINING_KEYS}
 
 
+class PretrainedError(ValueError):
+    """A weights file that does not fit the model it is loaded into (pipeline/models/pretrained.py)."""
+
+
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], type[ModelConfig]]] = {}
 
 

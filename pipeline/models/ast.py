@@ -6,15 +6,18 @@ output is the mean of the cls and distillation tokens after the final norm, then
 """
 from __future__ import annotations
 
+import math
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from pydantic import Field
 from timm.layers import PatchEmbed
 from timm.models.deit import VisionTransformerDistilled
 
-from . import ModelConfig, register_model
+from . import ModelConfig, PretrainedError, register_model
 
 
 class ASTConfig(ModelConfig):
@@ -61,6 +64,51 @@ class AST(nn.Module):
         x = x.transpose(1, 2).unsqueeze(1)  # [B, T, F] -> [B, 1, F, T]: frequency is the image height
         tokens = self.v.forward_features(x)
         return self.head((tokens[:, 0] + tokens[:, 1]) / 2)
+
+    def pretrained_state(self, sd: dict[str, torch.Tensor], meta: dict, path: Path) -> dict[str, torch.Tensor]:
+        """A weights file's state dict in this model's keys and shapes (pipeline/models/pretrained.py loads it).
+
+        From a timm DeiT (ImageNet): the patch kernels summed over the RGB channels; the position-embedding grid
+        (24x24 for the 384-pixel DeiT that AST starts from, 14x14 at 224) adapted to this (frequency, time) grid.
+        From an AST this project trained: the grid adapted the same way (in time, for another number of frames).
+        """
+        if "v.pos_embed" in sd:  # an AST this project trained
+            sd = dict(sd)
+            cfg = meta.get("model_config", {})
+            fstride, tstride = cfg.get("fstride", 10), cfg.get("tstride", 10)
+            old_grid = ((meta["num_mel_bins"] - 16) // fstride + 1, (meta["num_frames"] - 16) // tstride + 1)
+        else:  # a timm DeiT (ImageNet): no `v.` prefix, RGB patch kernels, square grid
+            if "dist_token" not in sd:
+                raise PretrainedError(f"{path}: not a DeiT (distilled) checkpoint: no dist_token; AST needs cls "
+                                      f"and distillation tokens")
+            sd = {f"v.{k}": v for k, v in sd.items() if not k.startswith(("head.", "head_dist."))}
+            sd["v.patch_embed.proj.weight"] = sd["v.patch_embed.proj.weight"].sum(dim=1, keepdim=True)
+            side = math.isqrt(sd["v.pos_embed"].shape[1] - 2)
+            old_grid = (side, side)
+        pos = sd["v.pos_embed"]
+        if pos.shape[-1] != self.v.pos_embed.shape[-1]:
+            raise PretrainedError(f"{path}: embedding width {pos.shape[-1]} does not fit this model's "
+                                  f"{self.v.pos_embed.shape[-1]} (choose the matching ast size)")
+        if old_grid[0] * old_grid[1] + 2 != pos.shape[1]:
+            raise PretrainedError(f"{path}: {pos.shape[1]} position embeddings do not form a {old_grid} grid")
+        sd["v.pos_embed"] = torch.cat([pos[:, :2], adapt_grid(pos[:, 2:], old_grid, self.grid_size)], dim=1)
+        return sd
+
+
+def adapt_grid(pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> torch.Tensor:
+    """[1, h*w, D] position embeddings on old_grid -> new_grid: each axis centre-cropped if it shrinks,
+    bilinearly interpolated if it grows (AST's rule)."""
+    (h, w), (new_h, new_w) = old_grid, new_grid
+    grid = pos.reshape(1, h, w, -1).permute(0, 3, 1, 2)  # [1, D, h, w]
+    if new_w <= w:
+        grid = grid[:, :, :, w // 2 - new_w // 2 : w // 2 - new_w // 2 + new_w]
+    else:
+        grid = F.interpolate(grid, size=(h, new_w), mode="bilinear")
+    if new_h <= h:
+        grid = grid[:, :, h // 2 - new_h // 2 : h // 2 - new_h // 2 + new_h, :]
+    else:
+        grid = F.interpolate(grid, size=(new_h, new_w), mode="bilinear")
+    return grid.permute(0, 2, 3, 1).reshape(1, new_h * new_w, -1)
 
 
 # DeiT widths; `test` is a tiny configuration for CPU runs and tests.

@@ -8,6 +8,7 @@ sigmoid; here they stay logits so that the same losses (sigmoid/BCE or softmax/C
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 import timm
@@ -15,7 +16,7 @@ import torch
 import torch.nn as nn
 from pydantic import Field
 
-from . import ModelConfig, register_model
+from . import ModelConfig, PretrainedError, register_model
 
 
 class EfficientNetConfig(ModelConfig):
@@ -61,6 +62,20 @@ class EfficientNetAudio(nn.Module):
         if self.pooling == "mean":
             return self.head(fmap.mean(dim=(2, 3)))
         return self.head(fmap.mean(dim=2))
+
+    def pretrained_state(self, sd: dict[str, torch.Tensor], meta: dict, path: Path) -> dict[str, torch.Tensor]:
+        """A weights file's state dict in this model's keys (pipeline/models/pretrained.py loads it): an
+        EfficientNet this project trained as is; a timm ImageNet one with its stem's RGB kernels averaged into one
+        input channel and its classifier left out."""
+        if any(k.startswith("backbone.") for k in sd):  # an EfficientNet this project trained
+            return dict(sd)
+        if "conv_stem.weight" not in sd:
+            raise PretrainedError(f"{path}: not an EfficientNet checkpoint: no conv_stem.weight")
+        sd = {f"backbone.{k}": v for k, v in sd.items() if not k.startswith("classifier.")}
+        stem = sd["backbone.conv_stem.weight"]
+        if stem.shape[1] == 3:
+            sd["backbone.conv_stem.weight"] = stem.mean(dim=1, keepdim=True)
+        return sd
 
 
 register_model("efficientnet_test", partial(EfficientNetAudio, timm_name="test_efficientnet"), EfficientNetConfig)

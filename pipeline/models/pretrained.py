@@ -1,29 +1,21 @@
 """Starting a model from weights in a local file (nothing is downloaded).
 
 Accepted files: a timm ImageNet checkpoint (`.pth`/`.pt`/`.bin` state dict, or `.safetensors`) of the matching
-family, or a checkpoint this project wrote (any class count, any number of frames). The adaptations are AST's:
-- AST from DeiT: patch-embedding kernels summed over the RGB channels; the position-embedding grid (24x24 for
-  the 384-pixel DeiT that AST starts from, 14x14 at 224) cropped from its centre or bilinearly interpolated, per
-  axis, to the new (frequency, time) grid.
-- AST from an AST: the position-embedding grid adapted the same way (in time, for another number of frames).
-- EfficientNet from ImageNet: the stem's three input-channel kernels averaged into one.
-The classifier is always re-initialised when the class count differs, and never copied from ImageNet.
+family, or a checkpoint this project wrote (any class count, any number of frames). Reading the file and checking
+that the result fits happen here, for every family; mapping a file's keys and shapes onto a family's network is
+that family's own `pretrained_state` method, in its file (pipeline/models/ast.py, efficientnet.py). The classifier
+is always re-initialised when the class count differs, and never copied from ImageNet.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .ast import AST
-from .efficientnet import EfficientNetAudio
+from . import PretrainedError
 
-
-class PretrainedError(ValueError):
-    pass
+__all__ = ["PretrainedError", "load_pretrained", "read_state_dict"]
 
 
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -50,58 +42,6 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return obj, {}
 
 
-def adapt_grid(pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> torch.Tensor:
-    """[1, h*w, D] position embeddings on old_grid -> new_grid: each axis centre-cropped if it shrinks,
-    bilinearly interpolated if it grows (AST's rule)."""
-    (h, w), (new_h, new_w) = old_grid, new_grid
-    grid = pos.reshape(1, h, w, -1).permute(0, 3, 1, 2)  # [1, D, h, w]
-    if new_w <= w:
-        grid = grid[:, :, :, w // 2 - new_w // 2 : w // 2 - new_w // 2 + new_w]
-    else:
-        grid = F.interpolate(grid, size=(h, new_w), mode="bilinear")
-    if new_h <= h:
-        grid = grid[:, :, h // 2 - new_h // 2 : h // 2 - new_h // 2 + new_h, :]
-    else:
-        grid = F.interpolate(grid, size=(new_h, new_w), mode="bilinear")
-    return grid.permute(0, 2, 3, 1).reshape(1, new_h * new_w, -1)
-
-
-def _ast_state(model: AST, sd: dict[str, torch.Tensor], meta: dict, path: Path) -> dict[str, torch.Tensor]:
-    if "v.pos_embed" in sd:  # an AST this project trained
-        sd = dict(sd)
-        cfg = meta.get("model_config", {})
-        fstride, tstride = cfg.get("fstride", 10), cfg.get("tstride", 10)
-        old_grid = ((meta["num_mel_bins"] - 16) // fstride + 1, (meta["num_frames"] - 16) // tstride + 1)
-    else:  # a timm DeiT (ImageNet): no `v.` prefix, RGB patch kernels, square grid
-        if "dist_token" not in sd:
-            raise PretrainedError(f"{path}: not a DeiT (distilled) checkpoint: no dist_token; AST needs cls and "
-                                  f"distillation tokens")
-        sd = {f"v.{k}": v for k, v in sd.items() if not k.startswith(("head.", "head_dist."))}
-        sd["v.patch_embed.proj.weight"] = sd["v.patch_embed.proj.weight"].sum(dim=1, keepdim=True)
-        side = math.isqrt(sd["v.pos_embed"].shape[1] - 2)
-        old_grid = (side, side)
-    pos = sd["v.pos_embed"]
-    if pos.shape[-1] != model.v.pos_embed.shape[-1]:
-        raise PretrainedError(f"{path}: embedding width {pos.shape[-1]} does not fit this model's "
-                              f"{model.v.pos_embed.shape[-1]} (choose the matching ast size)")
-    if old_grid[0] * old_grid[1] + 2 != pos.shape[1]:
-        raise PretrainedError(f"{path}: {pos.shape[1]} position embeddings do not form a {old_grid} grid")
-    sd["v.pos_embed"] = torch.cat([pos[:, :2], adapt_grid(pos[:, 2:], old_grid, model.grid_size)], dim=1)
-    return sd
-
-
-def _efficientnet_state(model: EfficientNetAudio, sd: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    if any(k.startswith("backbone.") for k in sd):  # an EfficientNet this project trained
-        return dict(sd)
-    if "conv_stem.weight" not in sd:
-        raise PretrainedError(f"{path}: not an EfficientNet checkpoint: no conv_stem.weight")
-    sd = {f"backbone.{k}": v for k, v in sd.items() if not k.startswith("classifier.")}
-    stem = sd["backbone.conv_stem.weight"]
-    if stem.shape[1] == 3:
-        sd["backbone.conv_stem.weight"] = stem.mean(dim=1, keepdim=True)
-    return sd
-
-
 def load_pretrained(model: nn.Module, path: Path) -> dict[str, list[str]]:
     """Load `path` into `model` in place; returns {"loaded": keys, "initialised": keys left at their init}.
 
@@ -110,12 +50,9 @@ def load_pretrained(model: nn.Module, path: Path) -> dict[str, list[str]]:
     """
     path = Path(path)
     sd, meta = read_state_dict(path)
-    if isinstance(model, AST):
-        sd = _ast_state(model, sd, meta, path)
-    elif isinstance(model, EfficientNetAudio):
-        sd = _efficientnet_state(model, sd, path)
-    else:
+    if not hasattr(model, "pretrained_state"):
         raise PretrainedError(f"no pretrained-weight adapter for {type(model).__name__}")
+    sd = model.pretrained_state(sd, meta, path)  # the family's own adapter, in its file
 
     own = model.state_dict()
     head = {k for k in own if k.startswith("head.")}

@@ -17,8 +17,11 @@ import importlib
 import pkgutil
 from typing import Callable
 
+import numpy as np
+
 from .. import layout
-from ..manifest import ManifestError, read_manifest, write_manifest
+from ..manifest import Clip, ManifestError, class_counts, read_manifest, write_manifest
+from ..runs import run_split
 
 SOURCES: dict[str, Callable] = {}
 
@@ -36,13 +39,29 @@ def source(name: str):
 def prepare(settings) -> None:
     data = settings.data
     rows, classes = SOURCES[data.source](data)
-    if not data.multi_label:
-        several = [f"{row['clip_id']} ({'; '.join(row['labels'])})" for row in rows if len(row["labels"]) > 1]
-        if several:
-            raise ManifestError(f"{len(several)} clips have several labels, but data.multi_label is false (set "
-                                f"data.multi_label: true for multi-label data): " + ", ".join(several))
     write_manifest(layout.MANIFEST, rows, classes)
-    read_manifest(layout.MANIFEST, classes)  # validate now: labels, splits, duplicate ids
+    # validate now, every problem at once: labels, splits, duplicate ids, groups across splits
+    clips = read_manifest(layout.MANIFEST, classes, data.multi_label)
+    for line in untrained_classes(clips, classes, settings.runs):
+        print(f"warning: {line}")
+
+
+def untrained_classes(clips: list[Clip], classes: list[str], runs: list[str]) -> list[str]:
+    """For each run, the classes no training clip has: the model never sees a positive of them (multi-label data
+    drawn from a long tail has such classes; their test AP is then chance)."""
+    split, folds = np.array([c.split for c in clips]), np.array([c.fold for c in clips])
+    lines = []
+    for run in runs:
+        try:
+            train = run_split(run, split, folds, str(layout.MANIFEST)) == "train"
+        except ValueError as e:
+            raise ManifestError(str(e)) from e
+        counts = class_counts([c for c, t in zip(clips, train) if t], classes)
+        missing = [name for name, n in counts.items() if n == 0]
+        if missing:
+            lines.append(f"run {run}: {len(missing)} of {len(classes)} classes have no training clip: "
+                         + ", ".join(missing))
+    return lines
 
 
 for _module in pkgutil.iter_modules(__path__):  # fills SOURCES: every source is a module of this package

@@ -50,6 +50,13 @@ class FeatureStore:
         return self.group["skipped"][:]
 
     @cached_property
+    def groups(self) -> np.ndarray:
+        """Each clip's group (speaker, recording, ...), "" for none (a store written before groups: all "")."""
+        if "group" not in self.group:
+            return np.full(len(self.clip_ids), "", dtype=object)
+        return self.group["group"][:]
+
+    @cached_property
     def folds(self) -> np.ndarray:
         return self.group["fold"][:]
 

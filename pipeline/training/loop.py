@@ -69,6 +69,8 @@ def train(settings, role: str, run: Run) -> dict:
                       settings.distill.tau, store.fingerprint, teaching.record)
     start, history, kept = resume(layout.resume_state(role, run), this_run, model, optimizer, scheduler, rng)
     averaged, snapshots = WeightAverage(kept.get("averaged")), kept.get("snapshots", [])
+    best = kept.get("best")  # train.select: best: the epoch with the best validation score so far, and its weights
+    key = "mAP" if store.multi_label else "accuracy"  # the validation score (evaluation/metrics.headline)
     live = Live(str(layout.live_dir(role, run)), dvcyaml=False, save_dvc_exp=False)
     for entry in history:  # the curves of the epochs before a resume
         log_epoch(live, entry)
@@ -100,19 +102,31 @@ def train(settings, role: str, run: Run) -> dict:
             log_epoch(live, history[-1])
             progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in history[-1].items()))
+            if cfg.select == "best" and (best is None or value > best["value"] or math.isnan(best["value"])):
+                best = {"epoch": epoch + 1, "value": value, "weights": _copy_to_cpu(model.state_dict())}
             if epoch >= model_cfg.epochs - cfg.average_last:
                 averaged.add(model.state_dict())
             if epoch >= model_cfg.epochs - cfg.ensemble_last:
-                snapshots.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+                snapshots.append(_copy_to_cpu(model.state_dict()))
             save_resume_state(layout.resume_state(role, run), this_run, epoch + 1, history, model, optimizer,
-                              scheduler, rng, kept={"averaged": averaged.state(), "snapshots": snapshots})
+                              scheduler, rng, kept={"averaged": averaged.state(), "snapshots": snapshots, "best": best})
 
+    # which weights the checkpoint keeps (train.select, average_last, ensemble_last), recorded in it
     weight_average = None
+    selection = {"select": cfg.select, "epoch": model_cfg.epochs, f"val/{key}": history[-1][f"val/{key}"]}
+    if cfg.select == "best":
+        model.load_state_dict(best["weights"])
+        selection.update({"epoch": best["epoch"], f"val/{key}": best["value"]})
+        print(f"{role}: kept epoch {best['epoch']} of {model_cfg.epochs}, the best on validation ({key} "
+              f"{best['value']:.4g})")
     if cfg.average_last:
         model.load_state_dict(averaged.average(model.state_dict()))
         key, value = headline(validate(model, source, store, val_rows, cfg.batch_size))
         weight_average = {"epochs": averaged.count, f"val/{key}": value}
+        selection = {"select": f"average of the last {averaged.count} epochs", "epoch": None, f"val/{key}": value}
         print(f"{role}: weights averaged over the last {averaged.count} epochs, val {key} {value:.4g}")
+    if cfg.ensemble_last:
+        selection = {"select": f"ensemble of the last {len(snapshots)} epochs", "epoch": None}
     live.end()
     save_checkpoint(
         layout.checkpoint(role, run), model,
@@ -121,7 +135,8 @@ def train(settings, role: str, run: Run) -> dict:
         num_mel_bins=store.num_mel_bins, classes=store.classes, features_fingerprint=store.fingerprint,
         normalization={"mean": store.mean, "std": store.std}, teacher=teaching.record,
         distill=settings.distill.model_dump(by_alias=True) if teaching.record else None,
-        train=cfg.model_dump(), history=history, weight_average=weight_average, ensemble=snapshots or None,
+        train=cfg.model_dump(), history=history, selection=selection, weight_average=weight_average,
+        ensemble=snapshots or None,
     )
     layout.resume_state(role, run).unlink(missing_ok=True)
     return history[-1]
@@ -170,6 +185,10 @@ def batch_source(store: FeatureStore, teaching, augmenter: Augmenter, cfg, dev: 
 def validate(model: nn.Module, source: BatchSource, store: FeatureStore, rows: np.ndarray, batch_size: int) -> dict:
     return compute_metrics(predict(model, source, rows, batch_size, store.normalize), store.labels[rows],
                            store.multi_label)
+
+
+def _copy_to_cpu(state: dict) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def log_epoch(live: Live, entry: dict) -> None:

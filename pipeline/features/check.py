@@ -1,0 +1,83 @@
+"""`cmkd check`: every clip of the dataset params describe, decoded before anything is computed, every problem at
+once.
+
+The dataset's source (pipeline/prepare) gives the manifest, which is validated as prepare validates it (labels,
+splits, groups); then every clip is decoded by the features stage's own reader (pipeline/features/audio.py: the
+same checks, so a clip that passes here passes there), in Dask worker processes. What a decoder prints on its own
+(libsndfile's notes on MPEG data inside a WAV container, say) goes to the process's stderr with no file name; each
+worker decodes one clip at a time with its stderr captured, so each note is attributed to its clip.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import dask
+
+from ..manifest import Clip, ManifestError, read_manifest, write_manifest
+from .audio import AudioError
+from .extract import clip_audio
+
+CLIPS_PER_TASK = 32
+
+
+@contextmanager
+def captured_stderr():
+    """What C libraries write to file descriptor 2 while the block runs, as a list of lines filled in at exit."""
+    lines: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines += [line.strip() for line in sink.read().decode(errors="replace").splitlines() if line.strip()]
+
+
+def probe(clips: list[Clip], cfg) -> list[tuple[str, str, str]]:
+    """One task: (path, "error" | "warning", what) for each problem of these clips."""
+    found = []
+    for clip in clips:
+        try:
+            with captured_stderr() as printed:
+                clip_audio(clip.path, cfg)
+        except AudioError as e:
+            found.append((str(clip.path), "error", str(e).removeprefix(f"{clip.path}: ")))
+        found += [(str(clip.path), "warning", f"decoder: {line}") for line in printed]
+    return found
+
+
+def check_clips(clips: list[Clip], cfg, workers: int) -> list[tuple[str, str, str]]:
+    """Every problem of every clip, decoded in `workers` processes (one clip at a time each, for captured stderr)."""
+    tasks = [dask.delayed(probe)(clips[i : i + CLIPS_PER_TASK], cfg, dask_key_name=f"check-{i:09d}")
+             for i in range(0, len(clips), CLIPS_PER_TASK)]
+    scheduler = "processes" if workers > 1 else "synchronous"
+    return sorted(p for found in dask.compute(*tasks, scheduler=scheduler, num_workers=workers) for p in found)
+
+
+def check_dataset(settings) -> tuple[list[Clip], list[tuple[str, str, str]]]:
+    """The clips params describe and their problems; a manifest that does not validate raises ManifestError."""
+    from ..prepare import SOURCES
+
+    with tempfile.TemporaryDirectory() as folder:
+        if settings.data.source == "builtin":  # generated, not read: write it into the scratch folder
+            from ..prepare.synthetic import write_dataset
+
+            rows, classes = write_dataset(settings.data, Path(folder))
+        else:
+            rows, classes = SOURCES[settings.data.source](settings.data)
+        manifest = Path(folder) / "manifest.csv"
+        write_manifest(manifest, rows, classes)
+        try:
+            clips = read_manifest(manifest, classes, settings.data.multi_label)
+        except ManifestError as e:  # name the dataset, not the scratch copy of its manifest
+            data = settings.data
+            raise ManifestError(str(e).replace(str(manifest), f"data.source {data.source} "
+                                               f"({data.manifest or data.root or 'generated'})")) from None
+        return clips, check_clips(clips, settings.features, settings.features.workers)
+

@@ -1,0 +1,249 @@
+"""Your own data done right: empty label sets, every bad row at once, group-disjoint splits, best-epoch selection,
+`cmkd check` listing every bad file, and the report saying which classes it could not score."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from pipeline import layout
+from pipeline.cli import app
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.features.check import captured_stderr
+from pipeline.features.extract import extract
+from pipeline.manifest import ManifestError
+from pipeline.prepare import prepare
+from pipeline.settings import ParamsError
+from pipeline.stores import FeatureStore
+from pipeline.training.loop import train
+
+from .conftest import MAIN, settings, tiny
+
+
+def _clips(folder, names, seconds=1.0):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        tone = np.sin(2 * np.pi * (300 + 200 * (i % 4)) * np.arange(int(16000 * seconds)) / 16000)
+        noise = np.random.default_rng(i).standard_normal(len(tone))
+        sf.write(folder / name, (0.3 * tone + 0.05 * noise).astype(np.float32), 16000)
+
+
+def _manifest(path, rows):
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _user_params(repo_params, manifest, **data):
+    params = tiny(repo_params)
+    params["data"].update(source="manifest", manifest=str(manifest), **data)
+    return params
+
+
+def test_multi_label_clip_with_no_label_is_an_all_zero_target_that_trains_and_is_scored(
+        tmp_path, monkeypatch, repo_params):
+    user = tmp_path / "birds"
+    names = [f"c{i}.wav" for i in range(48)]
+    _clips(user, names)
+    species = ["finch", "owl", "wren"]
+    rows = [{"path": n, "labels": "" if i % 4 == 0 else species[i % 3],  # a quarter hold none of the species
+             "split": ("train", "train", "val", "test")[(i // 4) % 4]} for i, n in enumerate(names)]
+    _manifest(user / "labels.csv", rows)
+    monkeypatch.chdir(tmp_path)
+    s = settings(_user_params(repo_params, user / "labels.csv", multi_label=True))
+    prepare(s)
+    extract(s)
+    store = FeatureStore(layout.FEATURES)
+    empty = [i for i, row in enumerate(rows) if not row["labels"]]
+    assert store.classes == species and (store.labels[empty] == 0).all() and store.labels.sum(1)[empty].sum() == 0
+    assert (store.labels.sum(1) > 0).sum() == len(rows) - len(empty)
+    train(s, "teacher", MAIN)
+    metrics = evaluate(s, "teacher", MAIN)
+    test_empty = [i for i in empty if rows[i]["split"] == "test"]
+    assert test_empty and metrics["clips"] == 12  # the unlabelled test clips are scored as negatives
+    assert 0 <= metrics["mAP"] <= 1 and metrics["classes_scored"] == 3
+
+
+def test_single_label_manifest_lists_every_unlabelled_and_multi_labelled_row(tmp_path, monkeypatch, repo_params):
+    user = tmp_path / "animals"
+    _clips(user, ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav"])
+    _manifest(user / "labels.csv", [{"path": "a.wav", "labels": "dog"}, {"path": "b.wav", "labels": ""},
+                                    {"path": "c.wav", "labels": "cat;dog"}, {"path": "d.wav", "labels": ""},
+                                    {"path": "e.wav", "labels": "dog;cat"}])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError) as error:
+        prepare(settings(_user_params(repo_params, user / "labels.csv", multi_label=False)))
+    message = str(error.value)
+    assert "2 problems" in message
+    assert "2 clips have no label" in message and "b.wav" in message and "d.wav" in message
+    assert "2 clips have several labels" in message and "c (cat; dog)" in message and "e (dog; cat)" in message
+    assert "set data.multi_label: true" in message
+
+
+def _groups_of(manifest):
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+    where = {}
+    for row in rows:
+        where.setdefault(row["group"], set()).add(row["split"])
+    return rows, where
+
+
+def test_hash_split_keeps_each_group_in_one_split(tmp_path, monkeypatch, repo_params):
+    user = tmp_path / "digits"
+    rows = [{"path": f"s{speaker}_{take}.wav", "labels": str(take % 3), "group": f"speaker{speaker}"}
+            for speaker in range(40) for take in range(6)]
+    _manifest(user.with_suffix(".csv"), rows)
+    monkeypatch.chdir(tmp_path)
+    prepare(settings(_user_params(repo_params, user.with_suffix(".csv"))))
+    written, where = _groups_of(layout.MANIFEST)
+    assert len(where) == 40 and all(len(splits) == 1 for splits in where.values())  # no speaker in two splits
+    splits = {s for splits in where.values() for s in splits}
+    assert splits == {"train", "val", "test"}
+    assert {r["group"] for r in written} == {f"speaker{i}" for i in range(40)}
+
+
+def test_fold_runs_hold_out_validation_groups(tmp_path, monkeypatch, repo_params):
+    """foldK: the fold is the test set, and the validation clips drawn from the other folds share no group with
+    the training clips."""
+    user = tmp_path / "sites"
+    rows = [{"path": f"{site}_{i}.wav", "labels": str(i % 2), "fold": str(1 + site % 3), "group": f"site{site}"}
+            for site in range(30) for i in range(4)]
+    _manifest(user.with_suffix(".csv"), rows)
+    monkeypatch.chdir(tmp_path)
+    params = _user_params(repo_params, user.with_suffix(".csv"), split={"val": 0.3, "test": 0.0})
+    params["runs"] = ["fold1", "fold2", "fold3"]
+    prepare(settings(params))
+    _, where = _groups_of(layout.MANIFEST)
+    assert all(len(splits) == 1 for splits in where.values())
+    from pipeline.manifest import read_classes, read_manifest
+    from pipeline.runs import run_split
+
+    clips = read_manifest(layout.MANIFEST, read_classes(layout.CLASSES))
+    split, folds = np.array([c.split for c in clips]), np.array([c.fold for c in clips])
+    groups = np.array([c.group for c in clips])
+    for run in params["runs"]:
+        in_run = run_split(run, split, folds)
+        sets = [set(groups[in_run == part]) for part in ("train", "val", "test")]
+        assert all(sets) and not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2]), run
+
+
+def test_a_group_in_two_splits_or_folds_is_refused(tmp_path, monkeypatch, repo_params):
+    user = tmp_path / "speakers"
+    _manifest(user.with_suffix(".csv"), [
+        {"path": "a.wav", "labels": "x", "split": "train", "group": "alice", "fold": "1"},
+        {"path": "b.wav", "labels": "x", "split": "test", "group": "alice", "fold": "1"},
+        {"path": "c.wav", "labels": "y", "split": "train", "group": "bob", "fold": "1"},
+        {"path": "d.wav", "labels": "y", "split": "train", "group": "bob", "fold": "2"},
+    ])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError) as error:
+        prepare(settings(_user_params(repo_params, user.with_suffix(".csv"))))
+    assert "group 'alice' has clips in splits ['test', 'train']" in str(error.value)
+    assert "group 'bob' has clips in folds [1, 2]" in str(error.value)
+
+
+def test_esc50_validation_never_shares_a_recording_with_training(tmp_path, monkeypatch, repo_params):
+    from .test_datasets import make_esc50
+
+    make_esc50(tmp_path / "esc50", folds=2)
+    monkeypatch.chdir(tmp_path)
+    params = tiny(repo_params)
+    params["data"].update(source="esc50", root=str(tmp_path / "esc50"), split={"val": 0.5, "test": 0.0})
+    params["runs"] = ["fold1", "fold2"]
+    prepare(settings(params))
+    _, where = _groups_of(layout.MANIFEST)
+    assert all(len(splits) == 1 for splits in where.values()) and all(g.count("-") == 1 for g in where)
+
+
+def test_prepare_names_the_classes_a_run_has_no_training_clip_of(tmp_path, monkeypatch, repo_params, capsys):
+    user = tmp_path / "tail"
+    _manifest(user.with_suffix(".csv"), [
+        {"path": "a.wav", "labels": "common", "split": "train"}, {"path": "b.wav", "labels": "common;rare",
+                                                                   "split": "test"},
+        {"path": "c.wav", "labels": "", "split": "val"}])
+    monkeypatch.chdir(tmp_path)
+    prepare(settings(_user_params(repo_params, user.with_suffix(".csv"), multi_label=True)))
+    assert "warning: run main: 1 of 2 classes have no training clip: rare" in capsys.readouterr().out
+
+
+def test_best_epoch_is_kept_and_recorded(in_workspace):
+    root, params = in_workspace
+    params["models"]["cnn"]["epochs"] = 3
+    params["train"]["select"] = "best"
+    s = settings(params)
+    train(s, "teacher", MAIN)
+    ckpt = torch.load(layout.checkpoint("teacher", MAIN), weights_only=True)
+    curve = [entry["val/accuracy"] for entry in ckpt["history"]]
+    best = int(np.argmax(curve))  # the first of the best, as the loop keeps it
+    assert ckpt["selection"] == {"select": "best", "epoch": best + 1, "val/accuracy": curve[best]}
+
+    from pipeline.evaluation.inference import predict
+    from pipeline.evaluation.metrics import compute_metrics
+    from pipeline.models.checkpoint import load_checkpoint
+    from pipeline.training.batches import BatchSource, ZarrRows
+
+    model, _ = load_checkpoint(layout.checkpoint("teacher", MAIN))
+    store = FeatureStore(layout.FEATURES)
+    rows = store.indices("val")
+    logits = predict(model, BatchSource(ZarrRows(store)), rows, 8, store.normalize)
+    assert compute_metrics(logits, store.labels[rows], False)["accuracy"] == curve[best]  # that epoch's weights
+
+
+def test_last_epoch_is_recorded_and_best_refuses_averaging(with_teacher, repo_params):
+    ckpt = torch.load(layout.checkpoint("teacher", MAIN), weights_only=True)
+    assert ckpt["selection"]["select"] == "last" and ckpt["selection"]["epoch"] == len(ckpt["history"])
+    repo_params["train"].update(select="best", average_last=3)
+    with pytest.raises(ParamsError, match="select is 'best' but average_last or ensemble_last is set"):
+        settings(repo_params)
+
+
+def test_cmkd_check_reports_every_bad_file_of_a_folder_in_one_run(tmp_path, monkeypatch, repo_params):
+    from .test_bad_input import BAD, noise
+
+    root = tmp_path / "folders"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            sf.write(root / cls / f"good_{cls}{i}.wav", noise(0.5, 16000, seed=i), 16000)
+    for name, (make, _) in BAD.items():
+        if name != "missing.wav":  # a folder holds only the files that exist
+            make(root / "b" / name)
+    params = tiny(repo_params)
+    params["data"].update(source="folders", root=str(root))
+    params["features"]["workers"] = 2
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["check", "--params", "params.yaml"], env={"COLUMNS": "250"})
+    assert result.exit_code == 1, result.output
+    bad = [n for n in BAD if n != "missing.wav"]
+    assert f"{len(bad) + 6} clips checked: {len(bad)} cannot be used" in result.output
+    for name in bad:
+        assert name in result.output and BAD[name][1] in result.output, name
+    assert "good_" not in result.output
+
+
+def test_decoder_output_is_attributed_to_the_clip(tmp_path, monkeypatch):
+    """What a C decoder writes to stderr (file descriptor 2, past Python's sys.stderr) lands in the check report
+    with the clip's file."""
+    import pipeline.features.check as check
+
+    with captured_stderr() as printed:
+        os.write(2, b"Note: MPEG resync\n")
+    assert printed == ["Note: MPEG resync"]
+
+    def decoder_that_talks(path, cfg):  # as libsndfile's MPEG decoder does on MP3 data inside a WAV container
+        os.write(2, f"Note: resync at frame 3 of {path.name}\n".encode())
+
+    monkeypatch.setattr(check, "clip_audio", decoder_that_talks)
+    from pipeline.manifest import Clip
+
+    clips = [Clip("x", tmp_path / "x.wav", ("a",), "train"), Clip("y", tmp_path / "y.wav", ("a",), "train")]
+    assert check.probe(clips, None) == [(str(tmp_path / "x.wav"), "warning", "decoder: Note: resync at frame 3 of x.wav"),
+                                        (str(tmp_path / "y.wav"), "warning", "decoder: Note: resync at frame 3 of y.wav")]
