@@ -105,11 +105,13 @@ def _clip_features(store: FeatureStore, clip: str) -> dict:
     row = _row(store, clip)
     x = read_rows(store.features, np.array([row]))[0].astype(np.float64)
     frames = int(store.group["num_frames"][row])
-    return {"clip_id": clip, "row": row, f"split (run {store.run})": str(store.split[row]), "fold": int(store.folds[row]),
+    return {"clip_id": clip, "row": row, f"split (run {store.run})": str(store.split[row]),
+            "fold": int(store.folds[row]),
             "labels": [store.classes[c] for c in np.flatnonzero(store.labels[row])],
             "frames before pad/crop": frames, "skipped": str(store.skipped[row]) or None,
             "mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max()),
-            "mean over time, first 8 mel bins": np.round(x[: max(1, min(frames, store.num_frames))].mean(0)[:8], 3).tolist()}
+            "mean over time, first 8 mel bins":
+                np.round(x[: max(1, min(frames, store.num_frames))].mean(0)[:8], 3).tolist()}
 
 
 def inspect_predictions(path: Path, clip: str | None = None) -> dict:
@@ -142,7 +144,8 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
     test = cached[store.split[cached] == "test"]
     rows = test if len(test) else cached
     probs = teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0, store.multi_label).numpy()
-    out["calibration (" + ("test" if len(test) else "all") + " clips)"] = calibration(probs, labels[rows], store.multi_label)
+    scope = "test" if len(test) else "all"
+    out[f"calibration ({scope} clips)"] = calibration(probs, labels[rows], store.multi_label)
     out["lowest AP" if store.multi_label else "most confused"] = confusions(probs, labels[rows], store.classes,
                                                                           store.multi_label)
     if clip is not None:
@@ -177,7 +180,8 @@ def calibration(probs: np.ndarray, labels: np.ndarray, multi_label: bool, bins: 
             "bins": bins}
 
 
-def confusions(probs: np.ndarray, labels: np.ndarray, classes: list[str], multi_label: bool, top: int = 5) -> list[dict]:
+def confusions(probs: np.ndarray, labels: np.ndarray, classes: list[str], multi_label: bool,
+               top: int = 5) -> list[dict]:
     """Single-label: the most frequent (true -> predicted) mistakes; multi-label: the classes with the lowest AP."""
     if multi_label:
         aps = sorted((ap, c) for c, ap in enumerate(per_class_ap(probs, labels)) if ap is not None)[:top]
@@ -195,7 +199,8 @@ def inspect_checkpoint(path: Path) -> dict:
     floats = [t for t in weights.values() if t.is_floating_point()]
     history = ckpt.get("history") or []
     keep = ("role", "run", "architecture", "model_config", "num_classes", "num_frames", "num_mel_bins",
-            "normalization", "features_fingerprint", "teacher", "distill", "train", "seed", "selection", "weight_average", "code")
+            "normalization", "features_fingerprint", "teacher", "distill", "train", "seed", "selection",
+            "weight_average", "code")
     return {
         "kind": "checkpoint", "path": str(path),
         "summary": {"parameters": sum(t.numel() for t in floats), "tensors": len(weights),

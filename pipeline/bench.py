@@ -65,8 +65,8 @@ class Size:
 
 
 SIZES = {
-    "tiny": Size(clips=40, clip_seconds=1.0, frames=100, ast="ast_test", cnn="efficientnet_test", batch=8, cnn_batch=8, steps=3,
-                 warmup=1, repeats=1, workers=2, fbank_batch=8),
+    "tiny": Size(clips=40, clip_seconds=1.0, frames=100, ast="ast_test", cnn="efficientnet_test", batch=8,
+                 cnn_batch=8, steps=3, warmup=1, repeats=1, workers=2, fbank_batch=8),
     "cpu": Size(clips=200, clip_seconds=5.0, frames=500, ast="ast_test", cnn="efficientnet_test", batch=16,
                 cnn_batch=16, steps=20, warmup=3, repeats=3, workers=2, fbank_batch=32),
     "gpu": Size(clips=1500, clip_seconds=10.0, frames=1024, ast="ast_base", cnn="efficientnet_b2", batch=48,
@@ -164,8 +164,9 @@ def bench_features(size: Size, dev: torch.device, settings, results: Results) ->
         for _ in range(passes):
             model(batch, lengths, size.frames)
         _sync(dev)
-    results.add("features", f"fbank alone, batched on {dev.type}", passes * len(waves) / (time.perf_counter() - started),
-                "clips/s", f"batches of {len(waves)} {size.clip_seconds:g} s clips already on the device")
+    rate = passes * len(waves) / (time.perf_counter() - started)
+    results.add("features", f"fbank alone, batched on {dev.type}", rate, "clips/s",
+                f"batches of {len(waves)} {size.clip_seconds:g} s clips already on the device")
 
 
 def _random_plan(store: FeatureStore, batch: int, count: int, seed: int, views: int = 0):

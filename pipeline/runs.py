@@ -49,7 +49,8 @@ def held_out_fold(split: str) -> int | None:
     return None if split == "main" else int(FOLD_RUN.fullmatch(split).group(1))
 
 
-def run_split(split: str, manifest_split: np.ndarray, folds: np.ndarray, source: str = "the feature store") -> np.ndarray:
+def run_split(split: str, manifest_split: np.ndarray, folds: np.ndarray,
+              source: str = "the feature store") -> np.ndarray:
     """Each clip's split (train / val / test) in run `split`, from the manifest's split and fold columns."""
     fold = held_out_fold(split)
     if fold is None:
@@ -58,4 +59,5 @@ def run_split(split: str, manifest_split: np.ndarray, folds: np.ndarray, source:
     if fold not in have:
         raise ValueError(f"run {split!r}: {source} has no clips in fold {fold} "
                          f"(its folds: {', '.join(map(str, have)) or 'none; use run main'})")
-    return np.where(folds == fold, "test", np.where(manifest_split == "val", "val", "train")).astype(manifest_split.dtype)
+    split = np.where(folds == fold, "test", np.where(manifest_split == "val", "val", "train"))
+    return split.astype(manifest_split.dtype)

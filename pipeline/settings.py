@@ -14,8 +14,16 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 
 from .runs import Run, check_split_name
@@ -81,7 +89,8 @@ class DataSettings(Section):
             raise ValueError("source is 'manifest' but data.manifest names no file")
         if self.source in ("esc50", "fsd50k", "folders") and not self.root:
             raise ValueError(f"source is {self.source!r} but data.root names no folder")
-        if self.source == "audioset" and not (self.audioset.class_index and (self.audioset.train or self.audioset.test)):
+        files = self.audioset
+        if self.source == "audioset" and not (files.class_index and (files.train or files.test)):
             raise ValueError("source is 'audioset' but data.audioset names no class_index or no train/test file")
         return self
 

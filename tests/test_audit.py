@@ -32,7 +32,8 @@ def test_inspect_every_artifact(with_teacher):
     array = {a["array"]: a for a in features["arrays"]}["features"]
     assert array["shape"] == [64, 100, 128] and array["chunks"] == [1, 100, 128] and array["shards"] == [16, 100, 128]
     assert array["bytes on disk"] > 0 and features["classes"] == store.classes
-    assert features["provenance"]["code"]["source_sha256"] and features["provenance"]["fingerprint"] == store.fingerprint
+    provenance = features["provenance"]
+    assert provenance["code"]["source_sha256"] and provenance["fingerprint"] == store.fingerprint
 
     predictions = inspect_json(layout.predictions(MAIN))
     assert predictions["summary"]["matches the feature store"] and predictions["summary"]["run"] == "main"
@@ -54,11 +55,13 @@ def test_inspect_every_artifact(with_teacher):
     checkpoint = inspect_json(layout.checkpoint("teacher", MAIN))
     assert checkpoint["provenance"]["run"] == "main" and checkpoint["summary"]["nan or inf values"] == 0
     assert checkpoint["provenance"]["normalization"]["mean"] == pytest.approx(store.mean)
-    assert checkpoint["provenance"]["code"]["git_commit"] is None or len(checkpoint["provenance"]["code"]["git_commit"]) == 40
+    commit = checkpoint["provenance"]["code"]["git_commit"]
+    assert commit is None or len(commit) == 40
     assert inspect_json(layout.metrics("teacher", MAIN))["values"]["run"] == "main"
 
     tables = CliRunner().invoke(app, ["inspect", str(layout.predictions(MAIN))])
-    assert tables.exit_code == 0 and "teacher metrics from the cache" in tables.output and "most confused" in tables.output
+    assert tables.exit_code == 0
+    assert "teacher metrics from the cache" in tables.output and "most confused" in tables.output
 
 
 def test_inspect_refuses_what_it_does_not_know(tmp_path):

@@ -130,8 +130,8 @@ def test_switching_on_error_to_skip_keeps_the_finished_shards(tmp_path):
 def test_skip_option_lists_bad_files_and_goes_on(tmp_path):
     rows = make_dataset(tmp_path)
     out, skipped = tmp_path / "features.zarr", tmp_path / "skipped.csv"
-    write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", out, CFG.model_copy(update={"on_error": "skip"}), False,
-                        skipped_list=skipped)
+    write_feature_store(tmp_path / "manifest.csv", tmp_path / "classes.txt", out,
+                        CFG.model_copy(update={"on_error": "skip"}), False, skipped_list=skipped)
     with open(skipped, newline="") as f:
         listed = {row["clip_id"]: row["reason"] for row in csv.DictReader(f)}
     assert set(listed) == set(BAD)

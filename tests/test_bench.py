@@ -1,5 +1,6 @@
 """`cmkd bench` on the tiny size (CPU), and the store reads it measures."""
 import json
+
 import numpy as np
 import pytest
 import zarr
@@ -31,8 +32,8 @@ def test_bench_tiny_measures_every_step(tmp_path):
     for teacher in ("ast_test", "efficientnet_test"):
         assert ("dump", f"teacher predictions, {teacher}, steady state") in names
     for student, teacher in (("efficientnet_test", "ast_test"), ("ast_test", "efficientnet_test")):
-        for path in ("pure step (ceiling)", "cached path", "cached path, resident stores", f"online teacher ({teacher})",
-                     f"online teacher ({teacher}), resident features"):
+        for path in ("pure step (ceiling)", "cached path", "cached path, resident stores",
+                     f"online teacher ({teacher})", f"online teacher ({teacher}), resident features"):
             assert ("train", f"{student} student: {path}") in names
         if compiled:
             for path in ("compiled pure step", "compiled, cached path", "compiled, cached path, resident stores",

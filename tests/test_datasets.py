@@ -53,7 +53,8 @@ def make_esc50(root, folds=5, classes=("dog", "rain", "crow")):
 
 def test_esc50_folds_labels_and_per_run_train_only_statistics(repo_params, monkeypatch, tmp_path):
     make_esc50(tmp_path / "esc50")
-    clips, classes, params = run_prepare(repo_params, monkeypatch, tmp_path, source="esc50", root=str(tmp_path / "esc50"))
+    clips, classes, params = run_prepare(repo_params, monkeypatch, tmp_path, source="esc50",
+                                         root=str(tmp_path / "esc50"))
     assert classes == ["dog", "rain", "crow"]  # ESC-50's target order, not alphabetical
     assert len(clips) == 30
     assert [c.fold for c in clips] == [int(c.clip_id.split("-")[0]) for c in clips]
@@ -105,7 +106,8 @@ def test_fsd50k_multi_label_with_its_own_splits(repo_params, monkeypatch, tmp_pa
     (truth / "dev.csv").write_text('fname,labels,mids,split\n11,"Bark,Speech","/m/05tny_,/m/09x0r",train\n'
                                    '12,Rain,/m/06mb1,train\n13,Speech,/m/09x0r,val\n')
     (truth / "eval.csv").write_text('fname,labels,mids\n21,"Rain,Bark","/m/06mb1,/m/05tny_"\n')
-    for name, rate in (("dev_audio/11", 44100), ("dev_audio/12", 16000), ("dev_audio/13", 32000), ("eval_audio/21", 8000)):
+    for name, rate in (("dev_audio/11", 44100), ("dev_audio/12", 16000), ("dev_audio/13", 32000),
+                       ("eval_audio/21", 8000)):
         write_clip(root / f"FSD50K.{name}.wav", 0.3, rate)
     clips, classes, params = run_prepare(repo_params, monkeypatch, tmp_path, source="fsd50k", root=str(root),
                                          multi_label=True)
@@ -124,7 +126,8 @@ def test_fsd50k_is_refused_as_single_label(repo_params, monkeypatch, tmp_path):
     (root / "FSD50K.ground_truth" / "vocabulary.csv").write_text("0,Bark,/m/a\n1,Rain,/m/b\n")
     (root / "FSD50K.ground_truth" / "dev.csv").write_text('fname,labels,mids,split\n1,"Bark,Rain","/m/a,/m/b",train\n')
     (root / "FSD50K.ground_truth" / "eval.csv").write_text("fname,labels,mids\n")
-    with pytest.raises(ManifestError, match=r"(?s)1 clips have several labels, but data.multi_label is false .*: dev/1 \(Bark; Rain\)"):
+    several = r"(?s)1 clips have several labels, but data.multi_label is false .*: dev/1 \(Bark; Rain\)"
+    with pytest.raises(ManifestError, match=several):
         run_prepare(repo_params, monkeypatch, tmp_path, source="fsd50k", root=str(root), multi_label=False)
 
 

@@ -41,7 +41,8 @@ def kill_after_first_block(code: str, cwd: Path, partial: Path) -> list[int]:
 
 
 def shard_mtimes(store: Path, array: str) -> dict[str, int]:
-    return {str(p.relative_to(store / array)): p.stat().st_mtime_ns for p in (store / array / "c").rglob("*") if p.is_file()}
+    return {str(p.relative_to(store / array)): p.stat().st_mtime_ns for p in (store / array / "c").rglob("*")
+            if p.is_file()}
 
 
 def assert_same_store(a: Path, b: Path):

@@ -245,5 +245,6 @@ def test_decoder_output_is_attributed_to_the_clip(tmp_path, monkeypatch):
     from pipeline.manifest import Clip
 
     clips = [Clip("x", tmp_path / "x.wav", ("a",), "train"), Clip("y", tmp_path / "y.wav", ("a",), "train")]
-    assert check.probe(clips, None) == [(str(tmp_path / "x.wav"), "warning", "decoder: Note: resync at frame 3 of x.wav"),
-                                        (str(tmp_path / "y.wav"), "warning", "decoder: Note: resync at frame 3 of y.wav")]
+    assert check.probe(clips, None) == [
+        (str(tmp_path / f"{name}.wav"), "warning", f"decoder: Note: resync at frame 3 of {name}.wav")
+        for name in ("x", "y")]

@@ -187,7 +187,8 @@ def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, tim
         torch.save(timm.create_model(timm_name, pretrained=False).state_dict(), tmp_path / "weights.pth")
     else:  # a checkpoint of this project trained at another length and class count
         source = create_model("ast_test", num_classes=9, num_frames=300)
-        save_checkpoint(tmp_path / "weights.pth", source, model_config={"name": "ast_test", "fstride": 10, "tstride": 10},
+        save_checkpoint(tmp_path / "weights.pth", source,
+                        model_config={"name": "ast_test", "fstride": 10, "tstride": 10},
                         num_classes=9, num_frames=300, num_mel_bins=128)
     params["models"][arch]["pretrained"] = str(tmp_path / "weights.pth")
     train(settings(params), "teacher", MAIN)

@@ -28,7 +28,8 @@ def test_ast_from_deit_crops_short_grids(tmp_path, deit_tiny, suffix):
     model = create_model("ast_tiny", num_classes=5, num_frames=100)  # grid 12 x 9: both axes cropped
     head_before = model.head[1].weight.clone()
     load_pretrained(model, path)
-    torch.testing.assert_close(model.v.patch_embed.proj.weight, deit_tiny["patch_embed.proj.weight"].sum(1, keepdim=True))
+    summed = deit_tiny["patch_embed.proj.weight"].sum(1, keepdim=True)
+    torch.testing.assert_close(model.v.patch_embed.proj.weight, summed)
     torch.testing.assert_close(model.v.pos_embed[:, :2], deit_tiny["pos_embed"][:, :2])
     expected = _grid(deit_tiny["pos_embed"])[:, :, 6:18, 8:17]  # centre 12 of 24 rows, centre 9 of 24 columns
     torch.testing.assert_close(model.v.pos_embed[:, 2:], expected.permute(0, 2, 3, 1).reshape(1, 108, -1))

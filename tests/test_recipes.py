@@ -19,7 +19,8 @@ from .conftest import MAIN, REPO, checkpoint, settings
 def test_balanced_weights_follow_psla():
     labels = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 1]], dtype=np.uint8)
     per_class = 1000 / (np.array([4, 1, 1]) + 0.01)
-    np.testing.assert_allclose(balanced_weights(labels), [per_class[0]] * 3 + [per_class[1], per_class[0] + per_class[2]])
+    expected = [per_class[0]] * 3 + [per_class[1], per_class[0] + per_class[2]]
+    np.testing.assert_allclose(balanced_weights(labels), expected)
 
 
 def test_weight_average_and_checkpoint_ensemble(in_workspace):

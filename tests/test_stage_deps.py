@@ -70,5 +70,6 @@ def test_stage_lists_exactly_the_code_it_runs(name):
 
 def test_import_walk_follows_function_level_and_relative_imports():
     deps = code_deps(ROOT / "stages" / "train_student.py")
-    assert {"pipeline/training", "pipeline/stores", "pipeline/models", "pipeline/layout.py", "pipeline/settings.py"} <= deps
+    assert {"pipeline/training", "pipeline/stores", "pipeline/models", "pipeline/layout.py",
+            "pipeline/settings.py"} <= deps
     assert "pipeline/bench.py" not in deps and "pipeline/audit.py" not in deps

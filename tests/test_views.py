@@ -87,8 +87,8 @@ def test_top_k_views_keep_the_largest_logits(in_workspace):
     store, cache = dump_views(params, views=2, top_k=2)
     assert "view_logits" not in cache.group and cache.group["view_top_logits"].shape == (64, 2, 2)
     teacher, _ = load_checkpoint(layout.checkpoint("teacher", MAIN))
-    item = assemble(ZarrRows(store, cache), BatchSpec(np.arange(16), views=np.full(16, 1)), view_augmenter(store, cache),
-                    teacher="views")
+    item = assemble(ZarrRows(store, cache), BatchSpec(np.arange(16), views=np.full(16, 1)),
+                    view_augmenter(store, cache), teacher="views")
     with torch.no_grad():
         full = teacher(to_device(item, store.normalize, torch.device("cpu"))[0])
     dense = item["teacher_logits"]

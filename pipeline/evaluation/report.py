@@ -55,7 +55,8 @@ def write_report(settings) -> str:
     metric_keys = [k for k in REPORTED if k in first["teacher"]]
     values = {role: {k: [results[run][role][k] for run in runs] for k in metric_keys} for role in ROLES}
     mean = {role: {k: float(np.mean(v)) for k, v in values[role].items()} for role in ROLES}
-    std = {role: {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in values[role].items()} for role in ROLES}
+    std = {role: {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in values[role].items()}
+           for role in ROLES}
     vs_baseline = paired([s - b for s, b in zip(values["student"][key], values["baseline"][key])])
     vs_teacher = paired([s - t for s, t in zip(values["student"][key], values["teacher"][key])])
 

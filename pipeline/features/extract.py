@@ -192,7 +192,8 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         "multi_label": multi_label,
         "feature_params": cfg.fbank_params(),
         # both agree within 1e-3 (tests/test_batched_fbank.py); recorded so that a store says how it was made
-        "fbank": "torchaudio.compliance.kaldi.fbank" if device is None else f"pipeline.features.fbank.BatchedFbank on {device}",
+        "fbank": ("torchaudio.compliance.kaldi.fbank" if device is None
+                  else f"pipeline.features.fbank.BatchedFbank on {device}"),
         "fingerprint": writer.fingerprint,
         "manifest": str(manifest),
         "created_by": "cmkd features",

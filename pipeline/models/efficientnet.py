@@ -80,4 +80,5 @@ class EfficientNetAudio(nn.Module):
 
 register_model("efficientnet_test", partial(EfficientNetAudio, timm_name="test_efficientnet"), EfficientNetConfig)
 for _b in range(8):
-    register_model(f"efficientnet_b{_b}", partial(EfficientNetAudio, timm_name=f"efficientnet_b{_b}"), EfficientNetConfig)
+    register_model(f"efficientnet_b{_b}", partial(EfficientNetAudio, timm_name=f"efficientnet_b{_b}"),
+                   EfficientNetConfig)

@@ -61,7 +61,8 @@ def load_pretrained(model: nn.Module, path: Path) -> dict[str, list[str]]:
             del sd[k]
     unknown = sorted(set(sd) - set(own))
     missing = sorted(set(own) - set(sd) - head)
-    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape]
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd
+             if k in own and sd[k].shape != own[k].shape]
     if unknown or missing or wrong:
         details = "; ".join(part for part in (
             unknown and f"keys the model does not have: {', '.join(unknown[:8])}{' ...' if len(unknown) > 8 else ''}",

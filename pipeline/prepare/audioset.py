@@ -38,7 +38,8 @@ def read(data) -> tuple[list[dict], list[str]]:
             clip_id = wav.stem if wav.stem not in seen else f"{split}/{wav.stem}"
             seen.add(clip_id)
             row_split = split if split != "train" or files.get("val") else hash_split(clip_id, {"val": val_fraction})
-            rows.append({"clip_id": clip_id, "path": str(wav), "labels": [by_mid[m] for m in entry["labels"].split(",")],
+            labels = [by_mid[m] for m in entry["labels"].split(",")]
+            rows.append({"clip_id": clip_id, "path": str(wav), "labels": labels,
                          "split": row_split})
     if not rows:
         raise ManifestError("AudioSet: no data files given (data.audioset.train / val / test)")

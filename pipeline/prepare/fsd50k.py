@@ -29,6 +29,7 @@ def read(data) -> tuple[list[dict], list[str]]:
                 split = "test" if part == "eval" else e["split"]
                 if split not in ("train", "val", "test"):
                     raise ManifestError(f"{truth / part}.csv:{line}: split {split!r} is neither train nor val")
-                rows.append({"clip_id": f"{part}/{e['fname']}", "path": str((root / audio / f"{e['fname']}.wav").resolve()),
+                path = (root / audio / f"{e['fname']}.wav").resolve()
+                rows.append({"clip_id": f"{part}/{e['fname']}", "path": str(path),
                              "labels": e["labels"].split(","), "split": split})
     return rows, classes

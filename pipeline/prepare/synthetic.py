@@ -131,5 +131,6 @@ def write_dataset(cfg, out_dir: Path) -> tuple[list[dict], list[str]]:
         clip_id = f"clip{i:05d}"
         audio = synthesize_clip(ids, classes, cfg, rng)
         sf.write(out_dir / "audio" / f"{clip_id}.wav", audio, cfg.sample_rate, subtype="PCM_16")
-        rows.append({"clip_id": clip_id, "path": f"audio/{clip_id}.wav", "labels": [classes[c] for c in ids], "split": split})
+        rows.append({"clip_id": clip_id, "path": f"audio/{clip_id}.wav", "labels": [classes[c] for c in ids],
+                     "split": split})
     return rows, classes

@@ -20,8 +20,8 @@ def read(data) -> tuple[list[dict], list[str]]:
     The source CSV needs `path` and `labels` (';'-separated class names), and may have `fold` (for runs foldK,
     pipeline/runs.py) and `group`; `clip_id` defaults to the path without its extension and `split` to a stable
     draw from a hash of the clip's group, or of its id when it has none (fractions from params data.split), so
-    adding clips never moves existing ones between splits and a group's clips stay together. Paths are resolved against the source's folder and
-    written absolute; the audio stays where it is.
+    adding clips never moves existing ones between splits and a group's clips stay together. Paths are resolved
+    against the source's folder and written absolute; the audio stays where it is.
     """
     source, classes_file, split_fractions = Path(data.manifest), data.classes, data.split.model_dump()
     with open(source, newline="") as f:

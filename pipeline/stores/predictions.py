@@ -16,8 +16,8 @@ class PredictionStore:
 
     Layout: logits float32 [clips, classes] (the clean clips; chunk = one clip, sharded), clip_ids str [clips];
     with K augmented views (pipeline/training/augment.py) also view_seeds uint64 [clips, K], view_params float32
-    [clips, K, len(augment.FIELDS)] (what each seed drew, for audit) and either view_logits float32 [clips, K, classes] or, with
-    dump.top_k, view_top_logits float32 and view_top_classes int32 [clips, K, top_k];
+    [clips, K, len(augment.FIELDS)] (what each seed drew, for audit) and either view_logits float32
+    [clips, K, classes] or, with dump.top_k, view_top_logits float32 and view_top_classes int32 [clips, K, top_k];
     attrs: classes, features_fingerprint, run, teacher (model configs and checkpoint sha256s), views (K and the
     view config), tau-free raw logits.
     """
@@ -82,7 +82,8 @@ class PredictionStore:
         where = f"{self.path} does not match {features.path}"
         if self.classes != features.classes:
             raise StoreMismatchError(f"{where}: class lists differ ({len(self.classes)} vs {len(features.classes)} "
-                                     f"classes; first difference at {_first_difference(self.classes, features.classes)})")
+                                     "classes; first difference at "
+                                     f"{_first_difference(self.classes, features.classes)})")
         if self.run != features.run:
             raise StoreMismatchError(f"{where}: its teacher was trained in run {self.run!r}, this is run "
                                      f"{features.run!r} (its test clips may be another run's training clips)")

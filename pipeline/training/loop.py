@@ -93,7 +93,8 @@ def train(settings, role: str, run: Run) -> dict:
             loss, gt_loss, kd_loss = sums.tolist()  # waits for the device: the training time below is complete
             train_seconds = time.perf_counter() - started
             if not all(math.isfinite(v) for v in (loss, gt_loss, kd_loss)):
-                raise FloatingPointError(f"{role}: loss is not finite in epoch {epoch + 1} ({loss}, {gt_loss}, {kd_loss})")
+                raise FloatingPointError(f"{role}: loss is not finite in epoch {epoch + 1} "
+                                         f"({loss}, {gt_loss}, {kd_loss})")
             key, value = headline(validate(model, source, store, val_rows, cfg.batch_size))
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                             "train/loss": loss / seen, "train/gt_loss": gt_loss / seen, "train/kd_loss": kd_loss / seen,

@@ -70,7 +70,8 @@ class ResidentRows:
                  cache_rows: np.ndarray | None = None):
         features = store.features
         self.device = device
-        self.x = torch.from_numpy(da.from_zarr(features, chunks=features.shards or features.chunks).compute()).to(device)
+        held = da.from_zarr(features, chunks=features.shards or features.chunks).compute()
+        self.x = torch.from_numpy(held).to(device)
         self.y = torch.from_numpy(store.labels.astype(np.float32)).to(device)
         self.clean = self.per_view = self.cached = None
         if cache is not None:

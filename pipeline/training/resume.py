@@ -33,7 +33,8 @@ def save_resume_state(path: Path, run_id: str, epoch: int, history: list[dict], 
     tmp.replace(path)
 
 
-def resume(path: Path, run_id: str, model, optimizer, scheduler, rng: np.random.Generator) -> tuple[int, list[dict], dict]:
+def resume(path: Path, run_id: str, model, optimizer, scheduler,
+           rng: np.random.Generator) -> tuple[int, list[dict], dict]:
     """Restore model, optimizer, scheduler and RNG states from `path`.
 
     Returns (first epoch to run, history, what the run kept across epochs: weight sums and ensemble snapshots).
