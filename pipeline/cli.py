@@ -48,10 +48,14 @@ def features(params: Path = PARAMS):
 def train(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
           params: Path = PARAMS, run: str = SPLIT, seed: int = SEED):
     """Train the teacher, the CMKD student (from cached predictions) or the no-KD baseline."""
+    from .runtime import launch
     from .training.loop import train as train_role
 
     settings = load_settings(params)
-    console.print(train_role(settings, role, _run(settings, run, seed)))
+    launch(settings, module="pipeline.cli")  # through torchrun when params `distributed` asks for several
+    result = train_role(settings, role, _run(settings, run, seed))
+    if result:  # the main process's
+        console.print(result)
 
 
 @app.command()
@@ -68,8 +72,10 @@ def evaluate(role: str = typer.Argument(..., callback=_role, help="teacher, stud
 def dump(params: Path = PARAMS, run: str = SPLIT, seed: int = SEED):
     """The frozen teacher's logits for every clip into data/runs/<run>/seed<k>/teacher_predictions.zarr."""
     from .cache.dump import dump as dump_logits
+    from .runtime import launch
 
     settings = load_settings(params)
+    launch(settings, module="pipeline.cli")  # through torchrun when params `distributed` asks for several
     dump_logits(settings, _run(settings, run, seed))
 
 

@@ -160,6 +160,20 @@ class DumpSettings(Section):
     extra_teachers: list[str] = []
 
 
+class DistributedSettings(Section):
+    nproc_per_node: int = Field(1, ge=1)
+    nnodes: int = Field(1, ge=1)
+    rdzv_endpoint: str = "localhost:29500"
+    backend: Literal["auto", "nccl", "gloo"] = "auto"
+    sync_batchnorm: bool = True
+
+    @model_validator(mode="after")
+    def _endpoint_for_several_nodes(self):
+        if self.nnodes > 1 and ":" not in self.rdzv_endpoint:
+            raise ValueError(f"rdzv_endpoint {self.rdzv_endpoint!r} must be host:port when nnodes > 1")
+        return self
+
+
 def _split_name(split: str) -> str:
     check_split_name(split)
     return split
@@ -183,6 +197,7 @@ class Settings(Section):
     train: TrainSettings = Field(default_factory=TrainSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
     dump: DumpSettings = Field(default_factory=DumpSettings)
+    distributed: DistributedSettings = Field(default_factory=DistributedSettings)
 
     @model_validator(mode="after")
     def _roles_and_runs(self):

@@ -4,6 +4,9 @@ import sys
 
 from pipeline.cache.dump import dump
 from pipeline.runs import Run
+from pipeline.runtime import launch
 from pipeline.settings import load_settings
 
-dump(load_settings(), Run(sys.argv[1], int(sys.argv[2])))
+settings = load_settings()
+launch(settings)  # through torchrun when params `distributed` asks for several processes
+dump(settings, Run(sys.argv[1], int(sys.argv[2])))

@@ -3,7 +3,10 @@
 import sys
 
 from pipeline.runs import Run
+from pipeline.runtime import launch
 from pipeline.settings import load_settings
 from pipeline.training.loop import train
 
-train(load_settings(), "student", Run(sys.argv[1], int(sys.argv[2])))
+settings = load_settings()
+launch(settings)  # through torchrun when params `distributed` asks for several processes
+train(settings, "student", Run(sys.argv[1], int(sys.argv[2])))

@@ -146,6 +146,12 @@ def test_skip_option_lists_bad_files_and_goes_on(tmp_path):
     good = [i for i in range(len(ids)) if i not in bad_rows]
     assert (store.split[good] != "skipped").all() and (store.group["num_frames"][good] > 0).all()
     assert store.group["num_frames"][ids.index("long.flac")] > CFG.target_frames  # cropped, not refused
+    from pipeline.audit import inspect_features
+
+    summary = inspect_features(out)["summary"]  # a skipped clip has no frames: it is not counted as padded
+    frames = store.group["num_frames"][:]
+    assert summary["skipped clips"] == len(BAD)
+    assert summary["clips padded"] == int((frames[good] < CFG.target_frames).sum())
 
 
 def test_skip_on_a_clean_dataset_writes_an_empty_list(in_workspace):

@@ -172,6 +172,10 @@ def test_multi_label_pipeline_reports_map(tmp_path, monkeypatch, repo_params):
     assert set(metrics) >= {"mAP", "mean_auc", "d_prime", "classes_scored"} and 0 <= metrics["mAP"] <= 1
     per_class = json.loads(layout.per_class("student", MAIN).read_text())
     assert set(per_class["AP"]) == set(store.classes) and per_class["unscored"] == []
+    from pipeline.audit import inspect_path
+
+    audit = inspect_path(layout.predictions(MAIN))  # multi-label: the classes ranked worst, not "most confused"
+    assert "most confused" not in audit and {"class", "AP", "positives"} <= set(audit["lowest AP"][0])
 
 
 @pytest.mark.parametrize("arch,timm_name", [("cnn", "test_efficientnet"), ("ast", None)])

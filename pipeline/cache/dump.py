@@ -10,7 +10,10 @@ of it. Logits are stored raw (before tau), so tau stays a student-side parameter
 - dump.extra_teachers: more checkpoints of the same run ("{run}" in a path is replaced by the run's split); the
   cache then holds the ensemble's mean logits (pipeline/models/ensemble.py).
 
-Written block by block through ResumableStore: a killed dump resumes where it stopped.
+Written block by block through ResumableStore: a killed dump resumes where it stopped. Under torchrun
+(distributed.nproc_per_node > 1) each rank computes every N-th pending block and writes its shards into the same
+store (blocks never share a shard); the main process creates the store and commits it once every rank is done,
+so the result is the one-process dump's.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_recor
 from ..models.ensemble import Ensemble
 from ..provenance import code_version
 from ..runs import Run
-from ..runtime import device
+from ..runtime import device, world
 from ..stores import FeatureStore
 from ..stores.writer import ResumableStore, block_ranges
 from ..training.augment import FIELDS, AugmentConfig, view_seeds
@@ -39,6 +42,7 @@ def dump(settings, run: Run) -> None:
     """data/runs/<split>/seed<k>/teacher_predictions.zarr from that run's teacher (and extra teachers)."""
     cfg = settings.dump
     store = FeatureStore(layout.FEATURES, run.split)
+    ranks = world(settings.distributed.backend)
     dev = device()
     model, teacher, teachers = load_teachers(
         [layout.checkpoint("teacher", run), *(Path(p.format(run=run.split)) for p in cfg.extra_teachers)], store, dev)
@@ -51,15 +55,20 @@ def dump(settings, run: Run) -> None:
     fingerprint = hashlib.sha256(json.dumps([[t["checkpoint_sha256"] for t in teachers], store.fingerprint,
                                              run.split, view_attrs]).encode()).hexdigest()
     writer = ResumableStore(layout.predictions(run), fingerprint, len(blocks))
-    group, fresh = writer.open()
-    if fresh:
-        create_arrays(group, store, views, k_top, cfg.clips_per_shard, run.seed)
+    if ranks.is_main:
+        group, fresh = writer.open()
+        if fresh:
+            create_arrays(group, store, views, k_top, cfg.clips_per_shard, run.seed)
+    ranks.barrier()  # the other ranks open the store the main process made
+    if not ranks.is_main:
+        group, _ = writer.open()
     augmenter = Augmenter(augment, store.num_frames, store.num_mel_bins, store.indices("train"),
                           group["view_seeds"][:]) if views else None
     source = BatchSource(ZarrRows(store), augmenter, cfg.num_workers, pin_memory=dev.type == "cuda")
 
     # one loader over every pending block (its workers start once): per batch the clean clips, then each view
-    pending = writer.pending(group)
+    pending = writer.pending(group)[ranks.rank :: ranks.size]  # this rank's blocks
+    ranks.barrier()  # every rank has read which blocks are pending before any marks one done
     specs, owner = [], []
     for b in pending:
         for start in range(blocks[b][0], blocks[b][1], cfg.batch_size):
@@ -69,13 +78,17 @@ def dump(settings, run: Run) -> None:
     collected = {b: [[] for _ in range(1 + views)] for b in pending}  # per block: clean, then view 0..K-1
     total = f"{n} clips" + (f" x (1 + {views} views)" if views else "")
     logits = predict_batches(model, source, specs, store.normalize)
-    for i, batch_logits in enumerate(track(logits, total=len(specs), description=f"teacher logits ({total})")):
+    for i, batch_logits in enumerate(track(logits, total=len(specs), description=f"teacher logits ({total})",
+                                                    disable=not ranks.is_main)):
         b, spec = owner[i], specs[i]
         # kept on the device until the block is written: one host sync per block, not one per batch
         collected[b][0 if spec.views is None else 1 + int(spec.views[0])].append(batch_logits)
         if i + 1 == len(specs) or owner[i + 1] != b:
             write_block(group, blocks[b], collected.pop(b), augmenter, k_top)
             writer.mark_done(group, b)
+    ranks.barrier()
+    if not ranks.is_main:
+        return
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
                         "features": str(store.path), "run": run.split, "seed": run.seed, "teacher": teacher,
                         "views": view_attrs, "multi_label": store.multi_label, "created_by": "cmkd dump_logits",

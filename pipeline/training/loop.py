@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn as nn
 from dvclive import Live
+from torch.nn.parallel import DistributedDataParallel
 from rich.progress import Progress
 
 from .. import layout
@@ -26,7 +28,7 @@ from ..models import build_model
 from ..models.checkpoint import save_checkpoint
 from ..models.pretrained import load_pretrained
 from ..runs import Run
-from ..runtime import autocast, device
+from ..runtime import World, autocast, device, world
 from ..stores import FeatureStore
 from .augment import AugmentConfig
 from .averaging import WeightAverage
@@ -41,7 +43,8 @@ def train(settings, role: str, run: Run) -> dict:
     """Train `role` in `run`; returns the last epoch's log."""
     cfg, model_cfg = settings.train, settings.model(role)
     torch.manual_seed(run.seed)
-    rng = np.random.default_rng(run.seed)
+    rng = np.random.default_rng(run.seed)  # the same on every rank: every rank draws the same plans
+    ranks = world(settings.distributed.backend)
     dev = device()
     store = FeatureStore(layout.FEATURES, run.split)
     teaching = teaching_for(role, settings, store, run, dev)
@@ -52,17 +55,20 @@ def train(settings, role: str, run: Run) -> dict:
         loaded = load_pretrained(model, model_cfg.pretrained)
         print(f"{role}: {len(loaded['loaded'])} tensors from {model_cfg.pretrained}, "
               f"initialised: {', '.join(loaded['initialised']) or 'none'}")
+    if ranks.size > 1 and settings.distributed.sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over every rank's share
     model = model.to(dev)
-    step_model = for_training(model, dev, cfg)  # the same weights, maybe channels-last and compiled
+    step_model = for_training(model, dev, cfg, ranks)  # the same weights, maybe channels-last, DDP, compiled
     train_rows, val_rows = store.indices("train"), store.indices("val")
     weights = balanced_weights(store.labels[train_rows]) if cfg.balanced_sampling else None
-    steps_per_epoch = max(1, len(train_rows) // cfg.batch_size)
+    batch = cfg.batch_size * ranks.size  # the global batch: each of N processes takes batch_size clips of it
+    steps_per_epoch = max(1, len(train_rows) // batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=model_cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
                                  fused=dev.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
     augment, seeds = teaching.augmentation(AugmentConfig.from_train(cfg))
     source = batch_source(store, teaching, Augmenter(augment, store.num_frames, store.num_mel_bins, train_rows, seeds),
-                          cfg, dev)
+                          cfg, dev, ranks.part)
 
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
     this_run = run_id(role, run.split, run.seed, model_cfg.model_dump(), cfg.model_dump(), lam,
@@ -71,30 +77,34 @@ def train(settings, role: str, run: Run) -> dict:
     averaged, snapshots = WeightAverage(kept.get("averaged")), kept.get("snapshots", [])
     best = kept.get("best")  # train.select: best: the epoch with the best validation score so far, and its weights
     key = "mAP" if store.multi_label else "accuracy"  # the validation score (evaluation/metrics.headline)
-    live = Live(str(layout.live_dir(role, run)), dvcyaml=False, save_dvc_exp=False)
-    for entry in history:  # the curves of the epochs before a resume
+    live = Live(str(layout.live_dir(role, run)), dvcyaml=False, save_dvc_exp=False) if ranks.is_main else None
+    for entry in history if live is not None else []:  # the curves of the epochs before a resume
         log_epoch(live, entry)
 
-    with Progress() as progress:
+    with Progress(disable=not ranks.is_main) as progress:
         bar = progress.add_task(f"train {role} ({model_cfg.name}, {run})", total=model_cfg.epochs * steps_per_epoch,
                                 completed=start * steps_per_epoch)
         for epoch in range(start, model_cfg.epochs):
             model.train()
             started, sums, seen = time.perf_counter(), torch.zeros(3, device=dev), 0
-            plan = training_plan(rng, train_rows, cfg.batch_size, weights, augment.active, teaching.views)
-            for batch in source.batches(plan, teaching.reads):
-                x, y = to_device(batch, store.normalize, dev)  # normalised, augmented, labels mixed alike
-                targets = teaching.targets(batch, x, y)
+            plan = training_plan(rng, train_rows, batch, weights, augment.active, teaching.views)
+            for part in source.batches(plan, teaching.reads):  # this rank's share of each batch
+                x, y = to_device(part, store.normalize, dev)  # normalised, augmented, labels mixed alike
+                targets = teaching.targets(part, x, y)
                 losses = train_step(step_model, optimizer, scheduler, x, y, targets, lam, store.multi_label)
                 sums += losses * len(x)  # summed on the device: no GPU sync per step
                 seen += len(x)
                 progress.advance(bar)
 
-            loss, gt_loss, kd_loss = sums.tolist()  # waits for the device: the training time below is complete
+            totals = ranks.sum(torch.cat([sums, torch.tensor([seen], device=dev, dtype=sums.dtype)]))
+            loss, gt_loss, kd_loss, seen = totals.tolist()  # waits for the device: the time below is complete
             train_seconds = time.perf_counter() - started
             if not all(math.isfinite(v) for v in (loss, gt_loss, kd_loss)):
                 raise FloatingPointError(f"{role}: loss is not finite in epoch {epoch + 1} "
                                          f"({loss}, {gt_loss}, {kd_loss})")
+            if not ranks.is_main:  # the main process validates, logs and saves; the others wait for it
+                ranks.barrier()
+                continue
             key, value = headline(validate(model, source, store, val_rows, cfg.batch_size))
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                             "train/loss": loss / seen, "train/gt_loss": gt_loss / seen, "train/kd_loss": kd_loss / seen,
@@ -111,6 +121,10 @@ def train(settings, role: str, run: Run) -> dict:
                 snapshots.append(_copy_to_cpu(model.state_dict()))
             save_resume_state(layout.resume_state(role, run), this_run, epoch + 1, history, model, optimizer,
                               scheduler, rng, kept={"averaged": averaged.state(), "snapshots": snapshots, "best": best})
+            ranks.barrier()
+
+    if not ranks.is_main:
+        return {}
 
     # which weights the checkpoint keeps (train.select, average_last, ensemble_last), recorded in it
     weight_average = None
@@ -164,27 +178,35 @@ def lr_factor(step: int, steps_per_epoch: int, cfg) -> float:
     return warmup * cfg.lr_decay**decays
 
 
-def for_training(model: nn.Module, dev: torch.device, cfg) -> nn.Module:
-    """The module the training steps call: channels-last for a CNN on CUDA, `torch.compile`d if train.compile.
+def for_training(model: nn.Module, dev: torch.device, cfg, ranks: World = World()) -> nn.Module:
+    """The module the training steps call: channels-last for a CNN on CUDA, DistributedDataParallel over several
+    processes (gradients averaged over the ranks' shares of each batch), `torch.compile`d if train.compile.
 
-    It shares its parameters with `model`, which is what gets evaluated and saved (no `_orig_mod.` prefixes).
+    It shares its parameters with `model`, which is what gets evaluated and saved (no `module.` or `_orig_mod.`
+    prefixes).
     """
     if dev.type == "cuda" and cfg.channels_last and getattr(model, "prefers_channels_last", False):
         model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if cfg.compile else model
+    step_model = model
+    if ranks.size > 1:
+        step_model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    return torch.compile(step_model) if cfg.compile else step_model
 
 
-def batch_source(store: FeatureStore, teaching, augmenter: Augmenter, cfg, dev: torch.device) -> BatchSource:
-    """The stores in device memory when they fit (train.resident), else a loader reading them."""
+def batch_source(store: FeatureStore, teaching, augmenter: Augmenter, cfg, dev: torch.device,
+                 part: tuple[int, int] = (0, 1)) -> BatchSource:
+    """The stores in device memory when they fit (train.resident), else a loader reading them; `part`: this rank's
+    share of each batch."""
     if use_resident(cfg.resident, store, teaching.cache, dev):
         rows = ResidentRows(store, dev, teaching.cache, teaching.cache_rows)
     else:
         rows = ZarrRows(store, teaching.cache, teaching.cache_rows)
-    return BatchSource(rows, augmenter, cfg.num_workers, pin_memory=dev.type == "cuda")
+    return BatchSource(rows, augmenter, cfg.num_workers, pin_memory=dev.type == "cuda", part=part)
 
 
 def validate(model: nn.Module, source: BatchSource, store: FeatureStore, rows: np.ndarray, batch_size: int) -> dict:
-    return compute_metrics(predict(model, source, rows, batch_size, store.normalize), store.labels[rows],
+    whole = replace(source, part=(0, 1))  # every clip, in the one process that validates
+    return compute_metrics(predict(model, whole, rows, batch_size, store.normalize), store.labels[rows],
                            store.multi_label)
 
 
