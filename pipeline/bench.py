@@ -102,7 +102,7 @@ def workspace_settings(size: "Size", teacher: str = "efficientnet_test", student
     """The params the benchmark's workspace runs with: the built-in generator at the size's scale."""
     return settings_from({
         "data": {"source": "builtin", "num_classes": NUM_CLASSES, "clips_per_class": size.clips // NUM_CLASSES,
-                 "clip_seconds": size.clip_seconds, "split": {"val": 0.1, "test": 0.1}},
+                 "clip_seconds": size.clip_seconds, "split": {"val": 0.2, "test": 0.1}},
         "features": {"target_frames": size.frames, "clips_per_shard": 64},
         "models": {"teacher": _model_config(teacher), "student": _model_config(student)},
         "teacher": "teacher", "student": "student",
@@ -127,9 +127,12 @@ class Results:
 
 
 def bench_features(size: Size, dev: torch.device, settings, results: Results) -> None:
-    runs = [("kaldi", 1, "threads"), ("kaldi", size.workers, "threads"), ("kaldi", size.workers, "processes")]
+    runs = [("kaldi", 1, "threads"), ("kaldi", size.workers, "threads"), ("kaldi", size.workers, "processes"),
+            ("kaldi", 1, "distributed"), ("kaldi", size.workers, "distributed")]
     if dev.type == "cuda":
-        runs += [("batched", size.workers, "threads"), ("batched", size.workers, "processes")]
+        runs += [("batched", size.workers, "threads"), ("batched", size.workers, "processes"),
+                 ("batched", size.workers, "distributed")]
+    single = {}  # clips/s of one distributed worker, for the scaling efficiency
     for method, workers, scheduler in runs:
         out = layout.DATA / f"features_{method}_{workers}_{scheduler}.zarr"
         cfg = settings.features.model_copy(update={"workers": workers, "fbank": method, "scheduler": scheduler})
@@ -137,9 +140,16 @@ def bench_features(size: Size, dev: torch.device, settings, results: Results) ->
         write_feature_store(layout.MANIFEST, layout.CLASSES, out, cfg, multi_label=False)
         seconds = time.perf_counter() - started
         where = "CPU" if method == "kaldi" else "GPU"
-        results.add("features", f"extract, {method} fbank on {where}, {workers} Dask {scheduler}",
-                    size.clips / seconds, "clips/s",
-                    f"{size.clips} clips of {size.clip_seconds:g} s, decode + fbank + Zarr write")
+        rate = size.clips / seconds
+        detail = f"{size.clips} clips of {size.clip_seconds:g} s, decode + fbank + Zarr write"
+        if scheduler == "distributed":
+            detail += ", cluster start included"
+            if workers == 1:
+                single[method] = rate
+            elif method in single:
+                detail += f"; scaling efficiency {rate / (workers * single[method]):.0%} of {workers}x one worker"
+        name = f"{workers} Dask {'distributed workers' if scheduler == 'distributed' else scheduler}"
+        results.add("features", f"extract, {method} fbank on {where}, {name}", rate, "clips/s", detail)
     shutil.move(layout.DATA / f"features_kaldi_{size.workers}_threads.zarr", layout.FEATURES)
 
     # the fbank computation alone, on waveforms already in memory
@@ -340,8 +350,35 @@ def bench_train(size: Size, dev: torch.device, settings, student: str, teacher: 
                     runs=speeds[name])
 
 
+def bench_processes(size: Size, dev: torch.device, settings, results: Results) -> None:
+    """The AST student through the real training stage (`cmkd train student`), in 1 and 2 processes: torchrun with
+    DistributedDataParallel (gloo on the CPU, NCCL on GPUs), the same global batch. Samples/s of the whole run
+    (every process), the median over its epochs after the first."""
+    import subprocess
+    import sys
+
+    run = Run()
+    shutil.rmtree(layout.predictions(run), ignore_errors=True)
+    shutil.copytree(layout.DATA / f"predictions_{size.cnn}.zarr", layout.predictions(run))  # the CNN teacher's
+    counts = [1, 2] if dev.type != "cuda" else [1] + ([2] if torch.cuda.device_count() >= 2 else [])
+    for count in counts:
+        params = settings.model_dump(by_alias=True)
+        params["models"]["student"]["epochs"] = 3
+        params["train"].update(batch_size=size.batch // count, num_workers=0)
+        params["distributed"].update(nproc_per_node=count)
+        Path("bench_params.yaml").write_text(json.dumps(params))  # JSON is YAML
+        subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "student", "-p", "bench_params.yaml"],
+                       check=True, stdout=subprocess.DEVNULL)
+        history = torch.load(layout.checkpoint("student", run), weights_only=True)["history"]
+        rate = float(np.median([h["train/samples_per_s"] for h in history[1:]]))
+        results.add("train", f"{size.ast} student, real stage, {count} process{'es' if count > 1 else ''}", rate,
+                    "samples/s", f"global batch {size.batch}, {'DDP, ' if count > 1 else ''}median of epochs 2-3")
+    if dev.type == "cuda" and len(counts) == 1:
+        print("  train     2 processes: not measured (one GPU)")
+
+
 def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = None, compile_step: bool = False,
-              sections: tuple[str, ...] = ("features", "read", "dump", "train"), overrides: dict | None = None) -> dict:
+              sections: tuple[str, ...] = ("features", "read", "dump", "train", "processes"), overrides: dict | None = None) -> dict:
     size = replace(SIZES[size_name], **(overrides or {}))
     dev = default_device()
     torch.manual_seed(0)
@@ -367,6 +404,8 @@ def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = No
                     bench_train(size, dev, settings, student, teacher, predictions[teacher], compile_step, results)
                     if dev.type == "cuda":  # the finished student's models and resident stores
                         torch.cuda.empty_cache()
+            if "processes" in sections:
+                bench_processes(size, dev, settings, results)
     finally:
         if not workdir:
             shutil.rmtree(root, ignore_errors=True)

@@ -64,6 +64,9 @@ def world(backend: str = "auto") -> World:
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if torch.cuda.is_available():
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"process {local_rank} of this machine has no GPU of its own: "
+                               f"distributed.nproc_per_node is more than its {torch.cuda.device_count()} GPUs")
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)

@@ -1,5 +1,6 @@
 """The features and dump stages killed with SIGKILL mid-write, then run again: the output is identical to an
 uninterrupted run's, and the shards finished before the kill are not written again."""
+import os
 import signal
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 import zarr
 
@@ -23,8 +25,10 @@ from .conftest import MAIN, REPO, settings, tiny
 
 
 def kill_after_first_block(code: str, cwd: Path, partial: Path) -> list[int]:
-    """Run `code` in a child, SIGKILL it once it has finished a block; return the blocks finished by then."""
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Run `code` in a child, SIGKILL it (and every process it started: a local Dask cluster's workers) once it
+    has finished a block; return the blocks finished by then."""
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             start_new_session=True)
     deadline, done = time.monotonic() + 120, []
     while child.poll() is None and time.monotonic() < deadline:
         try:
@@ -34,7 +38,7 @@ def kill_after_first_block(code: str, cwd: Path, partial: Path) -> list[int]:
         if done:
             break
         time.sleep(0.005)
-    child.send_signal(signal.SIGKILL)
+    os.killpg(child.pid, signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL, f"it finished before it could be killed: {child.stderr.read()[-2000:]}"
     assert done and partial.exists()
     return done
@@ -54,14 +58,18 @@ def assert_same_store(a: Path, b: Path):
     assert drop(dict(ga.attrs)) == drop(dict(gb.attrs))
 
 
-def test_features_killed_and_rerun(tmp_path, monkeypatch):
+@pytest.mark.parametrize("scheduler", ["synchronous", "distributed"])
+def test_features_killed_and_rerun(tmp_path, monkeypatch, scheduler):
+    """distributed: a dask.distributed LocalCluster of 2 worker processes, each writing its shards; killed with
+    its client, then run again, it ends with the store the threads scheduler writes."""
     params = tiny(read_yaml(REPO / "params.yaml"))
     params["data"].update(clips_per_class=32)  # 128 clips in 32 shards of 4, one at a time: slow enough to kill
-    params["features"].update(clips_per_shard=4, scheduler="synchronous", workers=1)
+    params["features"].update(clips_per_shard=4, scheduler="threads", workers=2)
     monkeypatch.chdir(tmp_path)
     prepare(settings(params))
     extract(settings(params))
     layout.FEATURES.rename(tmp_path / "uninterrupted.zarr")
+    params["features"].update(scheduler=scheduler, workers=1 if scheduler == "synchronous" else 2)
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     code = "from pipeline.features.extract import extract; from pipeline.settings import load_settings; " \

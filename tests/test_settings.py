@@ -57,6 +57,11 @@ def test_the_repository_params_are_valid_and_typed():
     (lambda p: p["data"]["split"].update(val=0.5, test=0.5), "val + test = 1 leaves no training clips"),
     (lambda p: p["train"].update(resident="sometimes"),
      "train.resident = 'sometimes': Input should be 'auto', True or False"),
+    (lambda p: p["distributed"].update(backend="mpi"),
+     "distributed.backend = 'mpi': Input should be 'auto', 'nccl' or 'gloo'"),
+    (lambda p: p["distributed"].update(nnodes=2, rdzv_endpoint="head"),
+     "distributed: rdzv_endpoint 'head' must be host:port when nnodes > 1"),
+    (lambda p: p["train"].update(select="first"), "train.select = 'first': Input should be 'last' or 'best'"),
 ])
 def test_each_kind_of_bad_param_is_refused_by_name(repo_params, change, message):
     change(repo_params)

@@ -108,6 +108,33 @@ def block_features(clips: list[Clip], cfg, device: torch.device | None) -> tuple
     return feats, frames, reasons
 
 
+FBANK_KALDI = "torchaudio.compliance.kaldi.fbank"
+FBANK_BATCHED = "pipeline.features.fbank.BatchedFbank"
+
+
+def compute_on_cluster(tasks: list, cfg, advance, say) -> list:
+    """The tasks on a dask.distributed cluster: a LocalCluster of `features.workers` single-threaded worker
+    processes, or the running scheduler at `features.address` (started by `dask scheduler` / `dask worker`,
+    dask-jobqueue, dask-kubernetes, ...). Each worker writes its own shards to the store, which must be on a file
+    system every worker sees; only block indices and the small results pass through the scheduler."""
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None if cfg.address else LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
+                                                    dashboard_address=":0")
+    with Client(cfg.address or cluster) as client:
+        where = cfg.address or f"a local cluster of {cfg.workers} workers"
+        say(f"features on {where}; dashboard {client.dashboard_link}")
+        futures = client.compute(tasks)
+        order = {future.key: i for i, future in enumerate(futures)}
+        results = [None] * len(futures)
+        for future in as_completed(futures):
+            results[order[future.key]] = future.result()  # raises the task's own error
+            advance()
+    if cluster is not None:
+        cluster.close()
+    return results
+
+
 def fingerprint(manifest: Path, classes: list[str], cfg, multi_label: bool) -> str:
     """What the features' values depend on. Not features.on_error: it decides which clips are used, not how a
     shard is computed, and a shard is written only when both modes would write it alike (see _write_block), so
@@ -117,19 +144,22 @@ def fingerprint(manifest: Path, classes: list[str], cfg, multi_label: bool) -> s
     return h.hexdigest()
 
 
-def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg,
-                 device: torch.device | None) -> list[tuple[str, str]]:
+def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg) -> tuple[list[tuple[str, str]], str]:
     """One Dask task: fbank for one shard's clips, written with one call, with each clip's sums for the statistics.
+    It runs wherever Dask puts it (a thread, a process, a worker of a cluster) and writes its shard itself.
 
-    Returns the shard's unusable clips as (path, problem). With features.on_error: fail a shard holding one is not
-    written (every other shard still is, so one run lists every bad clip and a re-run redoes only those shards).
+    Returns the shard's unusable clips as (path, problem), and which fbank computed it (decided where it runs, so
+    each worker of a cluster uses its own GPU). With features.on_error: fail a shard holding an unusable clip is
+    not written (every other shard still is, so one run lists every bad clip and a re-run redoes only those).
     """
     torch.set_num_threads(1)  # parallelism comes from Dask workers, not intra-op threads
+    device = fbank_device(cfg.fbank)
+    used = FBANK_KALDI if device is None else f"{FBANK_BATCHED} on {device.type}"
     group = zarr.open_group(partial, mode="r+")
     block_feats, frames, reasons = block_features(clips, cfg, device)
     bad = [(str(clip.path), reason.removeprefix(f"{clip.path}: ")) for clip, reason in zip(clips, reasons) if reason]
     if bad and cfg.on_error == "fail":
-        return bad
+        return bad, used
     end = start + len(clips)
     group["features"][start:end] = block_feats
     group["num_frames"][start:end] = frames
@@ -137,7 +167,7 @@ def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg,
     as64 = block_feats.astype(np.float64)
     group["clip_stats"][start:end] = np.stack([as64.sum(axis=(1, 2)), (as64**2).sum(axis=(1, 2))], axis=1)
     ResumableStore.mark_done(group, block)
-    return bad
+    return bad, used
 
 
 class _RichDaskProgress(Callback):
@@ -165,22 +195,26 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         create_arrays(group, clips, classes, cfg)
 
     pending = writer.pending(group)
-    device = fbank_device(cfg.fbank)
     # named by block, so Dask's order is the same on every run (random names made it vary from run to run)
     tasks = [dask.delayed(_write_block, pure=False)(writer.partial, b, blocks[b][0], clips[slice(*blocks[b])], cfg,
-                                                    device, dask_key_name=f"features-block-{b:08d}")
+                                                    dask_key_name=f"features-block-{b:08d}")
              for b in pending]
     threads = torch.get_num_threads()
     try:
         with Progress() as progress:
             resumed = f", {len(blocks) - len(pending)} shards kept from an interrupted run" if not fresh else ""
-            where = "kaldi" if device is None else f"batched on {device}"
-            bar = progress.add_task(f"fbank ({where}), {n} clips{resumed}", total=len(tasks))
-            with _RichDaskProgress(progress, bar):
-                bad = [clip for found in dask.compute(*tasks, scheduler=cfg.scheduler, num_workers=cfg.workers)
-                       for clip in found]
+            bar = progress.add_task(f"fbank ({cfg.fbank}), {n} clips{resumed}", total=len(tasks))
+            if cfg.scheduler == "distributed":
+                results = compute_on_cluster(tasks, cfg, lambda: progress.advance(bar), progress.console.print)
+            else:
+                with _RichDaskProgress(progress, bar):
+                    results = dask.compute(*tasks, scheduler=cfg.scheduler, num_workers=cfg.workers)
     finally:
         torch.set_num_threads(threads)
+    bad = [clip for found, _ in results for clip in found]
+    used = sorted({fbank for _, fbank in results} | set(group.attrs.get("_fbank", []))) or [
+        FBANK_KALDI if fbank_device(cfg.fbank) is None else f"{FBANK_BATCHED} on {fbank_device(cfg.fbank).type}"]
+    group.attrs["_fbank"] = used  # a resumed run adds to what the shards before it used
     if bad and cfg.on_error == "fail":
         done = int(group["_done"][:].sum())
         raise AudioError(f"{manifest}: {len(bad)} of {n} clips cannot be used (features.on_error: fail); "
@@ -192,8 +226,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         "multi_label": multi_label,
         "feature_params": cfg.fbank_params(),
         # both agree within 1e-3 (tests/test_batched_fbank.py); recorded so that a store says how it was made
-        "fbank": ("torchaudio.compliance.kaldi.fbank" if device is None
-                  else f"pipeline.features.fbank.BatchedFbank on {device}"),
+        "fbank": used[0] if len(used) == 1 else used,
         "fingerprint": writer.fingerprint,
         "manifest": str(manifest),
         "created_by": "cmkd features",
@@ -204,6 +237,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         write_skipped(skipped_list, [(clip, reason) for clip, reason in zip(clips, reasons) if reason])
     if (reasons != "").all():
         raise AudioError(f"{manifest}: every clip was skipped (see {skipped_list})")
+    del group.attrs["_fbank"]
     writer.commit(group)
 
 
