@@ -52,9 +52,9 @@ def test_report_gives_spread_and_paired_differences(tmp_path, monkeypatch, repo_
     assert "beyond the noise: the 95 % interval excludes 0" in text.split("Student minus teacher")[0]
     assert summary["student_minus_teacher"]["ci95_high"] < 0  # the student stays below its teacher here
 
-    with open(layout.PLOTS / "validation.csv", newline="") as f:
+    with open(layout.PLOTS / "validation" / "student.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert float(rows[1]["student"]) == pytest.approx(values[:, 2].mean(), abs=1e-4)
+    assert float(rows[1]["value"]) == pytest.approx(values[:, 2].mean(), abs=1e-4)
     with open(layout.PLOTS / "confusion.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 4 * 6  # one row per test clip of every run and seed
     with open(layout.PLOTS / "per_class" / "baseline.csv", newline="") as f:

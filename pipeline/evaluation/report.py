@@ -144,12 +144,13 @@ def write_plots(runs: list[Run], key: str) -> None:
     layout.PLOTS.mkdir(parents=True, exist_ok=True)
     curves = {role: [_curve(layout.live_dir(role, run) / "plots" / "metrics" / "val" / f"{key}.tsv")
                      for run in runs] for role in ROLES}
-    epochs = max(len(c) for role in ROLES for c in curves[role])
-    with open(layout.PLOTS / "validation.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", *ROLES])
-        for e in range(epochs):
-            writer.writerow([e + 1] + [_mean_at(curves[role], e) for role in ROLES])
+    (layout.PLOTS / "validation").mkdir(exist_ok=True)
+    for role in ROLES:  # one file per role: the roles train for different numbers of epochs
+        epochs = max(len(c) for c in curves[role])
+        with open(layout.PLOTS / "validation" / f"{role}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["epoch", "value"])  # accuracy or mAP, as the title says
+            writer.writerows([e + 1, _mean_at(curves[role], e)] for e in range(epochs))
     what, classes, means = per_class_means(runs)
     (layout.PLOTS / "per_class").mkdir(exist_ok=True)
     for role in ROLES:  # one file per role: DVC's bar chart takes one value column per file
