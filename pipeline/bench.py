@@ -73,6 +73,7 @@ SIZES = {
                 cnn_batch=96, steps=60, warmup=8, repeats=3, workers=12, fbank_batch=256),
 }
 NUM_CLASSES = 10
+SECTIONS = ("features", "distributed", "read", "dump", "train", "processes")
 TRAIN = {"mixup": 0.5, "mixup_alpha": 10.0, "channels_last": True}
 
 
@@ -126,12 +127,14 @@ class Results:
         return next(r["value"] for r in self.rows if r["section"] == section and r["name"] == name)
 
 
-def bench_features(size: Size, dev: torch.device, settings, results: Results) -> None:
-    runs = [("kaldi", 1, "threads"), ("kaldi", size.workers, "threads"), ("kaldi", size.workers, "processes"),
-            ("kaldi", 1, "distributed"), ("kaldi", size.workers, "distributed")]
+def bench_features(size: Size, dev: torch.device, settings, results: Results, cluster: bool = True) -> None:
+    runs = [("kaldi", 1, "threads"), ("kaldi", size.workers, "threads"), ("kaldi", size.workers, "processes")]
     if dev.type == "cuda":
-        runs += [("batched", size.workers, "threads"), ("batched", size.workers, "processes"),
-                 ("batched", size.workers, "distributed")]
+        runs += [("batched", size.workers, "threads"), ("batched", size.workers, "processes")]
+    if cluster:  # a dask.distributed LocalCluster of 1 and N worker processes
+        runs += [("kaldi", 1, "distributed"), ("kaldi", size.workers, "distributed")]
+        if dev.type == "cuda":
+            runs += [("batched", size.workers, "distributed")]
     single = {}  # clips/s of one distributed worker, for the scaling efficiency
     for method, workers, scheduler in runs:
         out = layout.DATA / f"features_{method}_{workers}_{scheduler}.zarr"
@@ -378,7 +381,7 @@ def bench_processes(size: Size, dev: torch.device, settings, results: Results) -
 
 
 def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = None, compile_step: bool = False,
-              sections: tuple[str, ...] = ("features", "read", "dump", "train", "processes"), overrides: dict | None = None) -> dict:
+              sections: tuple[str, ...] = SECTIONS, overrides: dict | None = None) -> dict:
     size = replace(SIZES[size_name], **(overrides or {}))
     dev = default_device()
     torch.manual_seed(0)
@@ -392,7 +395,8 @@ def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = No
         with _in(root):
             settings = workspace_settings(size)
             prepare(settings)
-            bench_features(size, dev, settings, results)  # always: the other sections read its store
+            # always: the other sections read its store
+            bench_features(size, dev, settings, results, cluster="distributed" in sections)
             predictions = {}
             for teacher in (size.ast, size.cnn):
                 if "dump" in sections or "train" in sections or "read" in sections:

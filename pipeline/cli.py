@@ -88,9 +88,12 @@ def report(params: Path = PARAMS):
 
 
 @app.command()
-def check(params: Path = PARAMS):
+def check(params: Path = PARAMS,
+          as_json: bool = typer.Option(False, "--json", help="print JSON (clips, problems) instead of a table")):
     """Decode every clip of the dataset params describe, in parallel, and list every problem in one table
     (file, problem); exits 1 if a clip cannot be used. Decoder warnings are listed with their file."""
+    import json
+
     from rich.table import Table
 
     from .features.check import check_dataset
@@ -103,13 +106,17 @@ def check(params: Path = PARAMS):
         console.print(f"[red]manifest:[/red] {e}")
         raise typer.Exit(1)
     errors = [p for p in problems if p[1] == "error"]
-    if problems:
+    if as_json:
+        print(json.dumps({"clips": len(clips), "unusable": len(errors), "problems": [
+            {"file": f, "kind": kind, "problem": what} for f, kind, what in problems]}, indent=1))
+    elif problems:
         table = Table("file", "kind", "problem", title=f"{len(problems)} problems in {len(clips)} clips")
         for row in problems:
             table.add_row(*row)
         console.print(table)
-    console.print(f"{len(clips)} clips checked: {len(errors)} cannot be used, {len(problems) - len(errors)} "
-                  f"warnings" + (" (features.on_error: skip leaves the unusable ones out)" if errors else ""))
+    if not as_json:
+        console.print(f"{len(clips)} clips checked: {len(errors)} cannot be used, {len(problems) - len(errors)} "
+                      f"warnings" + (" (features.on_error: skip leaves the unusable ones out)" if errors else ""))
     if errors:
         raise typer.Exit(1)
 

@@ -24,10 +24,13 @@ def test_bench_tiny_measures_every_step(tmp_path):
     # eager only: the compiled rows run the same code with for_training's torch.compile, which
     # tests/test_models.py checks on its own (compiling every row's model here took 85 s of the suite's 5 minutes)
     compiled = False
-    report = run_bench("tiny", out=out, workdir=tmp_path / "work", compile_step=compiled, overrides={"repeats": 2})
+    # without the dask.distributed rows and the 1- and 2-process training stage: they run the code that
+    # test_interruption.py and test_distributed.py test, and their cluster and process starts cost 40 s
+    report = run_bench("tiny", out=out, workdir=tmp_path / "work", compile_step=compiled, overrides={"repeats": 2},
+                       sections=("features", "read", "dump", "train"))
     assert json.loads(out.read_text()) == report
     names = {(r["section"], r["name"]) for r in report["results"]}
-    for section, count in {"features": 7, "dump": 4, "read": 2, "train": (18 if compiled else 10) + 2}.items():
+    for section, count in {"features": 5, "dump": 4, "read": 2, "train": 18 if compiled else 10}.items():
         assert sum(s == section for s, _ in names) == count, section
     for teacher in ("ast_test", "efficientnet_test"):
         assert ("dump", f"teacher predictions, {teacher}, steady state") in names
@@ -39,12 +42,6 @@ def test_bench_tiny_measures_every_step(tmp_path):
             for path in ("compiled pure step", "compiled, cached path", "compiled, cached path, resident stores",
                          f"compiled, online teacher ({teacher})"):
                 assert ("train", f"{student} student: {path}") in names
-    for workers in (1, 2):  # dask.distributed LocalCluster rows, with the scaling efficiency of 2 workers
-        assert ("features", f"extract, kaldi fbank on CPU, {workers} Dask distributed workers") in names
-    assert "scaling efficiency" in next(r["detail"] for r in report["results"]
-                                        if r["name"] == "extract, kaldi fbank on CPU, 2 Dask distributed workers")
-    for processes in ("1 process", "2 processes"):  # the real training stage under torchrun
-        assert ("train", f"ast_test student, real stage, {processes}") in names
     assert all(r["value"] > 0 and r["unit"] in ("clips/s", "samples/s") for r in report["results"])
     for row in (r for r in report["results"] if r["section"] == "train" and "runs" in r):  # interleaved rounds
         assert len(row["runs"]) == 2 and row["value"] == pytest.approx(float(np.median(row["runs"])), abs=1e-3)

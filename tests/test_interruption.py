@@ -115,3 +115,17 @@ def test_dump_killed_and_rerun(in_workspace, tmp_path):
     for b in done:
         assert after[f"c/{b}/0"] == before[f"c/{b}/0"], f"finished shard {b} was written again"
     assert len(done) < 32
+
+
+def test_a_local_cluster_leaves_the_environment_as_it_was(tmp_path, monkeypatch):
+    """dask.distributed's LocalCluster sets OMP_NUM_THREADS=1 (and more) in os.environ for its workers; left there,
+    every later child process (a training stage, a test's subprocess) would run single-threaded."""
+    import os
+
+    from pipeline.features.extract import compute_on_cluster
+    from pipeline.settings import FeatureSettings
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = dict(os.environ)
+    assert compute_on_cluster([], FeatureSettings(scheduler="distributed", workers=1), lambda: None, print) == []
+    assert dict(os.environ) == before

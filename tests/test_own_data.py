@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,13 +221,17 @@ def test_cmkd_check_reports_every_bad_file_of_a_folder_in_one_run(tmp_path, monk
     params["features"]["workers"] = 2
     (tmp_path / "params.yaml").write_text(json.dumps(params))
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["check", "--params", "params.yaml"], env={"COLUMNS": "250"})
+    result = CliRunner().invoke(app, ["check", "--params", "params.yaml", "--json"])
     assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
     bad = [n for n in BAD if n != "missing.wav"]
-    assert f"{len(bad) + 6} clips checked: {len(bad)} cannot be used" in result.output
+    assert report["clips"] == len(bad) + 6 and report["unusable"] == len(bad)
+    listed = {Path(p["file"]).name: p for p in report["problems"]}
+    assert set(listed) == set(bad)  # every bad file, in one run; none of the good ones
     for name in bad:
-        assert name in result.output and BAD[name][1] in result.output, name
-    assert "good_" not in result.output
+        assert listed[name]["kind"] == "error" and BAD[name][1] in listed[name]["problem"], name
+    table = CliRunner().invoke(app, ["check", "--params", "params.yaml"])  # the table a person reads
+    assert table.exit_code == 1 and f"{len(bad) + 6} clips checked: {len(bad)} cannot be used" in table.output
 
 
 def test_decoder_output_is_attributed_to_the_clip(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -117,10 +118,19 @@ def compute_on_cluster(tasks: list, cfg, advance, say) -> list:
     processes, or the running scheduler at `features.address` (started by `dask scheduler` / `dask worker`,
     dask-jobqueue, dask-kubernetes, ...). Each worker writes its own shards to the store, which must be on a file
     system every worker sees; only block indices and the small results pass through the scheduler."""
+    environ = dict(os.environ)  # LocalCluster sets OMP_NUM_THREADS=1 and others for its workers in os.environ itself
+    try:
+        return _compute_on_cluster(tasks, cfg, advance, say)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def _compute_on_cluster(tasks: list, cfg, advance, say) -> list:
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None if cfg.address else LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
-                                                    dashboard_address=":0")
+                                                    dashboard_address=":0")  # any free port
     with Client(cfg.address or cluster) as client:
         where = cfg.address or f"a local cluster of {cfg.workers} workers"
         say(f"features on {where}; dashboard {client.dashboard_link}")
