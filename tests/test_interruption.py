@@ -60,8 +60,8 @@ def assert_same_store(a: Path, b: Path):
 
 @pytest.mark.parametrize("scheduler", ["synchronous", "distributed"])
 def test_features_killed_and_rerun(tmp_path, monkeypatch, scheduler):
-    """distributed: a dask.distributed LocalCluster of 2 worker processes, each writing its shards; killed with
-    its client, then run again, it ends with the store the threads scheduler writes."""
+    """distributed: a dask.distributed LocalCluster of 2 worker processes, each writing its shards, killed with its
+    client; run again, the store is the one the threads scheduler writes, and the cluster's shards are kept."""
     params = tiny(read_yaml(REPO / "params.yaml"))
     params["data"].update(clips_per_class=32)  # 128 clips in 32 shards of 4, one at a time: slow enough to kill
     params["features"].update(clips_per_shard=4, scheduler="threads", workers=2)
@@ -79,8 +79,9 @@ def test_features_killed_and_rerun(tmp_path, monkeypatch, scheduler):
     assert not layout.FEATURES.exists()  # nothing half-written under the final name
     before = shard_mtimes(partial, "features")
 
+    params["features"].update(scheduler="threads", workers=2)  # any scheduler resumes any other's shards
     extract(settings(params))
-    assert_same_store(layout.FEATURES, tmp_path / "uninterrupted.zarr")
+    assert_same_store(layout.FEATURES, tmp_path / "uninterrupted.zarr")  # the killed cluster's shards included
     after = shard_mtimes(layout.FEATURES, "features")
     for b in done:  # shard b holds clips 4b..4b+3; with one clip per chunk inside it, its file is c/b/0/0
         assert after[f"c/{b}/0/0"] == before[f"c/{b}/0/0"], f"finished shard {b} was written again"

@@ -7,15 +7,13 @@ output is the mean of the cls and distillation tokens after the final norm, then
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
-from timm.layers import PatchEmbed
-from timm.models.deit import VisionTransformerDistilled
 
 from . import ModelConfig, PretrainedError, register_model
 
@@ -25,21 +23,27 @@ class ASTConfig(ModelConfig):
     tstride: int = Field(10, ge=1, le=16)
 
 
-class OverlappingPatchEmbed(PatchEmbed):
-    """timm's PatchEmbed with a stride smaller than the patch, so neighbouring patches overlap."""
+@lru_cache(maxsize=None)
+def overlapping_patch_embed() -> type:
+    """timm's PatchEmbed with a stride smaller than the patch, so neighbouring patches overlap (made on first use:
+    importing timm takes seconds, which params validation and the stages that build no model need not pay)."""
+    from timm.layers import PatchEmbed
 
-    def __init__(self, *args, stride: tuple[int, int], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.stride = tuple(stride)
-        self.proj = nn.Conv2d(self.proj.in_channels, self.proj.out_channels, kernel_size=self.patch_size,
-                              stride=self.stride, bias=self.proj.bias is not None,
-                              device=self.proj.weight.device, dtype=self.proj.weight.dtype)
-        self.grid_size = tuple((size - patch) // step + 1
-                               for size, patch, step in zip(self.img_size, self.patch_size, self.stride))
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
+    class OverlappingPatchEmbed(PatchEmbed):
+        def __init__(self, *args, stride: tuple[int, int], **kwargs):
+            super().__init__(*args, **kwargs)
+            self.stride = tuple(stride)
+            self.proj = nn.Conv2d(self.proj.in_channels, self.proj.out_channels, kernel_size=self.patch_size,
+                                  stride=self.stride, bias=self.proj.bias is not None,
+                                  device=self.proj.weight.device, dtype=self.proj.weight.dtype)
+            self.grid_size = tuple((size - patch) // step + 1
+                                   for size, patch, step in zip(self.img_size, self.patch_size, self.stride))
+            self.num_patches = self.grid_size[0] * self.grid_size[1]
 
-    def feat_ratio(self, as_scalar=True):
-        return max(self.stride) if as_scalar else self.stride
+        def feat_ratio(self, as_scalar=True):
+            return max(self.stride) if as_scalar else self.stride
+
+    return OverlappingPatchEmbed
 
 
 class AST(nn.Module):
@@ -48,10 +52,12 @@ class AST(nn.Module):
         super().__init__()
         if num_frames < patch_size or num_mel_bins < patch_size:
             raise ValueError(f"AST needs at least {patch_size} frames and mel bins, got {num_frames}x{num_mel_bins}")
+        from timm.models.deit import VisionTransformerDistilled
+
         self.v = VisionTransformerDistilled(
             img_size=(num_mel_bins, num_frames), patch_size=patch_size, in_chans=1, num_classes=0,
             embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-            embed_layer=partial(OverlappingPatchEmbed, stride=(fstride, tstride)),
+            embed_layer=partial(overlapping_patch_embed(), stride=(fstride, tstride)),
         )
         self.head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, num_classes))
 

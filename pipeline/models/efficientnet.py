@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
-import timm
 import torch
 import torch.nn as nn
 from pydantic import Field
@@ -45,6 +44,8 @@ class EfficientNetAudio(nn.Module):
     def __init__(self, num_classes: int, num_frames: int, num_mel_bins: int = 128, timm_name: str = "efficientnet_b2",
                  pooling: str = "mean", drop_rate: float = 0.0):
         super().__init__()
+        import timm  # here, not at the top: importing it takes seconds that params validation need not pay
+
         self.backbone = timm.create_model(timm_name, pretrained=False, in_chans=1, num_classes=0, global_pool="",
                                           drop_rate=drop_rate)
         channels = self.backbone.num_features

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 from dvclive import Live
-from torch.nn.parallel import DistributedDataParallel
 from rich.progress import Progress
+from torch.nn.parallel import DistributedDataParallel
 
 from .. import layout
 from ..evaluation.inference import predict
