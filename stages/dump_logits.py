@@ -7,6 +7,7 @@ from pipeline.runs import Run
 from pipeline.runtime import launch
 from pipeline.settings import load_settings
 
-settings = load_settings()
-launch(settings)  # through torchrun when params `distributed` asks for several processes
-dump(settings, Run(sys.argv[1], int(sys.argv[2])))
+if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
+    settings = load_settings()
+    launch(settings)  # through torchrun when params `distributed` asks for several processes
+    dump(settings, Run(sys.argv[1], int(sys.argv[2])))

@@ -6,4 +6,5 @@ from pipeline.evaluation.evaluate import evaluate
 from pipeline.runs import Run
 from pipeline.settings import load_settings
 
-evaluate(load_settings(), "baseline", Run(sys.argv[1], int(sys.argv[2])))
+if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
+    evaluate(load_settings(), "baseline", Run(sys.argv[1], int(sys.argv[2])))

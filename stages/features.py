@@ -2,4 +2,5 @@
 from pipeline.features.extract import extract
 from pipeline.settings import load_settings
 
-extract(load_settings())
+if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
+    extract(load_settings())

@@ -2,4 +2,5 @@
 from pipeline.prepare import prepare
 from pipeline.settings import load_settings
 
-prepare(load_settings())
+if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
+    prepare(load_settings())

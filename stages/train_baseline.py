@@ -7,6 +7,7 @@ from pipeline.runtime import launch
 from pipeline.settings import load_settings
 from pipeline.training.loop import train
 
-settings = load_settings()
-launch(settings)  # through torchrun when params `distributed` asks for several processes
-train(settings, "baseline", Run(sys.argv[1], int(sys.argv[2])))
+if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
+    settings = load_settings()
+    launch(settings)  # through torchrun when params `distributed` asks for several processes
+    train(settings, "baseline", Run(sys.argv[1], int(sys.argv[2])))

@@ -24,10 +24,11 @@ from pipeline.stores import FeatureStore
 from .conftest import MAIN, REPO, settings, tiny
 
 
-def kill_after_first_block(code: str, cwd: Path, partial: Path) -> list[int]:
-    """Run `code` in a child, SIGKILL it (and every process it started: a local Dask cluster's workers) once it
-    has finished a block; return the blocks finished by then."""
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+def kill_after_first_block(code: str | list[str], cwd: Path, partial: Path) -> list[int]:
+    """Run `code` (Python source, or a command) in a child, SIGKILL it (and every process it started: a local
+    Dask cluster's workers) once it has finished a block; return the blocks finished by then."""
+    command = [sys.executable, "-c", code] if isinstance(code, str) else code
+    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              start_new_session=True)
     deadline, done = time.monotonic() + 120, []
     while child.poll() is None and time.monotonic() < deadline:
@@ -72,8 +73,7 @@ def test_features_killed_and_rerun(tmp_path, monkeypatch, scheduler):
     params["features"].update(scheduler=scheduler, workers=1 if scheduler == "synchronous" else 2)
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    code = "from pipeline.features.extract import extract; from pipeline.settings import load_settings; " \
-           "extract(load_settings())"
+    code = [sys.executable, str(REPO / "stages" / "features.py")]  # the DVC stage itself, as `dvc repro` runs it
     partial = tmp_path / "data/features.zarr.partial"
     done = kill_after_first_block(code, tmp_path, partial)
     assert not layout.FEATURES.exists()  # nothing half-written under the final name
