@@ -55,7 +55,7 @@ def train(settings, role: str, run: Run) -> dict:
         loaded = load_pretrained(model, model_cfg.pretrained)
         print(f"{role}: {len(loaded['loaded'])} tensors from {model_cfg.pretrained}, "
               f"initialised: {', '.join(loaded['initialised']) or 'none'}")
-    if ranks.size > 1 and settings.distributed.sync_batchnorm:
+    if ranks.size > 1 and settings.distributed.sync_batchnorm and dev.type == "cuda":  # (SyncBatchNorm is GPU-only)
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over every rank's share
     model = model.to(dev)
     step_model = for_training(model, dev, cfg, ranks)  # the same weights, maybe channels-last, DDP, compiled
