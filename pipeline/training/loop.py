@@ -7,6 +7,10 @@
 
 Each epoch: a plan of batches is drawn (pipeline/training/batches.py), each batch becomes the model input and its
 targets, one optimizer step is taken, and the epoch is logged (DVCLive) and saved for resuming.
+
+Under torchrun (distributed.nproc_per_node > 1, pipeline/runtime.py) every rank draws the same plan of global
+batches and takes its share of each, DistributedDataParallel averages the gradients, and rank 0 alone validates,
+logs and saves while the others wait at a barrier.
 """
 from __future__ import annotations
 
