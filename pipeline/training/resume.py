@@ -43,6 +43,7 @@ def resume(path: Path, run_id: str, model, optimizer, scheduler,
         return 0, [], {}
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state["run_id"] != run_id:  # made by a run with other params or inputs: start over
+        print(f"{path}: made by a run with other params or inputs; starting over")
         path.unlink(missing_ok=True)  # (every rank of a distributed run reads it; one of them removes it)
         return 0, [], {}
     model.load_state_dict(state["model"])
