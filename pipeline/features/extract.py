@@ -109,8 +109,11 @@ def block_features(clips: list[Clip], cfg, device: torch.device | None) -> tuple
     return feats, frames, reasons
 
 
-FBANK_KALDI = "torchaudio.compliance.kaldi.fbank"
-FBANK_BATCHED = "pipeline.features.fbank.BatchedFbank"
+def fbank_name(device: torch.device | None) -> str:
+    """Which fbank computes features on `device` (None: torchaudio's Kaldi), as the store records it."""
+    if device is None:
+        return "torchaudio.compliance.kaldi.fbank"
+    return f"pipeline.features.fbank.BatchedFbank on {device.type}"
 
 
 def compute_on_cluster(tasks: list, cfg, advance, say) -> list:
@@ -164,7 +167,7 @@ def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg) 
     """
     torch.set_num_threads(1)  # parallelism comes from Dask workers, not intra-op threads
     device = fbank_device(cfg.fbank)
-    used = FBANK_KALDI if device is None else f"{FBANK_BATCHED} on {device.type}"
+    used = fbank_name(device)
     group = zarr.open_group(partial, mode="r+")
     block_feats, frames, reasons = block_features(clips, cfg, device)
     bad = [(str(clip.path), reason.removeprefix(f"{clip.path}: ")) for clip, reason in zip(clips, reasons) if reason]
@@ -223,7 +226,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         torch.set_num_threads(threads)
     bad = [clip for found, _ in results for clip in found]
     used = sorted({fbank for _, fbank in results} | set(group.attrs.get("_fbank", []))) or [
-        FBANK_KALDI if fbank_device(cfg.fbank) is None else f"{FBANK_BATCHED} on {fbank_device(cfg.fbank).type}"]
+        fbank_name(fbank_device(cfg.fbank))]  # nothing computed in this run: what this machine would use
     group.attrs["_fbank"] = used  # a resumed run adds to what the shards before it used
     if bad and cfg.on_error == "fail":
         done = int(group["_done"][:].sum())
