@@ -17,7 +17,8 @@ import zarr
 from rich.console import Console
 from rich.table import Table
 
-from .evaluation.metrics import compute_metrics, per_class_ap
+from .cache.dump import split_statistics
+from .evaluation.metrics import per_class_ap
 from .stores import FeatureStore, PredictionStore, read_rows
 from .training.losses import teacher_targets
 
@@ -132,15 +133,12 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
         "logits": value_stats(cache.logits),
         "provenance": {"teacher": attrs["teacher"], "features_fingerprint": attrs["features_fingerprint"],
                        "code": attrs.get("code"), "created_by": attrs["created_by"]},
-        "teacher metrics from the cache": {},
+        # per split: the teacher's metric and its targets' entropy / confidence (as the dump's targets.json)
+        "teacher metrics and targets from the cache (tau 1)": split_statistics(logits, store, cache_rows),
     }
     labels = store.labels
-    for split in ("train", "val", "test"):
-        rows = cached[store.split[cached] == split]
-        if len(rows):
-            out["teacher metrics from the cache"][split] = {
-                "clips": int(len(rows)), **_headline(compute_metrics(logits[cache_rows[rows]], labels[rows],
-                                                                    store.multi_label, store.classes))}
+    if attrs.get("cross_fit"):
+        out["cross-fit"] = cross_fit_summary(cache, store, cache_rows, attrs)
     test = cached[store.split[cached] == "test"]
     rows = test if len(test) else cached
     probs = teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0, store.multi_label).numpy()
@@ -161,8 +159,25 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
     return out
 
 
-def _headline(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in ("per_class", "classes_unscored")}
+def cross_fit_summary(cache: PredictionStore, store: FeatureStore, cache_rows: np.ndarray, attrs: dict) -> dict:
+    """Which teacher made which rows, and whether each training clip's teacher really held it out."""
+    part = np.full(len(store.clip_ids), -2, dtype=np.int64)  # -2: not cached
+    cached = cache_rows >= 0
+    part[cached] = cache.group["teacher_part"][:][cache_rows[cached]]
+    teachers = attrs["teacher"]["cross_fit"]["parts"]
+    rows = {}
+    for record in teachers:
+        ckpt = torch.load(record["checkpoint"], map_location="cpu", weights_only=True) \
+            if Path(record["checkpoint"]).exists() else None
+        mine = np.flatnonzero(part == record["part"])
+        held_out = set(ckpt["cross_fit"]["held_out"]) if ckpt else None
+        rows[f"part {record['part']}"] = {
+            "clips": int(len(mine)), "checkpoint": record["checkpoint"],
+            "every clip held out by its teacher": (set(map(str, store.clip_ids[mine])) <= held_out)
+            if held_out is not None else "checkpoint not found"}
+    rows["mean of the k teachers"] = {"clips": int((part == -1).sum()),
+                                      "splits": sorted(set(store.split[part == -1].tolist()))}
+    return {"k": attrs["cross_fit"]["k"], "split seed": attrs["cross_fit"]["seed"], **rows}
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, multi_label: bool, bins: int = 15) -> dict:

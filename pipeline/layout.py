@@ -7,7 +7,9 @@ and `dvc plots diff` can compare experiments and branches.
     data/raw/                                  prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
     data/features.zarr, data/skipped.csv       features: one fbank store for every run; the clips left out
     data/runs/<split>/seed<k>/teacher/checkpoint.pt            train_teacher@<split>-<k>
+    data/runs/<split>/seed<k>/teacher/parts/part<j>.pt         train_teacher_part@<split>-<k>-<j> (dump.cross_fit)
     data/runs/<split>/seed<k>/teacher_predictions.zarr         dump_logits@<split>-<k>: the cached teacher outputs
+    results/runs/<split>/seed<k>/teacher/targets.json          dump_logits@<split>-<k>: what those targets hold
     data/runs/<split>/seed<k>/{student,baseline}/checkpoint.pt train_student, train_baseline
     results/runs/<split>/seed<k>/<role>/live/       training curves (DVCLive: metrics.json, plots/metrics/*.tsv)
     results/runs/<split>/seed<k>/<role>/metrics.json, classes.json  evaluate_<role>: test-split metrics, per class
@@ -45,6 +47,24 @@ def checkpoint(role: str, run: Run) -> Path:
 
 def predictions(run: Run) -> Path:
     return run_dir(run) / "teacher_predictions.zarr"
+
+
+def part_checkpoint(run: Run, part: int) -> Path:
+    """Cross-fit teacher `part` (dump.cross_fit), inside the teacher's folder, which the dump stage depends on."""
+    return role_dir("teacher", run) / "parts" / f"part{part}.pt"
+
+
+def part_live_dir(run: Run, part: int) -> Path:
+    return results_dir("teacher", run) / "parts" / f"part{part}" / "live"
+
+
+def part_resume_state(run: Run, part: int) -> Path:
+    return run_dir(run) / f"teacher_part{part}.resume.pt"
+
+
+def target_statistics(run: Run) -> Path:
+    """Per split: the cached teacher's metrics and its targets' entropy and confidence (a DVC metrics file)."""
+    return results_dir("teacher", run) / "targets.json"
 
 
 def resume_state(role: str, run: Run) -> Path:

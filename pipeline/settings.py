@@ -158,6 +158,20 @@ class DumpSettings(Section):
     views: int = Field(0, ge=0)
     top_k: int = Field(0, ge=0)
     extra_teachers: list[str] = []
+    cross_fit: int = Field(0, ge=0)
+    cross_fit_parts: list[int] = []
+
+    @model_validator(mode="after")
+    def _parts_list_the_teachers(self):
+        if self.cross_fit == 1:
+            raise ValueError("cross_fit = 1 would train a teacher on no clips: 0 (off) or k >= 2")
+        if self.cross_fit_parts != list(range(self.cross_fit if self.cross_fit else 0)):
+            raise ValueError(f"cross_fit_parts must be {list(range(self.cross_fit))} for cross_fit: {self.cross_fit} "
+                             "(dvc.yaml makes one train_teacher_part stage per entry)")
+        if self.cross_fit and self.extra_teachers:
+            raise ValueError("cross_fit and extra_teachers cannot be combined (each training clip's target must come "
+                             "from a teacher that never trained on it)")
+        return self
 
 
 class DistributedSettings(Section):
@@ -207,6 +221,8 @@ class Settings(Section):
                                  f"(have {', '.join(sorted(self.models))})")
         if len(set(self.runs)) != len(self.runs) or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("runs and seeds must not repeat an entry")
+        if self.distill.online and self.dump.cross_fit:
+            raise ValueError("distill.online runs the full teacher in the loop; dump.cross_fit needs the cache")
         return self
 
     def architecture(self, role: str) -> str:

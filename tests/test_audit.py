@@ -39,9 +39,9 @@ def test_inspect_every_artifact(with_teacher):
     assert predictions["summary"]["matches the feature store"] and predictions["summary"]["run"] == "main"
     test = store.indices("test")
     expected = compute_metrics(cache.logits[:][test], store.labels[test], False)
-    assert predictions["teacher metrics from the cache"]["test"]["accuracy"] == pytest.approx(expected["accuracy"])
+    assert predictions["teacher metrics and targets from the cache (tau 1)"]["test"]["accuracy"] == pytest.approx(expected["accuracy"])
     evaluated = json.loads(layout.metrics("teacher", MAIN).read_text())  # the evaluate stage agrees with the cache
-    assert predictions["teacher metrics from the cache"]["test"]["accuracy"] == pytest.approx(evaluated["accuracy"])
+    assert predictions["teacher metrics and targets from the cache (tau 1)"]["test"]["accuracy"] == pytest.approx(evaluated["accuracy"])
     calibration = next(v for k, v in predictions.items() if k.startswith("calibration"))
     assert 0 <= calibration["ECE"] <= 1
     assert all({"true", "predicted", "clips"} <= set(row) for row in predictions["most confused"])
@@ -61,7 +61,7 @@ def test_inspect_every_artifact(with_teacher):
 
     tables = CliRunner().invoke(app, ["inspect", str(layout.predictions(MAIN))])
     assert tables.exit_code == 0
-    assert "teacher metrics from the cache" in tables.output and "most confused" in tables.output
+    assert "teacher metrics and targets from the cache" in tables.output and "most confused" in tables.output
 
 
 def test_inspect_refuses_what_it_does_not_know(tmp_path):

@@ -9,6 +9,8 @@ of it. Logits are stored raw (before tau), so tau stays a student-side parameter
   logits and their classes.
 - dump.extra_teachers: more checkpoints of the same run ("{run}" in a path is replaced by the run's split); the
   cache then holds the ensemble's mean logits (pipeline/models/ensemble.py).
+- dump.cross_fit = k > 1: each training clip's logits from the one of k part teachers that never trained on it,
+  every other clip's from their mean; `teacher_part` records which (pipeline/training/cross_fit.py).
 
 Written block by block through ResumableStore: a killed dump resumes where it stopped. Under torchrun
 (distributed.nproc_per_node > 1) each rank computes every N-th pending block and writes its shards into the same
@@ -27,15 +29,18 @@ from rich.progress import track
 
 from .. import layout
 from ..evaluation.inference import predict_batches
+from ..evaluation.metrics import compute_metrics, headline, target_statistics
 from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_record
 from ..models.ensemble import Ensemble
 from ..provenance import code_version
 from ..runs import Run
 from ..runtime import device, world
-from ..stores import FeatureStore
+from ..stores import FeatureStore, PredictionStore
 from ..stores.writer import ResumableStore, block_ranges
 from ..training.augment import FIELDS, AugmentConfig, view_seeds
 from ..training.batches import Augmenter, BatchSource, BatchSpec, ZarrRows
+from ..training.cross_fit import PartTeachers, check_part_teacher, part_of_rows, pick_part
+from ..training.losses import teacher_targets
 
 
 def dump(settings, run: Run) -> None:
@@ -44,8 +49,13 @@ def dump(settings, run: Run) -> None:
     store = FeatureStore(layout.FEATURES, run.split)
     ranks = world(settings.distributed.backend)
     dev = device()
-    model, teacher, teachers = load_teachers(
-        [layout.checkpoint("teacher", run), *(Path(p.format(run=run.split)) for p in cfg.extra_teachers)], store, dev)
+    parts = part_of_rows(store, cfg.cross_fit, run.seed) if cfg.cross_fit else None
+    if parts is None:
+        model, teacher, teachers = load_teachers(
+            [layout.checkpoint("teacher", run), *(Path(p.format(run=run.split)) for p in cfg.extra_teachers)], store,
+            dev)
+    else:
+        model, teacher, teachers = load_part_teachers(run, store, parts, dev)
 
     n, c, views = len(store.clip_ids), len(store.classes), cfg.views
     k_top = min(cfg.top_k, c) if cfg.top_k else 0
@@ -53,12 +63,14 @@ def dump(settings, run: Run) -> None:
     view_attrs = {"count": views, "config": augment.as_dict(), "top_k": k_top, "seed": run.seed} if views else None
     blocks = block_ranges(n, cfg.clips_per_shard)
     fingerprint = hashlib.sha256(json.dumps([[t["checkpoint_sha256"] for t in teachers], store.fingerprint,
-                                             run.split, view_attrs]).encode()).hexdigest()
+                                             run.split, view_attrs, cfg.cross_fit]).encode()).hexdigest()
     writer = ResumableStore(layout.predictions(run), fingerprint, len(blocks))
     if ranks.is_main:
         group, fresh = writer.open()
         if fresh:
             create_arrays(group, store, views, k_top, cfg.clips_per_shard, run.seed)
+            if parts is not None:
+                group.create_array("teacher_part", data=parts, chunks=(cfg.clips_per_shard,))
     ranks.barrier()  # the other ranks open the store the main process made
     if not ranks.is_main:
         group, _ = writer.open()
@@ -81,6 +93,8 @@ def dump(settings, run: Run) -> None:
     for i, batch_logits in enumerate(track(logits, total=len(specs), description=f"teacher logits ({total})",
                                                     disable=not ranks.is_main)):
         b, spec = owner[i], specs[i]
+        if parts is not None:  # [clips, k, classes] -> each clip's own part teacher, or their mean
+            batch_logits = pick_part(batch_logits, parts[spec.rows])
         # kept on the device until the block is written: one host sync per block, not one per batch
         collected[b][0 if spec.views is None else 1 + int(spec.views[0])].append(batch_logits)
         if i + 1 == len(specs) or owner[i + 1] != b:
@@ -92,8 +106,29 @@ def dump(settings, run: Run) -> None:
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
                         "features": str(store.path), "run": run.split, "seed": run.seed, "teacher": teacher,
                         "views": view_attrs, "multi_label": store.multi_label, "created_by": "cmkd dump_logits",
+                        "cross_fit": {"k": cfg.cross_fit, "seed": run.seed} if parts is not None else None,
                         "code": code_version()})
     writer.commit(group)
+    path = layout.target_statistics(run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logits = PredictionStore(layout.predictions(run)).logits[:]  # as committed
+    path.write_text(json.dumps(split_statistics(logits, store, np.arange(n)), indent=1) + "\n")
+
+
+def split_statistics(logits: np.ndarray, store: FeatureStore, cache_rows: np.ndarray) -> dict:
+    """Per split, over its cached clips: the teacher's headline metric from the cache and its targets' statistics
+    at tau = 1 (pipeline/evaluation/metrics.py). Training clips the teacher trained on (no cross-fit) score far
+    above held-out ones: that gap is what the student is handed back as targets."""
+    out = {}
+    for split in ("train", "val", "test"):
+        rows = np.flatnonzero((store.split == split) & (cache_rows >= 0))
+        if len(rows):
+            z, labels = logits[cache_rows[rows]], store.labels[rows]
+            key, value = headline(compute_metrics(z, labels, store.multi_label))
+            probs = teacher_targets(torch.from_numpy(z), 1.0, store.multi_label).numpy()
+            out[split] = {"clips": int(len(rows)), key: value,
+                          **target_statistics(probs, labels, store.multi_label)}
+    return out
 
 
 def load_teachers(paths: list[Path], store: FeatureStore, dev: torch.device):
@@ -106,6 +141,22 @@ def load_teachers(paths: list[Path], store: FeatureStore, dev: torch.device):
         records.append(teacher_record(path, ckpt))
     model = members[0] if len(members) == 1 else Ensemble(members).to(dev).eval()
     return model, {**records[0], "ensemble": records if len(records) > 1 else None}, records
+
+
+def load_part_teachers(run: Run, store: FeatureStore, parts: np.ndarray, dev: torch.device):
+    """The k cross-fit teachers (each checked to hold out exactly its part), their record and each one's record."""
+    members, records = [], []
+    for j in range(int(parts.max()) + 1):
+        path = layout.part_checkpoint(run, j)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: cross-fit teacher {j} not found (run stage train_teacher_part)")
+        member, ckpt = load_checkpoint(path, dev)
+        check_trained_on(ckpt, path, store)
+        check_part_teacher(ckpt, path, store, parts, j)
+        members.append(member)
+        records.append({**teacher_record(path, ckpt), "part": j})
+    record = {**records[0], "ensemble": None, "cross_fit": {"k": len(records), "seed": run.seed, "parts": records}}
+    return PartTeachers(members).to(dev).eval(), record, records
 
 
 def create_arrays(group, store: FeatureStore, views: int, k_top: int, clips_per_shard: int, seed: int) -> None:

@@ -62,3 +62,20 @@ def headline(metrics: dict) -> tuple[str, float]:
     """The metric a report leads with."""
     key = "accuracy" if "accuracy" in metrics else "mAP"
     return key, metrics[key]
+
+
+def target_statistics(probs: np.ndarray, labels: np.ndarray, multi_label: bool) -> dict:
+    """How much a teacher's targets say beyond the labels: their mean entropy (nats; multi-label: the mean over
+    classes of each one's Bernoulli entropy), the mean top-1 probability and the mean probability of the labelled
+    classes. Targets near one-hot on the labels (entropy ~0, labelled ~1) teach a student nothing its labels don't."""
+    p = np.clip(probs.astype(np.float64), 1e-12, 1.0)
+    if multi_label:
+        q = np.clip(1 - probs.astype(np.float64), 1e-12, 1.0)
+        entropy = -(p * np.log(p) + q * np.log(q)).mean(axis=1)
+        labelled = np.array([probs[i, labels[i] > 0].mean() if labels[i].any() else np.nan
+                             for i in range(len(probs))])
+    else:
+        entropy = -(p * np.log(p)).sum(axis=1)
+        labelled = probs[np.arange(len(probs)), labels.argmax(axis=1)]
+    return {"entropy": float(entropy.mean()), "top1_probability": float(probs.max(axis=1).mean()),
+            "labelled_probability": float(np.nanmean(labelled))}

@@ -4,6 +4,8 @@
 - student:  the other architecture on lambda * L_gt + (1 - lambda) * L_kd toward the teacher's predictions, from
             the cache (the teacher model is never loaded), its cached views, or online (pipeline/training/teaching.py).
 - baseline: the student's architecture on the ground-truth loss alone, so the gain from distillation shows.
+- teacher part j (dump.cross_fit: k): the teacher trained without part j of the training clips, so that the dump
+            can take those clips' targets from a teacher that never saw them (pipeline/training/cross_fit.py).
 
 Each epoch: a plan of batches is drawn (pipeline/training/batches.py), each batch becomes the model input and its
 targets, one optimizer step is taken, and the epoch is logged (DVCLive) and saved for resuming.
@@ -37,15 +39,22 @@ from ..stores import FeatureStore
 from .augment import AugmentConfig
 from .averaging import WeightAverage
 from .batches import Augmenter, BatchSource, ZarrRows, balanced_weights, to_device, training_plan
+from .cross_fit import held_out_clips, part_of_rows
 from .losses import cmkd_loss
 from .resident import ResidentRows, use_resident
 from .resume import resume, run_id, save_resume_state
 from .teaching import teaching_for
 
 
-def train(settings, role: str, run: Run) -> dict:
-    """Train `role` in `run`; returns the last epoch's log."""
+def train(settings, role: str, run: Run, part: int | None = None) -> dict:
+    """Train `role` in `run` (or, with `part`, the teacher of that cross-fit part); returns the last epoch's log."""
     cfg, model_cfg = settings.train, settings.model(role)
+    if part is None:
+        checkpoint, live_dir, resume_path = (layout.checkpoint(role, run), layout.live_dir(role, run),
+                                             layout.resume_state(role, run))
+    else:
+        checkpoint, live_dir, resume_path = (layout.part_checkpoint(run, part), layout.part_live_dir(run, part),
+                                             layout.part_resume_state(run, part))
     torch.manual_seed(run.seed)
     rng = np.random.default_rng(run.seed)  # the same on every rank: every rank draws the same plans
     ranks = world(settings.distributed.backend)
@@ -64,6 +73,14 @@ def train(settings, role: str, run: Run) -> dict:
     model = model.to(dev)
     step_model = for_training(model, dev, cfg, ranks)  # the same weights, maybe channels-last, DDP, compiled
     train_rows, val_rows = store.indices("train"), store.indices("val")
+    cross_fit = None
+    if part is not None:  # this part's clips are held out: the dump takes their targets from this teacher
+        k = settings.dump.cross_fit
+        if not 0 <= part < k:
+            raise ValueError(f"cross-fit part {part}: dump.cross_fit is {k}, so parts are 0..{k - 1}")
+        parts = part_of_rows(store, k, run.seed)
+        train_rows = train_rows[parts[train_rows] != part]
+        cross_fit = {"k": k, "part": part, "seed": run.seed, "held_out": held_out_clips(store, parts, part)}
     weights = balanced_weights(store.labels[train_rows]) if cfg.balanced_sampling else None
     batch = cfg.batch_size * ranks.size  # the global batch: each of N processes takes batch_size clips of it
     steps_per_epoch = max(1, len(train_rows) // batch)
@@ -76,17 +93,18 @@ def train(settings, role: str, run: Run) -> dict:
 
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
     this_run = run_id(role, run.split, run.seed, model_cfg.model_dump(), cfg.model_dump(), lam,
-                      settings.distill.tau, store.fingerprint, teaching.record)
-    start, history, kept = resume(layout.resume_state(role, run), this_run, model, optimizer, scheduler, rng)
+                      settings.distill.tau, store.fingerprint, teaching.record, cross_fit)
+    start, history, kept = resume(resume_path, this_run, model, optimizer, scheduler, rng)
     averaged, snapshots = WeightAverage(kept.get("averaged")), kept.get("snapshots", [])
     best = kept.get("best")  # train.select: best: the epoch with the best validation score so far, and its weights
     key = "mAP" if store.multi_label else "accuracy"  # the validation score (evaluation/metrics.headline)
-    live = Live(str(layout.live_dir(role, run)), dvcyaml=False, save_dvc_exp=False) if ranks.is_main else None
+    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) if ranks.is_main else None
     for entry in history if live is not None else []:  # the curves of the epochs before a resume
         log_epoch(live, entry)
 
     with Progress(disable=not ranks.is_main) as progress:
-        bar = progress.add_task(f"train {role} ({model_cfg.name}, {run})", total=model_cfg.epochs * steps_per_epoch,
+        name = role if part is None else f"teacher part {part}"
+        bar = progress.add_task(f"train {name} ({model_cfg.name}, {run})", total=model_cfg.epochs * steps_per_epoch,
                                 completed=start * steps_per_epoch)
         for epoch in range(start, model_cfg.epochs):
             model.train()
@@ -123,7 +141,7 @@ def train(settings, role: str, run: Run) -> dict:
                 averaged.add(model.state_dict())
             if epoch >= model_cfg.epochs - cfg.ensemble_last:
                 snapshots.append(_copy_to_cpu(model.state_dict()))
-            save_resume_state(layout.resume_state(role, run), this_run, epoch + 1, history, model, optimizer,
+            save_resume_state(resume_path, this_run, epoch + 1, history, model, optimizer,
                               scheduler, rng, kept={"averaged": averaged.state(), "snapshots": snapshots, "best": best})
             ranks.barrier()
 
@@ -148,16 +166,16 @@ def train(settings, role: str, run: Run) -> dict:
         selection = {"select": f"ensemble of the last {len(snapshots)} epochs", "epoch": None}
     live.end()
     save_checkpoint(
-        layout.checkpoint(role, run), model,
+        checkpoint, model,
         role=role, run=run.split, seed=run.seed, architecture=settings.architecture(role),
         model_config=model_cfg.model_dump(), num_classes=len(store.classes), num_frames=store.num_frames,
         num_mel_bins=store.num_mel_bins, classes=store.classes, features_fingerprint=store.fingerprint,
         normalization={"mean": store.mean, "std": store.std}, teacher=teaching.record,
         distill=settings.distill.model_dump(by_alias=True) if teaching.record else None,
         train=cfg.model_dump(), history=history, selection=selection, weight_average=weight_average,
-        ensemble=snapshots or None,
+        ensemble=snapshots or None, cross_fit=cross_fit,
     )
-    layout.resume_state(role, run).unlink(missing_ok=True)
+    resume_path.unlink(missing_ok=True)
     return history[-1]
 
 
