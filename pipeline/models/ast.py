@@ -21,6 +21,7 @@ from . import ModelConfig, PretrainedError, register_model
 class ASTConfig(ModelConfig):
     fstride: int = Field(10, ge=1, le=16)  # patch strides over frequency and time (10 and 10 in the paper)
     tstride: int = Field(10, ge=1, le=16)
+    layer_norm_eps: float | None = Field(None, gt=0)  # None: the AST code's (DeiT 1e-6, head 1e-5); HF AST: 1e-12
 
 
 @lru_cache(maxsize=None)
@@ -48,7 +49,8 @@ def overlapping_patch_embed() -> type:
 
 class AST(nn.Module):
     def __init__(self, num_classes: int, num_frames: int, num_mel_bins: int = 128, embed_dim: int = 768,
-                 depth: int = 12, num_heads: int = 12, fstride: int = 10, tstride: int = 10, patch_size: int = 16):
+                 depth: int = 12, num_heads: int = 12, fstride: int = 10, tstride: int = 10, patch_size: int = 16,
+                 layer_norm_eps: float | None = None):
         super().__init__()
         if num_frames < patch_size or num_mel_bins < patch_size:
             raise ValueError(f"AST needs at least {patch_size} frames and mel bins, got {num_frames}x{num_mel_bins}")
@@ -58,8 +60,10 @@ class AST(nn.Module):
             img_size=(num_mel_bins, num_frames), patch_size=patch_size, in_chans=1, num_classes=0,
             embed_dim=embed_dim, depth=depth, num_heads=num_heads,
             embed_layer=partial(overlapping_patch_embed(), stride=(fstride, tstride)),
+            norm_layer=partial(nn.LayerNorm, eps=layer_norm_eps or 1e-6),
         )
-        self.head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, num_classes))
+        self.head = nn.Sequential(nn.LayerNorm(embed_dim, eps=layer_norm_eps or 1e-5),
+                                  nn.Linear(embed_dim, num_classes))
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -74,11 +78,26 @@ class AST(nn.Module):
     def pretrained_state(self, sd: dict[str, torch.Tensor], meta: dict, path: Path) -> dict[str, torch.Tensor]:
         """A weights file's state dict in this model's keys and shapes (pipeline/models/pretrained.py loads it).
 
-        From a timm DeiT (ImageNet): the patch kernels summed over the RGB channels; the position-embedding grid
-        (24x24 for the 384-pixel DeiT that AST starts from, 14x14 at 224) adapted to this (frequency, time) grid.
-        From an AST this project trained: the grid adapted the same way (in time, for another number of frames).
+        Formats, told apart by their keys (checkpoint_format):
+        - cmkd: an AST this project trained (or `cmkd convert` wrote).
+        - ast: the AST repository's checkpoints (audioset_10_10_0.4593.pth, its ESC-50 and Speech Commands
+          fine-tunes): DataParallel keys `module.v.*` (timm DeiT) and `module.mlp_head.{0,1}`; the DeiT's own
+          `head`/`head_dist` are unused. Its (frequency, time) grid is read from the position embeddings.
+        - hf: Hugging Face `ASTForAudioClassification` (the Hub's layout, `encoder.layer.N.attention.attention.
+          {query,key,value}`, or transformers 5's `layers.N.attention.{q,k,v}_proj`); its grid from config.json.
+        - timm: an ImageNet DeiT: the patch kernels summed over the RGB channels, the square grid (24x24 for the
+          384-pixel DeiT that AST starts from).
+        The position-embedding grid is then adapted to this model's (AST's rule: crop or interpolate each axis).
         """
-        if "v.pos_embed" in sd:  # an AST this project trained
+        kind = checkpoint_format(sd)
+        if kind == "hf":
+            sd, old_grid = hf_to_cmkd(sd, meta, path)
+        elif kind == "ast":
+            sd = {k.removeprefix("module.").replace("mlp_head.", "head.", 1): v for k, v in sd.items()}
+            sd = {k: v for k, v in sd.items() if not k.startswith(("v.head.", "v.head_dist."))}
+            old_grid = grid_from_positions(sd["v.pos_embed"].shape[1] - 2, self.v.patch_embed.img_size[0],
+                                           self.v.patch_embed.stride[0], path)
+        elif kind == "cmkd":  # an AST this project trained
             sd = dict(sd)
             cfg = meta.get("model_config", {})
             fstride, tstride = cfg.get("fstride", 10), cfg.get("tstride", 10)
@@ -99,6 +118,65 @@ class AST(nn.Module):
             raise PretrainedError(f"{path}: {pos.shape[1]} position embeddings do not form a {old_grid} grid")
         sd["v.pos_embed"] = torch.cat([pos[:, :2], adapt_grid(pos[:, 2:], old_grid, self.grid_size)], dim=1)
         return sd
+
+
+def checkpoint_format(sd: dict) -> str:
+    """Which layout an AST weights file has: cmkd, ast (the AST repository), hf (Hugging Face) or timm (DeiT)."""
+    if any(k.startswith("audio_spectrogram_transformer.") for k in sd):
+        return "hf"
+    if "module.v.pos_embed" in sd or ("v.pos_embed" in sd and "mlp_head.0.weight" in sd):
+        return "ast"
+    if "v.pos_embed" in sd:
+        return "cmkd"
+    return "timm"
+
+
+def grid_from_positions(patches: int, mel_bins: int, fstride: int, path: Path) -> tuple[int, int]:
+    """The (frequency, time) patch grid of an AST checkpoint from its number of patch positions: the frequency
+    axis from this model's fstride if it divides the count, else from the first stride (10, 12, ..., 16) that does."""
+    for stride in dict.fromkeys([fstride, 10, 12, 14, 16, *range(1, 17)]):
+        rows = (mel_bins - 16) // stride + 1
+        if patches % rows == 0:
+            return rows, patches // rows
+    raise PretrainedError(f"{path}: {patches} patch positions fit no frequency stride over {mel_bins} mel bins")
+
+
+HF_BLOCK = {  # Hugging Face AST layer -> timm Block, for both of transformers' layouts
+    "layernorm_before": "norm1", "layernorm_after": "norm2", "attention.output.dense": "attn.proj",
+    "attention.o_proj": "attn.proj", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
+    "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
+}
+HF_QKV = (("attention.attention.query", "attention.attention.key", "attention.attention.value"),
+          ("attention.q_proj", "attention.k_proj", "attention.v_proj"))
+
+
+def hf_to_cmkd(sd: dict, meta: dict, path: Path) -> tuple[dict, tuple[int, int]]:
+    """A Hugging Face ASTForAudioClassification state dict in cmkd's keys (query, key and value concatenated into
+    timm's qkv), and its patch grid from config.json (frequency_stride, time_stride, max_length, num_mel_bins)."""
+    config = meta.get("hf_config")
+    if config is None:
+        raise PretrainedError(f"{path}: a Hugging Face AST needs its config.json beside the weights")
+    prefix = "audio_spectrogram_transformer."
+    out = {"v.cls_token": sd[prefix + "embeddings.cls_token"],
+           "v.dist_token": sd[prefix + "embeddings.distillation_token"],
+           "v.pos_embed": sd[prefix + "embeddings.position_embeddings"],
+           "v.patch_embed.proj.weight": sd[prefix + "embeddings.patch_embeddings.projection.weight"],
+           "v.patch_embed.proj.bias": sd[prefix + "embeddings.patch_embeddings.projection.bias"],
+           "v.norm.weight": sd[prefix + "layernorm.weight"], "v.norm.bias": sd[prefix + "layernorm.bias"],
+           "head.0.weight": sd["classifier.layernorm.weight"], "head.0.bias": sd["classifier.layernorm.bias"],
+           "head.1.weight": sd["classifier.dense.weight"], "head.1.bias": sd["classifier.dense.bias"]}
+    layers = prefix + ("encoder.layer." if any(k.startswith(prefix + "encoder.layer.") for k in sd) else "layers.")
+    for i in range(config["num_hidden_layers"]):
+        at = f"{layers}{i}."
+        qkv = next(names for names in HF_QKV if f"{at}{names[0]}.weight" in sd)
+        for kind in ("weight", "bias"):
+            out[f"v.blocks.{i}.attn.qkv.{kind}"] = torch.cat([sd[f"{at}{name}.{kind}"] for name in qkv])
+            for theirs, ours in HF_BLOCK.items():
+                if f"{at}{theirs}.{kind}" in sd:
+                    out[f"v.blocks.{i}.{ours}.{kind}"] = sd[f"{at}{theirs}.{kind}"]
+    grid = ((config["num_mel_bins"] - 16) // config["frequency_stride"] + 1,
+            (config["max_length"] - 16) // config["time_stride"] + 1)
+    return out, grid
 
 
 def adapt_grid(pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> torch.Tensor:
@@ -126,3 +204,45 @@ SIZES = {
 }
 for _size, _dims in SIZES.items():
     register_model(f"ast_{_size}", partial(AST, **_dims), ASTConfig)
+
+
+def describe_checkpoint(sd: dict, meta: dict, path: Path, frames: int | None = None) -> dict | None:
+    """What `cmkd convert` needs to rebuild an AST from a weights file (pipeline/models/convert.py): the registered
+    size, its config, frames, mel bins, class count and, where the file says, class names and normalisation.
+    None if the file is not an AST checkpoint of the AST repository or Hugging Face."""
+    kind = checkpoint_format(sd)
+    if kind not in ("ast", "hf"):
+        return None
+    if kind == "hf":
+        config = meta.get("hf_config") or {}
+        if not config:
+            raise PretrainedError(f"{path}: a Hugging Face AST needs its config.json beside the weights")
+        width, depth = config["hidden_size"], config["num_hidden_layers"]
+        fstride, tstride, mel_bins = config["frequency_stride"], config["time_stride"], config["num_mel_bins"]
+        num_frames, eps = frames or config["max_length"], config.get("layer_norm_eps", 1e-12)
+        num_classes = sd["classifier.dense.weight"].shape[0]
+        id2label = config.get("id2label") or {}
+        classes = [id2label.get(str(i), id2label.get(i)) for i in range(num_classes)] if id2label else None
+        pre = meta.get("hf_preprocessor") or {}
+        normalization = {"mean": pre["mean"], "std": pre["std"]} if "mean" in pre and "std" in pre else None
+    else:
+        sd = {k.removeprefix("module."): v for k, v in sd.items()}
+        pos = sd["v.pos_embed"]
+        width, mel_bins = pos.shape[-1], 128
+        depth = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("v.blocks."))
+        fstride = tstride = 10
+        rows, cols = grid_from_positions(pos.shape[1] - 2, mel_bins, fstride, path)
+        fstride = next(s for s in dict.fromkeys([10, 12, 14, 16, *range(1, 17)]) if (mel_bins - 16) // s + 1 == rows)
+        tstride = fstride  # the AST repository's checkpoints use equal strides
+        # the frame count is not in the file: the multiple of 16 among those giving `cols` patches (1024 for 101)
+        lowest = (cols - 1) * tstride + 16
+        num_frames = frames or next((f for f in range(lowest, lowest + tstride) if f % 16 == 0), lowest)
+        eps, num_classes, classes, normalization = None, sd["mlp_head.1.weight"].shape[0], None, None
+    size = next((name for name, dims in SIZES.items() if dims["embed_dim"] == width and dims["depth"] == depth), None)
+    if size is None:
+        raise PretrainedError(f"{path}: an AST of width {width} and depth {depth}; registered sizes: "
+                              + ", ".join(f"ast_{n} ({d['embed_dim']}x{d['depth']})" for n, d in SIZES.items()))
+    return {"format": kind, "name": f"ast_{size}", "architecture": "ast",
+            "model": {"fstride": fstride, "tstride": tstride, "layer_norm_eps": eps},
+            "num_frames": num_frames, "num_mel_bins": mel_bins, "num_classes": num_classes, "classes": classes,
+            "normalization": normalization}

@@ -8,6 +8,7 @@ is always re-initialised when the class count differs, and never copied from Ima
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -18,21 +19,38 @@ from . import PretrainedError
 __all__ = ["PretrainedError", "load_pretrained", "read_state_dict"]
 
 
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Return (state dict, metadata); metadata is the rest of a cmkd checkpoint, else empty."""
+    """Return (state dict, metadata); metadata is the rest of a cmkd checkpoint, or a Hugging Face model's
+    config.json (and preprocessor_config.json) as `hf_config` (`hf_preprocessor`), else empty.
+
+    A Hugging Face model may be named by its folder or by its weights file (config.json beside it)."""
     path = Path(path)
+    if path.is_dir():
+        found = [path / name for name in HF_WEIGHTS if (path / name).is_file()]
+        if not found:
+            raise PretrainedError(f"{path}: a folder without {' or '.join(HF_WEIGHTS)} (a Hugging Face model)")
+        path = found[0]
     if not path.is_file():
         raise PretrainedError(f"{path}: pretrained weights file not found")
+    meta = {}
+    for name, key in (("config.json", "hf_config"), ("preprocessor_config.json", "hf_preprocessor")):
+        if (path.parent / name).is_file() and path.name in HF_WEIGHTS:
+            meta[key] = json.loads((path.parent / name).read_text())
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(path), {}
+        return load_file(path), meta
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise PretrainedError(f"{path}: not a loadable weights file ({e})") from e
     if isinstance(obj, dict) and "model" in obj and "model_config" in obj:  # written by cmkd
         return obj["model"], {k: v for k, v in obj.items() if k != "model"}
+    if meta:
+        return obj, meta
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

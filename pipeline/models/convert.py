@@ -1,0 +1,99 @@
+"""`cmkd convert SRC --out model.pt`: a checkpoint people have (the AST repository's .pth, a Hugging Face
+ASTForAudioClassification folder) as a cmkd checkpoint, which every stage and `cmkd predict` loads.
+
+The format is told from the keys; each family says what a file of its holds (`describe_checkpoint` in its module)
+and maps the keys (`pretrained_state`). The result carries what the model was trained with: its class list, its
+input normalisation, its features (frames, mel bins), and where it came from (the source file's sha256).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from . import PretrainedError, build_model, config_class
+from .ast import describe_checkpoint as describe_ast
+from .checkpoint import file_sha256, save_checkpoint
+from .pretrained import read_state_dict
+
+DESCRIBERS = (describe_ast,)  # a family with checkpoints to convert adds its `describe_checkpoint` here
+
+# The normalisation (mean, std; input = (x - mean) / (2 std)) a file's training set implies, where the file itself
+# does not say: AudioSet's 527 classes (method.md, the AST recipe).
+KNOWN_NORMALIZATION = {527: {"mean": -4.2677393, "std": 4.5689974, "from": "AudioSet (the AST recipe)"}}
+
+
+def read_class_list(path: Path, count: int) -> list[str]:
+    """Class names from AudioSet's class_labels_indices.csv (index, mid, display_name) or a text file, one a line."""
+    path = Path(path)
+    text = path.read_text().splitlines()
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(text))
+        if not rows or "display_name" not in rows[0]:
+            raise PretrainedError(f"{path}: expected the columns index, mid, display_name")
+        names = [row["display_name"] for row in sorted(rows, key=lambda r: int(r["index"]))]
+    else:
+        names = [line.strip() for line in text if line.strip()]
+    if len(names) != count:
+        raise PretrainedError(f"{path}: {len(names)} classes, but the model has {count} outputs")
+    return names
+
+
+def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | None = None,
+            mean: float | None = None, std: float | None = None, multi_label: bool | None = None) -> dict:
+    """Write `src` as a cmkd checkpoint at `out`; returns what was read, mapped and assumed."""
+    src = Path(src)
+    sd, meta = read_state_dict(src)
+    described = next((d for describe in DESCRIBERS if (d := describe(sd, meta, src, frames)) is not None), None)
+    if described is None:
+        raise PretrainedError(f"{src}: not a checkpoint cmkd can convert (the AST repository's .pth or a Hugging "
+                              "Face ASTForAudioClassification)")
+    n = described["num_classes"]
+    notes = []
+    if classes is not None:
+        names = read_class_list(classes, n)
+    elif described["classes"]:
+        names = described["classes"]
+    else:
+        names = [f"class_{i:03d}" for i in range(n)]
+        notes.append(f"class names: none in the file; named class_000..class_{n - 1:03d} (give --classes, e.g. "
+                     "AudioSet's class_labels_indices.csv)")
+    if mean is not None and std is not None:
+        normalization = {"mean": mean, "std": std}
+    elif described["normalization"]:
+        normalization = described["normalization"]
+    elif n in KNOWN_NORMALIZATION:
+        normalization = {k: v for k, v in KNOWN_NORMALIZATION[n].items() if k != "from"}
+        notes.append(f"normalisation: {KNOWN_NORMALIZATION[n]['from']}'s, for {n} classes")
+    else:
+        raise PretrainedError(f"{src}: the file does not say which normalisation the model was trained with; give "
+                              "--mean and --std (of the training set's fbank features)")
+    if multi_label is None:
+        multi_label = n == 527  # AudioSet is multi-label; a fine-tune on ESC-50 or Speech Commands is not
+        notes.append(f"multi-label: {multi_label} (assumed from {n} classes; --multi-label/--single-label to set)")
+
+    model_config = config_class(described["name"]).model_validate({"name": described["name"], **described["model"]})
+    model = build_model(model_config, n, described["num_frames"], described["num_mel_bins"])
+    mapped = model.pretrained_state(sd, meta, src)
+    own = model.state_dict()
+    if set(mapped) != set(own) or any(mapped[k].shape != own[k].shape for k in own):
+        raise PretrainedError(f"{src}: mapped weights do not fit {described['name']} (missing "
+                              f"{sorted(set(own) - set(mapped))[:5]}, extra {sorted(set(mapped) - set(own))[:5]})")
+    model.load_state_dict(mapped)
+    features = {"sample_rate": 16000, "num_mel_bins": described["num_mel_bins"], "frame_shift_ms": 10.0,
+                "frame_length_ms": 25.0, "target_frames": described["num_frames"]}
+    source = {"path": str(src), "sha256": file_sha256(src if src.is_file() else _weights_file(src)),
+              "format": described["format"]}
+    save_checkpoint(Path(out), model, role="pretrained", run=None, seed=None, architecture=described["architecture"],
+                    model_config=model_config.model_dump(), num_classes=n, num_frames=described["num_frames"],
+                    num_mel_bins=described["num_mel_bins"], classes=names, features_fingerprint=None,
+                    normalization=normalization, multi_label=multi_label, features=features, source=source)
+    return {"source": source, "model": described["name"], "config": model_config.model_dump(),
+            "frames": described["num_frames"], "classes": n, "normalization": normalization,
+            "tensors mapped": len(mapped), "parameters": sum(p.numel() for p in model.parameters()), "notes": notes}
+
+
+def _weights_file(folder: Path) -> Path:
+    from .pretrained import HF_WEIGHTS
+
+    return next(folder / name for name in HF_WEIGHTS if (folder / name).is_file())
+
