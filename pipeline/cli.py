@@ -190,6 +190,83 @@ def preset(name: str = typer.Argument(..., help="esc50 | fsd50k | audioset (pipe
 
 
 @app.command()
+def convert(src: Path = typer.Argument(..., help="the AST repository's .pth, or a Hugging Face AST folder (or its "
+                                       "model.safetensors / pytorch_model.bin, config.json beside it)"),
+            out: Path = typer.Option(..., "--out", "-o", help="the cmkd checkpoint to write (.pt)"),
+            classes: Path = typer.Option(None, help="class names: AudioSet's class_labels_indices.csv, or one a line"),
+            frames: int = typer.Option(None, help="the model's input frames, where the file does not say (the AST "
+                                       "repository's: read from its patch grid, 1024 for AudioSet)"),
+            mean: float = typer.Option(None, help="the training set's fbank mean (with --std), where the file does "
+                                       "not say; AudioSet's for 527 classes otherwise"),
+            std: float = typer.Option(None, help="the training set's fbank std"),
+            multi_label: bool = typer.Option(None, "--multi-label/--single-label",
+                                             help="default: multi-label for AudioSet's 527 classes")):
+    """Convert a checkpoint from the AST repository or Hugging Face into a cmkd checkpoint (format told from the
+    keys), printing what was mapped and assumed; use it as models.<key>.pretrained or with `cmkd predict`."""
+    import json
+
+    from .models.convert import convert as convert_checkpoint
+
+    if (mean is None) != (std is None):
+        raise typer.BadParameter("give --mean and --std together", param_hint="--mean")
+    report = convert_checkpoint(src, out, frames=frames, classes=classes, mean=mean, std=std, multi_label=multi_label)
+    console.print_json(json.dumps(report))
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def predict(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="a cmkd checkpoint (.pt)"),
+            audio: list[Path] = typer.Argument(..., help="audio files, folders (searched recursively) or manifest "
+                                               "CSVs with a `path` column"),
+            top: int = typer.Option(5, min=1, help="classes shown (or listed in JSON) per file"),
+            as_json: bool = typer.Option(False, "--json", help="one JSON object per file: path, windows, classes, "
+                                         "logits (every class, the model's order), top"),
+            out: Path = typer.Option(None, "--out", help="also write a CSV: path, windows, top class, its "
+                                     "probability, then every class's logit"),
+            aggregate: str = typer.Option("mean", help="over the windows of a clip longer than the model's: mean "
+                                          "or max of the logits"),
+            batch_size: int = typer.Option(32, min=1),
+            on_error: str = typer.Option("fail", help="an unreadable file: fail (naming it) or skip (listed)")):
+    """Score audio files with a trained or converted model: decoded, resampled and turned into the model's own
+    features; clips longer than its window scored in windows and aggregated."""
+    import csv
+    import json
+
+    from rich.table import Table
+
+    from .predict import Predictor, audio_inputs
+
+    files = audio_inputs(audio)
+    predictor = Predictor(model, batch_size=batch_size)
+    skipped: list = []
+    table = Table("file", "windows", f"top {top}")
+    writer = handle = None
+    if out is not None:
+        handle = open(out, "w", newline="")
+        writer = csv.writer(handle)
+        writer.writerow(["path", "windows", "top_class", "top_probability", *predictor.classes])
+    try:
+        for p in predictor.predict(files, aggregate, on_error, skipped):
+            result = predictor.as_dict(p, top)
+            if writer is not None:  # written as it goes: a later failure keeps the rows already scored
+                writer.writerow([result["path"], p.windows, result["top"][0]["class"],
+                                 result["top"][0]["probability"], *result["logits"]])
+                handle.flush()
+            if as_json:
+                print(json.dumps(result))
+            else:
+                table.add_row(result["path"], str(p.windows),
+                              ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"]))
+    finally:
+        if handle is not None:
+            handle.close()
+    if not as_json:
+        console.print(table)
+    for path, why in skipped:
+        console.print(f"[yellow]skipped[/yellow] {why}", style=None)
+
+
+@app.command()
 def models():
     """List the registered model names."""
     from .models import list_models
