@@ -267,6 +267,22 @@ def predict(model: Path = typer.Argument(..., exists=True, dir_okay=False, help=
 
 
 @app.command()
+def export(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="a cmkd checkpoint (.pt)"),
+           fmt: str = typer.Option(..., "--format", help="onnx | torchscript"),
+           out: Path = typer.Option(..., "--out", "-o", help="the file to write"),
+           check_audio: list[Path] = typer.Option(None, "--check-audio", help="audio files whose features the "
+                                                  "export is checked on (repeatable; default: random inputs)"),
+           tolerance: float = typer.Option(1e-3, help="the largest logit difference from PyTorch accepted")):
+    """Export a model for deployment (raw fbank in, logits out, dynamic batch, normalisation inside), checked
+    against PyTorch with onnxruntime or torch.jit.load before it is reported."""
+    import json
+
+    from .export import export as export_model
+
+    console.print_json(json.dumps(export_model(model, out, fmt, check_audio or None, tolerance)))
+
+
+@app.command()
 def models():
     """List the registered model names."""
     from .models import list_models
