@@ -39,9 +39,11 @@ def test_inspect_every_artifact(with_teacher):
     assert predictions["summary"]["matches the feature store"] and predictions["summary"]["run"] == "main"
     test = store.indices("test")
     expected = compute_metrics(cache.logits[:][test], store.labels[test], False)
-    assert predictions["teacher metrics and targets from the cache (tau 1)"]["test"]["accuracy"] == pytest.approx(expected["accuracy"])
+    from_cache = predictions["teacher metrics and targets from the cache (tau 1)"]
+    assert from_cache["test"]["accuracy"] == pytest.approx(expected["accuracy"])
     evaluated = json.loads(layout.metrics("teacher", MAIN).read_text())  # the evaluate stage agrees with the cache
-    assert predictions["teacher metrics and targets from the cache (tau 1)"]["test"]["accuracy"] == pytest.approx(evaluated["accuracy"])
+    assert from_cache["test"]["accuracy"] == pytest.approx(evaluated["accuracy"])
+    assert 0 < from_cache["train"]["entropy"] < np.log(len(store.classes)) + 1e-9  # target statistics per split
     calibration = next(v for k, v in predictions.items() if k.startswith("calibration"))
     assert 0 <= calibration["ECE"] <= 1
     assert all({"true", "predicted", "clips"} <= set(row) for row in predictions["most confused"])

@@ -56,3 +56,16 @@ def test_single_label_per_class_accuracy_and_confusion():
     assert metrics["per_class"]["accuracy"] == {"a": 0.5, "b": pytest.approx(2 / 3), "c": None}
     assert metrics["per_class"]["confusion"] == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
     assert metrics["classes_unscored"] == ["c"]
+
+
+def test_target_statistics_of_one_hot_and_uniform_targets():
+    from pipeline.evaluation.metrics import target_statistics
+
+    labels = np.eye(4)[[0, 1, 2, 3]]
+    one_hot = target_statistics(labels.copy(), labels, multi_label=False)
+    assert one_hot["entropy"] == pytest.approx(0, abs=1e-9) and one_hot["top1_probability"] == 1
+    assert one_hot["labelled_probability"] == 1
+    uniform = target_statistics(np.full((4, 4), 0.25), labels, multi_label=False)
+    assert uniform["entropy"] == pytest.approx(np.log(4)) and uniform["labelled_probability"] == 0.25
+    halves = target_statistics(np.full((4, 4), 0.5), labels, multi_label=True)  # Bernoulli(0.5) per class
+    assert halves["entropy"] == pytest.approx(np.log(2)) and halves["labelled_probability"] == 0.5
