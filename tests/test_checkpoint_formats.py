@@ -146,3 +146,65 @@ def test_unconvertible_files_are_refused_by_name(tmp_path):
     (tmp_path / "hf").mkdir()
     with pytest.raises(PretrainedError, match="a folder without model.safetensors"):
         convert(tmp_path / "hf", tmp_path / "out.pt")
+
+
+class PSLAReference(torch.nn.Module):
+    """PSLA's EffNetAttention (src/models/Models.py, HigherModels.py), written out as the PSLA repository has it:
+    efficientnet_pytorch's EfficientNet with one input channel, AvgPool2d((4, 1)) over frequency, then
+    MHeadAttention (4 heads of 1x1 Conv2d attention and class scores, both sigmoid, summed with head_weight)."""
+
+    def __init__(self, b: int, classes: int):
+        super().__init__()
+        from efficientnet_pytorch import EfficientNet
+
+        self.effnet = EfficientNet.from_name(f"efficientnet-b{b}", in_channels=1)
+        self.effnet._fc = torch.nn.Identity()
+        channels = self.effnet._conv_head.out_channels
+        self.avgpool = torch.nn.AvgPool2d((4, 1))
+        self.attention = torch.nn.Module()
+        self.attention.head_weight = torch.nn.Parameter(torch.tensor([0.25] * 4))
+        self.attention.att = torch.nn.ModuleList(torch.nn.Conv2d(channels, classes, 1) for _ in range(4))
+        self.attention.cla = torch.nn.ModuleList(torch.nn.Conv2d(channels, classes, 1) for _ in range(4))
+
+    def forward(self, x):  # [B, T, F] -> probabilities [B, classes]
+        x = self.effnet.extract_features(x.unsqueeze(1).transpose(2, 3))
+        x = self.avgpool(x).transpose(2, 3)
+        out = 0
+        for i in range(4):
+            att = torch.clamp(torch.sigmoid(self.attention.att[i](x))[:, :, :, 0], 1e-7, 1 - 1e-7)
+            cla = torch.sigmoid(self.attention.cla[i](x))[:, :, :, 0]
+            out = out + torch.sum(att / torch.sum(att, dim=2)[:, :, None] * cla, dim=2) * self.attention.head_weight[i]
+        return out
+
+
+def test_psla_efficientnet_gives_the_same_probabilities(tmp_path):
+    pytest.importorskip("efficientnet_pytorch")
+    torch.manual_seed(0)
+    reference = PSLAReference(2, CLASSES)
+    with torch.no_grad():  # trained-looking BatchNorm statistics and head weights, so every tensor matters
+        for name, buffer in reference.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buffer.uniform_(0.5, 1.5)
+        reference.attention.head_weight.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4]))
+        for conv in [*reference.attention.att, *reference.attention.cla]:
+            conv.weight.mul_(20)  # probabilities spread over 0.44..0.61, not all ~0.5
+    reference.eval()
+    state = {f"module.{k}": v for k, v in reference.state_dict().items()}  # saved from DataParallel, as PSLA does
+    torch.save(state, tmp_path / "psla_b2.pth")
+    report = convert(tmp_path / "psla_b2.pth", tmp_path / "converted.pt", frames=256)
+    assert report["model"] == "tf_efficientnet_b2" and report["config"]["pooling"] == "psla"
+    ours, ckpt = load_checkpoint(tmp_path / "converted.pt")
+    x = torch.randn(2, 256, MELS, generator=torch.Generator().manual_seed(2))  # normalised features
+    with torch.no_grad():
+        expected = reference(x)
+        got = torch.sigmoid(ours(x))  # cmkd gives logits; their sigmoid is PSLA's output
+    assert (got - expected).abs().max() <= 5e-5, (got - expected).abs().max()
+    # exactness decides the timm variant: the PyTorch-padded efficientnet_b2 with the same weights is further off
+    plain = build_model({"name": "efficientnet_b2", "pooling": "psla"}, CLASSES, 256, MELS).eval()
+    plain.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        assert (torch.sigmoid(plain(x)) - expected).abs().max() > 5e-5
+    # PSLA divides by std, not 2 std: stored so that cmkd's (x - mean) / (2 std) is PSLA's input
+    assert ckpt["normalization"] == {"mean": -4.6476, "std": 4.5699 / 2} and ckpt["multi_label"] is False

@@ -1,5 +1,6 @@
 """`cmkd convert SRC --out model.pt`: a checkpoint people have (the AST repository's .pth, a Hugging Face
-ASTForAudioClassification folder) as a cmkd checkpoint, which every stage and `cmkd predict` loads.
+ASTForAudioClassification folder, a PSLA EfficientNet .pth) as a cmkd checkpoint, which every stage and
+`cmkd predict` loads.
 
 The format is told from the keys; each family says what a file of its holds (`describe_checkpoint` in its module)
 and maps the keys (`pretrained_state`). The result carries what the model was trained with: its class list, its
@@ -13,9 +14,10 @@ from pathlib import Path
 from . import PretrainedError, build_model, config_class
 from .ast import describe_checkpoint as describe_ast
 from .checkpoint import file_sha256, save_checkpoint
+from .efficientnet import describe_checkpoint as describe_psla
 from .pretrained import read_state_dict
 
-DESCRIBERS = (describe_ast,)  # a family with checkpoints to convert adds its `describe_checkpoint` here
+DESCRIBERS = (describe_ast, describe_psla)  # a family with checkpoints to convert adds its `describe_checkpoint` here
 
 # The normalisation (mean, std; input = (x - mean) / (2 std)) a file's training set implies, where the file itself
 # does not say: AudioSet's 527 classes (method.md, the AST recipe).
@@ -45,8 +47,8 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
     sd, meta = read_state_dict(src)
     described = next((d for describe in DESCRIBERS if (d := describe(sd, meta, src, frames)) is not None), None)
     if described is None:
-        raise PretrainedError(f"{src}: not a checkpoint cmkd can convert (the AST repository's .pth or a Hugging "
-                              "Face ASTForAudioClassification)")
+        raise PretrainedError(f"{src}: not a checkpoint cmkd can convert (the AST repository's .pth, a Hugging "
+                              "Face ASTForAudioClassification, a PSLA EfficientNet)")
     n = described["num_classes"]
     notes = []
     if classes is not None:
