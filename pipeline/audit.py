@@ -128,6 +128,8 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
                     "feature store": str(store.path), "matches the feature store": True,
                     "feature clips not cached": int((cache_rows < 0).sum()),
                     "augmented views": cache.views or "none (plain cache)",
+                    "imported from": attrs["teacher"].get("imported") or "no (dumped by a teacher here)",
+                    "coverage": attrs.get("coverage") or "every clip",
                     "teachers": len(attrs["teacher"].get("ensemble") or [attrs["teacher"]])},
         "arrays": describe_arrays(cache.group, path),
         "logits": value_stats(cache.logits),

@@ -10,6 +10,7 @@ and `dvc plots diff` can compare experiments and branches.
     data/runs/<split>/seed<k>/teacher/parts/part<j>.pt         train_teacher_part@<split>-<k>-<j> (dump.cross_fit)
     data/runs/<split>/seed<k>/teacher_predictions.zarr         dump_logits@<split>-<k>: the cached teacher outputs
     results/runs/<split>/seed<k>/teacher/targets.json          dump_logits@<split>-<k>: what those targets hold
+    results/runs/<split>/seed<k>/teacher/coverage.json         dump_logits@<split>-<k>: which clips are cached
     data/runs/<split>/seed<k>/{student,baseline}/checkpoint.pt train_student, train_baseline
     results/runs/<split>/seed<k>/<role>/live/       training curves (DVCLive: metrics.json, plots/metrics/*.tsv)
     results/runs/<split>/seed<k>/<role>/metrics.json, classes.json  evaluate_<role>: test-split metrics, per class
@@ -65,6 +66,11 @@ def part_resume_state(run: Run, part: int) -> Path:
 def target_statistics(run: Run) -> Path:
     """Per split: the cached teacher's metrics and its targets' entropy and confidence (a DVC metrics file)."""
     return results_dir("teacher", run) / "targets.json"
+
+
+def coverage(run: Run) -> Path:
+    """Which clips the cache holds: all for a teacher's dump; for imported predictions, matched / missing / unknown."""
+    return results_dir("teacher", run) / "coverage.json"
 
 
 def resume_state(role: str, run: Run) -> Path:

@@ -151,7 +151,21 @@ class DistillSettings(Section):
     online: bool = False
 
 
+class ImportedPredictions(Section):
+    """dump.source: import -- teacher predictions made elsewhere (pipeline/cache/imported.py)."""
+    path: str | None = None            # the predictions: .npy (EfficientAT), .h5/.hdf5 (CED), .csv or .parquet
+    format: Literal["auto", "npy", "hdf5", "csv", "parquet"] = "auto"  # auto: from the extension
+    index: str | None = None           # npy: pickle {id: row}; hdf5: CSV of file names (column filename) in row
+                                       # order, unless the HDF5 holds a `filenames` dataset
+    outputs: Literal["logits", "probabilities"] = "logits"  # what the file holds (CED: probabilities)
+    classes: str | None = None         # the file's class order: AudioSet's class_labels_indices.csv or one name a
+                                       # line (npy, hdf5); a CSV/Parquet names its class columns itself
+    teacher: str = "unknown"           # the model that made them, recorded as provenance
+
+
 class DumpSettings(Section):
+    source: Literal["teacher", "import"] = "teacher"  # import: dump.imported's file instead of running a teacher
+    imported: ImportedPredictions = Field(default_factory=ImportedPredictions)
     batch_size: int = Field(64, ge=1)
     clips_per_shard: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
@@ -168,6 +182,11 @@ class DumpSettings(Section):
         if self.cross_fit_parts != list(range(self.cross_fit if self.cross_fit else 0)):
             raise ValueError(f"cross_fit_parts must be {list(range(self.cross_fit))} for cross_fit: {self.cross_fit} "
                              "(dvc.yaml makes one train_teacher_part stage per entry)")
+        if self.source == "import" and not self.imported.path:
+            raise ValueError("source import needs imported.path (the predictions file)")
+        if self.source == "import" and (self.views or self.cross_fit or self.extra_teachers):
+            raise ValueError("source import takes the file's predictions as they are: no views, cross_fit or "
+                             "extra_teachers")
         if self.cross_fit and self.extra_teachers:
             raise ValueError("cross_fit and extra_teachers cannot be combined (each training clip's target must come "
                              "from a teacher that never trained on it)")

@@ -45,7 +45,7 @@ def test_the_repository_params_are_valid_and_typed():
     (lambda p: p["models"]["ast"].update(fstride=30),
      "models.ast.fstride = 30: Input should be less than or equal to 16"),
     (lambda p: p["models"]["cnn"].update(pooling="max"),
-     "models.cnn.pooling = 'max': Input should be 'mean' or 'attention'"),
+     "models.cnn.pooling = 'max': Input should be 'mean', 'attention' or 'psla'"),
     (lambda p: p["models"]["cnn"].update(name="resnet50"),
      "models.cnn.name = 'resnet50': unknown model 'resnet50'; registered:"),
     (lambda p: p.update(runs=["fold1", "fld2"]),

@@ -47,6 +47,11 @@ def dump(settings, run: Run) -> None:
     """data/runs/<split>/seed<k>/teacher_predictions.zarr from that run's teacher (and extra teachers)."""
     cfg = settings.dump
     store = FeatureStore(layout.FEATURES, run.split)
+    if cfg.source == "import":  # predictions made elsewhere (pipeline/cache/imported.py)
+        from .imported import import_predictions
+
+        write_reports(run, store, import_predictions(settings, run))
+        return
     ranks = world(settings.distributed.backend)
     dev = device()
     parts = part_of_rows(store, cfg.cross_fit, run.seed) if cfg.cross_fit else None
@@ -109,10 +114,17 @@ def dump(settings, run: Run) -> None:
                         "cross_fit": {"k": cfg.cross_fit, "seed": run.seed} if parts is not None else None,
                         "code": code_version()})
     writer.commit(group)
+    write_reports(run, store, {"matched": n, "missing (in the feature store, not in the file)": {}})
+
+
+def write_reports(run: Run, store: FeatureStore, coverage: dict) -> None:
+    """results/.../teacher/targets.json (split_statistics of the committed cache) and coverage.json."""
+    cache = PredictionStore(layout.predictions(run))
+    cache_rows = cache.check_matches(store, missing="gt_only")
     path = layout.target_statistics(run)
     path.parent.mkdir(parents=True, exist_ok=True)
-    logits = PredictionStore(layout.predictions(run)).logits[:]  # as committed
-    path.write_text(json.dumps(split_statistics(logits, store, np.arange(n)), indent=1) + "\n")
+    path.write_text(json.dumps(split_statistics(cache.logits[:], store, cache_rows), indent=1) + "\n")
+    layout.coverage(run).write_text(json.dumps(coverage, indent=1) + "\n")
 
 
 def split_statistics(logits: np.ndarray, store: FeatureStore, cache_rows: np.ndarray) -> dict:
