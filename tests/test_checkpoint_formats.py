@@ -208,3 +208,48 @@ def test_psla_efficientnet_gives_the_same_probabilities(tmp_path):
         assert (torch.sigmoid(plain(x)) - expected).abs().max() > 5e-5
     # PSLA divides by std, not 2 std: stored so that cmkd's (x - mean) / (2 std) is PSLA's input
     assert ckpt["normalization"] == {"mean": -4.6476, "std": 4.5699 / 2} and ckpt["multi_label"] is False
+
+
+def test_a_ready_teacher_is_adopted_as_is_and_evaluated_with_its_own_normalisation(in_workspace, tmp_path):
+    """A converted checkpoint that predicts the dataset's own classes is the teacher without training; the
+    pipeline feeds it inputs normalised as it was trained (not with this dataset's statistics)."""
+    from pipeline import layout
+    from pipeline.evaluation.evaluate import evaluate
+    from pipeline.stores import FeatureStore
+
+    from .conftest import MAIN, settings
+
+    _, params = in_workspace
+    store = FeatureStore(layout.FEATURES, MAIN.split)
+    torch.manual_seed(0)
+    config = transformers.ASTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
+                                    max_length=store.num_frames, num_mel_bins=MELS, num_labels=len(store.classes),
+                                    id2label=dict(enumerate(store.classes)),
+                                    label2id={c: i for i, c in enumerate(store.classes)})
+    folder = tmp_path / "ready"
+    transformers.ASTForAudioClassification(config).save_pretrained(folder)
+    convert(folder, tmp_path / "ready.pt", mean=-3.0, std=2.0)  # statistics unlike the tiny dataset's
+    params["teacher"] = "ast"
+    params["student"] = "cnn"
+    params["models"]["ast"].update(pretrained=str(tmp_path / "ready.pt"), layer_norm_eps=1e-12, fstride=10,
+                                   tstride=10)
+    s = settings(params)
+    from pipeline.training.loop import train
+
+    train(s, "teacher", MAIN)
+    ckpt = torch.load(layout.checkpoint("teacher", MAIN), weights_only=True)
+    assert ckpt["selection"]["select"] == "adopted" and ckpt["history"] == []
+    assert ckpt["adopted"]["sha256"] and ckpt["normalization"] == {"mean": -3.0, "std": 2.0}
+    reference, _ = load_checkpoint(tmp_path / "ready.pt")
+    rows = store.indices("test")
+    x = torch.from_numpy(store.features[:][rows].astype(np.float32))
+    with torch.no_grad():
+        expected = reference((x + 3.0) / 4.0).numpy()
+    result = evaluate(s, "teacher", MAIN)
+    predicted = expected.argmax(1) == store.labels[rows].argmax(1)
+    assert result["accuracy"] == pytest.approx(predicted.mean())
+    from pipeline.cache.dump import dump
+    from pipeline.stores import PredictionStore
+
+    dump(s, MAIN)  # the cached targets come from the teacher fed as it was trained, logit by logit
+    np.testing.assert_allclose(PredictionStore(layout.predictions(MAIN)).logits[:][rows], expected, atol=1e-5)

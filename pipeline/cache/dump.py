@@ -30,7 +30,7 @@ from rich.progress import track
 from .. import layout
 from ..evaluation.inference import predict_batches
 from ..evaluation.metrics import compute_metrics, headline, target_statistics
-from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_record
+from ..models.checkpoint import check_trained_on, input_normalizer, load_checkpoint, teacher_record
 from ..models.ensemble import Ensemble
 from ..provenance import code_version
 from ..runs import Run
@@ -56,11 +56,11 @@ def dump(settings, run: Run) -> None:
     dev = device()
     parts = part_of_rows(store, cfg.cross_fit, run.seed) if cfg.cross_fit else None
     if parts is None:
-        model, teacher, teachers = load_teachers(
+        model, teacher, teachers, normalize = load_teachers(
             [layout.checkpoint("teacher", run), *(Path(p.format(run=run.split)) for p in cfg.extra_teachers)], store,
             dev)
     else:
-        model, teacher, teachers = load_part_teachers(run, store, parts, dev)
+        model, teacher, teachers, normalize = load_part_teachers(run, store, parts, dev)
 
     n, c, views = len(store.clip_ids), len(store.classes), cfg.views
     k_top = min(cfg.top_k, c) if cfg.top_k else 0
@@ -94,7 +94,7 @@ def dump(settings, run: Run) -> None:
             owner += [b] * (1 + views)
     collected = {b: [[] for _ in range(1 + views)] for b in pending}  # per block: clean, then view 0..K-1
     total = f"{n} clips" + (f" x (1 + {views} views)" if views else "")
-    logits = predict_batches(model, source, specs, store.normalize)
+    logits = predict_batches(model, source, specs, normalize)
     for i, batch_logits in enumerate(track(logits, total=len(specs), description=f"teacher logits ({total})",
                                                     disable=not ranks.is_main)):
         b, spec = owner[i], specs[i]
@@ -145,19 +145,30 @@ def split_statistics(logits: np.ndarray, store: FeatureStore, cache_rows: np.nda
 
 def load_teachers(paths: list[Path], store: FeatureStore, dev: torch.device):
     """The teacher model (an Ensemble of several), its record for the cache, and each member's record."""
-    members, records = [], []
+    members, records, ckpts = [], [], []
     for path in paths:
         model, ckpt = load_checkpoint(path, dev)
         check_trained_on(ckpt, path, store)
         members.append(model)
         records.append(teacher_record(path, ckpt))
+        ckpts.append(ckpt)
     model = members[0] if len(members) == 1 else Ensemble(members).to(dev).eval()
-    return model, {**records[0], "ensemble": records if len(records) > 1 else None}, records
+    return model, {**records[0], "ensemble": records if len(records) > 1 else None}, records, \
+        shared_normalizer(ckpts, paths, store)
+
+
+def shared_normalizer(ckpts: list[dict], paths: list[Path], store: FeatureStore):
+    """The input normalisation every member was trained with (one batch feeds them all)."""
+    norms = {json.dumps(c.get("normalization"), sort_keys=True) for c in ckpts}
+    if len(norms) > 1:
+        raise ValueError(f"teachers {', '.join(map(str, paths))} were trained on differently normalised inputs; "
+                         "an ensemble (or cross-fit) runs them on one batch")
+    return input_normalizer(ckpts[0], store)
 
 
 def load_part_teachers(run: Run, store: FeatureStore, parts: np.ndarray, dev: torch.device):
     """The k cross-fit teachers (each checked to hold out exactly its part), their record and each one's record."""
-    members, records = [], []
+    members, records, ckpts, paths = [], [], [], []
     for j in range(int(parts.max()) + 1):
         path = layout.part_checkpoint(run, j)
         if not path.exists():
@@ -167,8 +178,10 @@ def load_part_teachers(run: Run, store: FeatureStore, parts: np.ndarray, dev: to
         check_part_teacher(ckpt, path, store, parts, j)
         members.append(member)
         records.append({**teacher_record(path, ckpt), "part": j})
+        ckpts.append(ckpt)
+        paths.append(path)
     record = {**records[0], "ensemble": None, "cross_fit": {"k": len(records), "seed": run.seed, "parts": records}}
-    return PartTeachers(members).to(dev).eval(), record, records
+    return PartTeachers(members).to(dev).eval(), record, records, shared_normalizer(ckpts, paths, store)
 
 
 def create_arrays(group, store: FeatureStore, views: int, k_top: int, clips_per_shard: int, seed: int) -> None:

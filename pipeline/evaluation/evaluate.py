@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from .. import layout
-from ..models.checkpoint import check_trained_on, load_checkpoint
+from ..models.checkpoint import check_trained_on, input_normalizer, load_checkpoint
 from ..runs import Run
 from ..runtime import device
 from ..stores import FeatureStore
@@ -25,7 +25,7 @@ def evaluate(settings, role: str, run: Run) -> dict:
     check_trained_on(ckpt, path, store)
     rows = store.indices("test")
     source = BatchSource(ZarrRows(store), num_workers=settings.train.num_workers)
-    logits = predict(model, source, rows, settings.train.batch_size, store.normalize)
+    logits = predict(model, source, rows, settings.train.batch_size, input_normalizer(ckpt, store))
     metrics = compute_metrics(logits, store.labels[rows], store.multi_label, store.classes)
     per_class = {**metrics.pop("per_class"), "unscored": metrics.pop("classes_unscored")}
     result = {**metrics, "clips": int(len(rows)), "run": run.split, "seed": run.seed,

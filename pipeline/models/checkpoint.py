@@ -62,3 +62,15 @@ def check_trained_on(ckpt: dict, path: Path, store) -> None:
                                  f"its training clips may be this run's test clips")
     if ckpt["classes"] != store.classes:
         raise StoreMismatchError(f"{path} predicts other classes than {store.path} holds")
+
+
+def input_normalizer(ckpt: dict, store):
+    """Raw float16 fbank -> this model's input, with the statistics it was trained with ((x - mean) / (2 std)).
+
+    For a model trained here those are its run's (the store's); an adopted pretrained teacher keeps its own
+    (AudioSet's for the AudioSet AST), so the pipeline feeds every model what it was trained on."""
+    norm = ckpt.get("normalization")
+    if not norm:
+        return store.normalize
+    mean, std = float(norm["mean"]), float(norm["std"])
+    return lambda x: (x.float() - mean) / (2 * std)

@@ -60,8 +60,9 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return obj, {}
 
 
-def load_pretrained(model: nn.Module, path: Path) -> dict[str, list[str]]:
-    """Load `path` into `model` in place; returns {"loaded": keys, "initialised": keys left at their init}.
+def load_pretrained(model: nn.Module, path: Path) -> dict:
+    """Load `path` into `model` in place; returns {"loaded": keys, "initialised": keys left at their init,
+    "source": what a cmkd checkpoint says it was trained on (classes, normalisation; None for other files)}.
 
     Anything but the classifier head left unmatched, a key the model does not have, or a shape that does not fit
     is an error naming the keys.
@@ -89,4 +90,7 @@ def load_pretrained(model: nn.Module, path: Path) -> dict[str, list[str]]:
         ) if part)
         raise PretrainedError(f"{path} does not fit {type(model).__name__}: {details}")
     model.load_state_dict(sd, strict=False)
-    return {"loaded": sorted(sd), "initialised": sorted(set(own) - set(sd))}
+    return {"loaded": sorted(sd), "initialised": sorted(set(own) - set(sd)),
+            "source": {"path": str(path), "classes": meta.get("classes"), "normalization": meta.get("normalization"),
+                       "multi_label": meta.get("multi_label"), "num_frames": meta.get("num_frames"),
+                       "from": meta.get("source")}}

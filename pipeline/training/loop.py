@@ -16,6 +16,7 @@ logs and saves while the others wait at a barrier.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import replace
@@ -68,6 +69,9 @@ def train(settings, role: str, run: Run, part: int | None = None) -> dict:
         loaded = load_pretrained(model, model_cfg.pretrained)
         print(f"{role}: {len(loaded['loaded'])} tensors from {model_cfg.pretrained}, "
               f"initialised: {', '.join(loaded['initialised']) or 'none'}")
+        if role == "teacher" and part is None and adoptable(loaded, store):
+            return adopt(settings, run, model, model_cfg, loaded, store, checkpoint)
+        say_normalization(loaded["source"], store, role)
     if ranks.size > 1 and settings.distributed.sync_batchnorm and dev.type == "cuda":  # (SyncBatchNorm is GPU-only)
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over every rank's share
     model = model.to(dev)
@@ -178,6 +182,45 @@ def train(settings, role: str, run: Run, part: int | None = None) -> dict:
     )
     resume_path.unlink(missing_ok=True)
     return history[-1]
+
+
+def adoptable(loaded: dict, store: FeatureStore) -> bool:
+    """A ready teacher: a cmkd checkpoint (one `cmkd convert` wrote) predicting exactly this dataset's classes."""
+    return loaded["source"]["classes"] == list(store.classes) and not loaded["initialised"]
+
+
+def adopt(settings, run: Run, model: nn.Module, model_cfg, loaded: dict, store: FeatureStore, checkpoint) -> dict:
+    """The pretrained teacher used as is (AudioSet's AST on AudioSet): saved as this run's teacher without training,
+    with the normalisation it was trained with and the sha256 of the file it came from."""
+    from ..models.checkpoint import file_sha256
+
+    source = {**loaded["source"], "sha256": file_sha256(model_cfg.pretrained)}
+    norm = source["normalization"] or {"mean": store.mean, "std": store.std}
+    print(f"teacher: adopted {model_cfg.pretrained} as is (it predicts this dataset's {len(store.classes)} classes; "
+          f"sha256 {source['sha256'][:12]}), normalised as it was trained: mean {norm['mean']:.4g}, std "
+          f"{norm['std']:.4g} (this run's training clips: {store.mean:.4g}, {store.std:.4g})")
+    save_checkpoint(
+        checkpoint, model, role="teacher", run=run.split, seed=run.seed, architecture=settings.architecture("teacher"),
+        model_config=model_cfg.model_dump(), num_classes=len(store.classes), num_frames=store.num_frames,
+        num_mel_bins=store.num_mel_bins, classes=store.classes, features_fingerprint=store.fingerprint,
+        normalization={"mean": norm["mean"], "std": norm["std"]}, multi_label=store.multi_label,
+        features=dict(store.group.attrs.get("feature_params", {})), teacher=None, distill=None,
+        train=None, history=[], selection={"select": "adopted", "epoch": None}, weight_average=None, ensemble=None,
+        adopted=source, cross_fit=None)
+    live = layout.live_dir("teacher", run)  # the stage's declared curves: none, it did not train
+    (live / "plots").mkdir(parents=True, exist_ok=True)
+    (live / "metrics.json").write_text(json.dumps({"adopted": source["path"], "sha256": source["sha256"]}) + "\n")
+    return {}
+
+
+def say_normalization(source: dict, store: FeatureStore, role: str) -> None:
+    """A fine-tune normalises with its dataset's statistics (the AST recipe); say so when the model was trained
+    with others."""
+    norm = source.get("normalization")
+    if norm and (abs(norm["mean"] - store.mean) > 0.05 or abs(norm["std"] - store.std) > 0.05):
+        print(f"{role}: fine-tuning a model trained on inputs normalised with mean {norm['mean']:.4g}, std "
+              f"{norm['std']:.4g}; this run's training clips have {store.mean:.4g}, {store.std:.4g}, which training "
+              "uses (the AST recipe fine-tunes on the target dataset's statistics)")
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor, y: torch.Tensor,

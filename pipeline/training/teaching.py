@@ -77,13 +77,15 @@ class CachedViews(CachedTeacher):
 
 
 class OnlineTeacher(Labels):
-    def __init__(self, teacher: nn.Module, record: dict, tau: float, multi_label: bool):
+    def __init__(self, teacher: nn.Module, record: dict, tau: float, multi_label: bool,
+                 rescale: tuple[float, float] = (1.0, 0.0)):
         self.teacher, self.record, self.tau, self.multi_label = teacher.requires_grad_(False), record, tau, multi_label
+        self.rescale = rescale  # the student's normalised input -> the teacher's (an adopted teacher's statistics)
 
     def targets(self, batch, x, y):
         autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda")
         with torch.no_grad(), autocast:
-            logits = self.teacher(x)
+            logits = self.teacher(x * self.rescale[0] + self.rescale[1])
         return teacher_targets(logits.float(), self.tau, self.multi_label)
 
 
@@ -97,7 +99,11 @@ def teaching_for(role: str, settings, store: FeatureStore, run: Run, device: tor
         path = layout.checkpoint("teacher", run)
         teacher, ckpt = load_checkpoint(path, device)
         check_trained_on(ckpt, path, store)
-        return OnlineTeacher(teacher, {**teacher_record(path, ckpt), "online": True}, distill.tau, store.multi_label)
+        norm = ckpt.get("normalization") or {"mean": store.mean, "std": store.std}
+        # x = (raw - m_s) / 2 s_s  ->  (raw - m_t) / 2 s_t = x * s_s / s_t + (m_s - m_t) / 2 s_t
+        rescale = (store.std / norm["std"], (store.mean - norm["mean"]) / (2 * norm["std"]))
+        return OnlineTeacher(teacher, {**teacher_record(path, ckpt), "online": True}, distill.tau, store.multi_label,
+                             rescale)
     cache = PredictionStore(layout.predictions(run))
     cache_rows = cache.check_matches(store, store.indices("train"), distill.missing)
     mode = CachedViews if cache.views else CachedTeacher
