@@ -73,7 +73,7 @@ SIZES = {
                 cnn_batch=96, steps=60, warmup=8, repeats=3, workers=12, fbank_batch=256),
 }
 NUM_CLASSES = 10
-SECTIONS = ("features", "distributed", "read", "dump", "train", "processes")
+SECTIONS = ("features", "distributed", "read", "dump", "train", "processes", "export")
 TRAIN = {"mixup": 0.5, "mixup_alpha": 10.0, "channels_last": True}
 
 
@@ -380,6 +380,34 @@ def bench_processes(size: Size, dev: torch.device, settings, results: Results) -
         print("  train     2 processes: not measured (one GPU)")
 
 
+def bench_export(size: Size, results: Results) -> None:
+    """Deployment: each student exported to ONNX for 10 s clips (1000 frames), checked against PyTorch, then its
+    CPU latency per clip in onnxruntime and in eager PyTorch (one clip a call, the median of 10)."""
+    from .export import export, onnx_latency
+
+    frames = 1000
+    for name in (size.ast, size.cnn):
+        cfg = _model_config(name)
+        model = build_model(cfg, NUM_CLASSES, frames, 128).eval()
+        path = Path(f"export_{name}.pt")
+        save_checkpoint(path, model, role="student", architecture=name, model_config=cfg, num_classes=NUM_CLASSES,
+                        num_frames=frames, num_mel_bins=128, classes=[f"c{i}" for i in range(NUM_CLASSES)],
+                        normalization={"mean": -4.27, "std": 4.57}, note="random weights, made by cmkd bench")
+        report = export(path, Path(f"export_{name}.onnx"), "onnx")
+        seconds = onnx_latency(Path(report["out"]), frames, 128)
+        detail = f"max abs logit difference vs PyTorch {report['max abs logit difference']:.2g}"
+        results.add("export", f"{name} ONNX (onnxruntime, CPU), 10 s clip", seconds * 1000, "ms/clip", detail)
+        x = torch.randn(1, frames, 128)
+        with torch.no_grad():
+            model(x)
+            times = []
+            for _ in range(10):
+                started = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - started)
+        results.add("export", f"{name} PyTorch eager (CPU), 10 s clip", float(np.median(times)) * 1000, "ms/clip")
+
+
 def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = None, compile_step: bool = False,
               sections: tuple[str, ...] = SECTIONS, overrides: dict | None = None) -> dict:
     size = replace(SIZES[size_name], **(overrides or {}))
@@ -410,6 +438,8 @@ def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = No
                         torch.cuda.empty_cache()
             if "processes" in sections:
                 bench_processes(size, dev, settings, results)
+            if "export" in sections:
+                bench_export(size, results)
     finally:
         if not workdir:
             shutil.rmtree(root, ignore_errors=True)

@@ -240,6 +240,7 @@ def predict(model: Path = typer.Argument(..., exists=True, dir_okay=False, help=
     predictor = Predictor(model, batch_size=batch_size)
     skipped: list = []
     table = Table("file", "windows", f"top {top}")
+    table.columns[0].overflow = "fold"
     writer = handle = None
     if out is not None:
         handle = open(out, "w", newline="")

@@ -93,3 +93,12 @@ def test_dvc_repro_and_experiments(tmp_path):
     assert listed == {"prepare", "features", "report"} | {
         f"{stage}@{split}-{seed}" for stage in PER_RUN for split in ("fold1", "fold2") for seed in (0, 1)}
     run(work, "dvc", "dag")  # builds the whole graph: refuses overlapping outputs
+
+    # dump.cross_fit: k part teachers are k stages of each run, and the dump waits for all of them
+    params.update(runs=["main"], seeds=[0])
+    params["dump"].update(cross_fit=3, cross_fit_parts=[0, 1, 2])
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    listed = set(re.findall(r"^(\S+)", run(work, "dvc", "stage", "list"), re.M))
+    assert {f"train_teacher_part@main-0-{j}" for j in range(3)} <= listed
+    upstream = run(work, "dvc", "dag", "--md", "dump_logits@main-0")
+    assert all(f"train_teacher_part@main-0-{j}" in upstream for j in range(3)) and "train_teacher@main-0" in upstream
