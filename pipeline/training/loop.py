@@ -214,13 +214,16 @@ def adopt(settings, run: Run, model: nn.Module, model_cfg, loaded: dict, store: 
 
 
 def say_normalization(source: dict, store: FeatureStore, role: str) -> None:
-    """A fine-tune normalises with its dataset's statistics (the AST recipe); say so when the model was trained
-    with others."""
+    """A fine-tune normalises with its dataset's statistics (the AST recipe) and adapts to this run's frames; say
+    so where the pretrained model was trained on other inputs."""
     norm = source.get("normalization")
     if norm and (abs(norm["mean"] - store.mean) > 0.05 or abs(norm["std"] - store.std) > 0.05):
         print(f"{role}: fine-tuning a model trained on inputs normalised with mean {norm['mean']:.4g}, std "
               f"{norm['std']:.4g}; this run's training clips have {store.mean:.4g}, {store.std:.4g}, which training "
               "uses (the AST recipe fine-tunes on the target dataset's statistics)")
+    if source.get("num_frames") and source["num_frames"] != store.num_frames:
+        print(f"{role}: the pretrained model took {source['num_frames']} frames, features.target_frames is "
+              f"{store.num_frames}: its position embeddings were adapted (cropped or interpolated in time)")
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor, y: torch.Tensor,
