@@ -5,7 +5,7 @@ training curves, the report, plots) go under results/, which git tracks, so `dvc
 and `dvc plots diff` can compare experiments and branches.
 
     data/raw/                                  prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
-    data/features.zarr, data/skipped.csv       features: one fbank store for every run; the clips left out
+    data/features.zarr, results/skipped.csv    features: one fbank store for every run; the clips left out
     data/runs/<split>/seed<k>/teacher/checkpoint.pt            train_teacher@<split>-<k>
     data/runs/<split>/seed<k>/teacher/parts/part<j>.pt         train_teacher_part@<split>-<k>-<j> (dump.cross_fit)
     data/runs/<split>/seed<k>/teacher_predictions.zarr         dump_logits@<split>-<k>: the cached teacher outputs
@@ -27,8 +27,8 @@ RAW = DATA / "raw"
 MANIFEST = RAW / "manifest.csv"
 CLASSES = RAW / "classes.txt"
 FEATURES = DATA / "features.zarr"
-SKIPPED = DATA / "skipped.csv"
 RESULTS = Path("results")
+SKIPPED = RESULTS / "skipped.csv"  # small, in git: an experiment's copy of the repo must find it
 REPORT = RESULTS / "report.md"
 REPORT_JSON = RESULTS / "report.json"
 PLOTS = RESULTS / "plots"

@@ -65,6 +65,17 @@ def test_dvc_repro_and_experiments(tmp_path):
     assert "data/features.zarr" not in run(work, "git", "status", "--porcelain")  # ignored, not tracked
     run(work, "git", "commit", "-qm", "repro")
     assert stages_run(run(work, "dvc", "repro")) == set()
+    # every uncached out is git's: a queued experiment starts from a git checkout plus DVC's cache, and an uncached
+    # out git ignores would be missing there, re-running its stage and all after it (as data/skipped.csv once did)
+    uncached = [next(iter(entry)).replace("${item.run}", "main").replace("${item.seed}", "0")
+                for stage in yaml.safe_load((work / "dvc.yaml").read_text())["stages"].values()
+                for kind in ("outs", "metrics", "plots") for entry in stage.get(kind, [])
+                if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False]
+    assert "results/skipped.csv" in uncached
+    tracked = run(work, "git", "ls-files")
+    for path in uncached:
+        if (work / path).exists():
+            assert path in tracked, f"{path}: an uncached out that git does not track"
 
     # an experiment re-runs exactly the student's stages and is compared with main by dvc exp show
     ran = stages_run(run(work, "dvc", "exp", "run", "-S", "distill.lambda=0.3", "-n", "lambda03"))

@@ -39,7 +39,7 @@ from .fbank import BatchedFbank, fbank, pad_batch, pad_or_crop
 
 
 def extract(settings) -> None:
-    """The stage: data/raw -> data/features.zarr (+ data/skipped.csv)."""
+    """The stage: data/raw -> data/features.zarr (+ results/skipped.csv)."""
     write_feature_store(layout.MANIFEST, layout.CLASSES, layout.FEATURES, settings.features,
                         settings.data.multi_label, skipped_list=layout.SKIPPED)
 
