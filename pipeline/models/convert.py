@@ -15,7 +15,7 @@ from . import PretrainedError, build_model, config_class
 from .ast import describe_checkpoint as describe_ast
 from .checkpoint import file_sha256, save_checkpoint
 from .efficientnet import describe_checkpoint as describe_psla
-from .pretrained import read_state_dict
+from .pretrained import read_state_dict, weights_file
 
 DESCRIBERS = (describe_ast, describe_psla)  # a family with checkpoints to convert adds its `describe_checkpoint` here
 
@@ -83,7 +83,7 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
     model.load_state_dict(mapped)
     features = {"sample_rate": 16000, "num_mel_bins": described["num_mel_bins"], "frame_shift_ms": 10.0,
                 "frame_length_ms": 25.0, "target_frames": described["num_frames"]}
-    source = {"path": str(src), "sha256": file_sha256(src if src.is_file() else _weights_file(src)),
+    source = {"path": str(src), "sha256": file_sha256(weights_file(src)),
               "format": described["format"]}
     save_checkpoint(Path(out), model, role="pretrained", run=None, seed=None, architecture=described["architecture"],
                     model_config=model_config.model_dump(), num_classes=n, num_frames=described["num_frames"],
@@ -92,10 +92,3 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
     return {"source": source, "model": described["name"], "config": model_config.model_dump(),
             "frames": described["num_frames"], "classes": n, "normalization": normalization,
             "tensors mapped": len(mapped), "parameters": sum(p.numel() for p in model.parameters()), "notes": notes}
-
-
-def _weights_file(folder: Path) -> Path:
-    from .pretrained import HF_WEIGHTS
-
-    return next(folder / name for name in HF_WEIGHTS if (folder / name).is_file())
-

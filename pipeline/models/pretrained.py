@@ -22,17 +22,23 @@ __all__ = ["PretrainedError", "load_pretrained", "read_state_dict"]
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
+def weights_file(path: Path) -> Path:
+    """The weights file a path names: itself, or a Hugging Face model folder's model.safetensors / .bin."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = [path / name for name in HF_WEIGHTS if (path / name).is_file()]
+    if not found:
+        raise PretrainedError(f"{path}: a folder without {' or '.join(HF_WEIGHTS)} (a Hugging Face model)")
+    return found[0]
+
+
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Return (state dict, metadata); metadata is the rest of a cmkd checkpoint, or a Hugging Face model's
     config.json (and preprocessor_config.json) as `hf_config` (`hf_preprocessor`), else empty.
 
     A Hugging Face model may be named by its folder or by its weights file (config.json beside it)."""
-    path = Path(path)
-    if path.is_dir():
-        found = [path / name for name in HF_WEIGHTS if (path / name).is_file()]
-        if not found:
-            raise PretrainedError(f"{path}: a folder without {' or '.join(HF_WEIGHTS)} (a Hugging Face model)")
-        path = found[0]
+    path = weights_file(path)
     if not path.is_file():
         raise PretrainedError(f"{path}: pretrained weights file not found")
     meta = {}

@@ -71,7 +71,7 @@ def train(settings, role: str, run: Run, part: int | None = None) -> dict:
               f"initialised: {', '.join(loaded['initialised']) or 'none'}")
         if role == "teacher" and part is None and adoptable(loaded, store):
             return adopt(settings, run, model, model_cfg, loaded, store, checkpoint)
-        say_normalization(loaded["source"], store, role)
+        say_input_differences(loaded["source"], store, role)
     if ranks.size > 1 and settings.distributed.sync_batchnorm and dev.type == "cuda":  # (SyncBatchNorm is GPU-only)
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over every rank's share
     model = model.to(dev)
@@ -213,7 +213,7 @@ def adopt(settings, run: Run, model: nn.Module, model_cfg, loaded: dict, store: 
     return {}
 
 
-def say_normalization(source: dict, store: FeatureStore, role: str) -> None:
+def say_input_differences(source: dict, store: FeatureStore, role: str) -> None:
     """A fine-tune normalises with its dataset's statistics (the AST recipe) and adapts to this run's frames; say
     so where the pretrained model was trained on other inputs."""
     norm = source.get("normalization")
