@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .cache.dump import split_statistics
-from .evaluation.metrics import per_class_ap
+from .models.checkpoint import read_checkpoint
 from .stores import FeatureStore, PredictionStore, read_rows
-from .training.losses import teacher_targets
+from .task.metrics import per_class_ap
 
 
 def inspect_path(path: Path, clip: str | None = None) -> dict:
@@ -143,16 +143,16 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
         out["cross-fit"] = cross_fit_summary(cache, store, cache_rows, attrs)
     test = cached[store.split[cached] == "test"]
     rows = test if len(test) else cached
-    probs = teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0, store.multi_label).numpy()
+    probs = store.task.teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0).numpy()
     scope = "test" if len(test) else "all"
-    out[f"calibration ({scope} clips)"] = calibration(probs, labels[rows], store.multi_label)
+    out[f"calibration ({scope} clips)"] = calibration(probs, labels[rows], store.task.multi_label)
     out["lowest AP" if store.multi_label else "most confused"] = confusions(probs, labels[rows], store.classes,
                                                                           store.multi_label)
     if clip is not None:
         row = _row(store, clip)
         info = _clip_features(store, clip)
         if cache_rows[row] >= 0:
-            p = teacher_targets(torch.from_numpy(logits[cache_rows[row]]), 1.0, store.multi_label).numpy()
+            p = store.task.teacher_targets(torch.from_numpy(logits[cache_rows[row]]), 1.0).numpy()
             info["teacher top 5"] = [{"class": store.classes[c], "probability": round(float(p[c]), 4)}
                                      for c in np.argsort(-p)[:5]]
         else:
@@ -169,10 +169,9 @@ def cross_fit_summary(cache: PredictionStore, store: FeatureStore, cache_rows: n
     teachers = attrs["teacher"]["cross_fit"]["parts"]
     rows = {}
     for record in teachers:
-        ckpt = torch.load(record["checkpoint"], map_location="cpu", weights_only=True) \
-            if Path(record["checkpoint"]).exists() else None
+        meta = read_checkpoint(record["checkpoint"])[2] if Path(record["checkpoint"]).exists() else None
         mine = np.flatnonzero(part == record["part"])
-        held_out = set(ckpt["cross_fit"]["held_out"]) if ckpt else None
+        held_out = set(meta.cross_fit["held_out"]) if meta else None
         rows[f"part {record['part']}"] = {
             "clips": int(len(mine)), "checkpoint": record["checkpoint"],
             "every clip held out by its teacher": (set(map(str, store.clip_ids[mine])) <= held_out)
@@ -211,22 +210,18 @@ def confusions(probs: np.ndarray, labels: np.ndarray, classes: list[str], multi_
 
 
 def inspect_checkpoint(path: Path) -> dict:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    weights = ckpt["model"]
+    weights, ensemble, meta = read_checkpoint(path)
     floats = [t for t in weights.values() if t.is_floating_point()]
-    history = ckpt.get("history") or []
-    keep = ("role", "run", "architecture", "model_config", "num_classes", "num_frames", "num_mel_bins",
-            "normalization", "features_fingerprint", "teacher", "distill", "train", "seed", "selection",
-            "weight_average", "code")
+    described = meta.model_dump(exclude={"history", "classes"})
     return {
         "kind": "checkpoint", "path": str(path),
         "summary": {"parameters": sum(t.numel() for t in floats), "tensors": len(weights),
                     "nan or inf values": int(sum((~torch.isfinite(t)).sum().item() for t in floats)),
-                    "ensemble members": len(ckpt.get("ensemble") or []) or None, "epochs trained": len(history),
+                    "ensemble members": len(ensemble or []) or None, "epochs trained": len(meta.history),
                     "bytes on disk": path.stat().st_size},
-        "provenance": {k: ckpt[k] for k in keep if k in ckpt},
-        "last epoch": history[-1] if history else None,
-        "classes": ckpt.get("classes"),
+        "provenance": {k: v for k, v in described.items() if v not in (None, {}, [])},
+        "last epoch": meta.history[-1] if meta.history else None,
+        "classes": meta.classes,
     }
 
 

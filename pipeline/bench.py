@@ -31,20 +31,20 @@ from rich.table import Table
 
 from . import layout
 from .cache.dump import dump
+from .data.batches import Augmenter, BatchSource, ZarrRows, inference_plan, to_device, training_plan
+from .data.resident import ResidentRows
 from .evaluation.inference import predict_batches
 from .features.extract import write_feature_store
 from .features.fbank import BatchedFbank, fbank, pad_batch
 from .models import build_model
-from .models.checkpoint import load_checkpoint, save_checkpoint
+from .models.checkpoint import Checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from .prepare import prepare
 from .runs import Run
 from .runtime import device as default_device
 from .settings import settings_from
 from .stores import FeatureStore, PredictionStore
-from .training.augment import AugmentConfig
-from .training.batches import Augmenter, BatchSource, ZarrRows, inference_plan, to_device, training_plan
+from .task import SingleLabel
 from .training.loop import for_training, train_step
-from .training.resident import ResidentRows
 from .training.teaching import CachedTeacher, OnlineTeacher
 
 
@@ -93,7 +93,8 @@ def _in(folder: Path):
 
 
 def _model_config(name: str) -> dict:
-    return {"name": name, "fstride": 10, "tstride": 10} if name.startswith("ast") else {"name": name}
+    """A registered model with its family's default settings (pipeline/models)."""
+    return {"name": name}
 
 
 AUGMENT = {"mixup": 0.5, "mixup_alpha": 10.0, "freq_mask": 24}  # time_mask: a fifth of the frames
@@ -107,8 +108,8 @@ def workspace_settings(size: "Size", teacher: str = "efficientnet_test", student
         "features": {"target_frames": size.frames, "clips_per_shard": 64},
         "models": {"teacher": _model_config(teacher), "student": _model_config(student)},
         "teacher": "teacher", "student": "student",
-        "train": {**AUGMENT, "time_mask": max(1, size.frames // 5), "batch_size": size.batch,
-                  "num_workers": size.workers},
+        "augment": {**AUGMENT, "time_mask": max(1, size.frames // 5)},
+        "train": {"batch_size": size.batch, "num_workers": size.workers},
         "dump": {"batch_size": 2 * size.batch, "num_workers": size.workers},
     }, "the benchmark's settings")
 
@@ -207,30 +208,40 @@ def bench_read(size: Size, dev: torch.device, predictions: PredictionStore, resu
                     f"random batches of {size.batch} from {len(store.clip_ids)} clips x {size.frames} frames")
 
 
-def make_teacher(name: str, store: FeatureStore, path: Path) -> Path:
-    cfg = _model_config(name)
-    model = build_model(cfg, len(store.classes), store.num_frames, store.num_mel_bins)
-    save_checkpoint(path, model, role="teacher", architecture=name, model_config=cfg,
-                    num_classes=len(store.classes), num_frames=store.num_frames, num_mel_bins=store.num_mel_bins,
-                    classes=store.classes, features_fingerprint=store.fingerprint, run="main", seed=0,
-                    note="random weights, made by cmkd bench")
+def random_checkpoint(name: str, path: Path, classes: list[str], frames: int, bins: int = 128,
+                      normalization: dict | None = None, store: FeatureStore | None = None) -> Path:
+    """A checkpoint of model `name` with random weights (what the benchmark times does not depend on them)."""
+    cfg = build_model_config(name)
+    model = build_model(cfg, len(classes), frames, bins)
+    save_checkpoint(path, model, Checkpoint(
+        role="bench", architecture=name, network=cfg, num_classes=len(classes), num_frames=frames, num_mel_bins=bins,
+        classes=classes, normalization=normalization or store.normalization.as_dict(),
+        features_fingerprint=store.fingerprint if store else None, run="main" if store else None, seed=0,
+        note="random weights, made by cmkd bench"))
     return path
+
+
+def build_model_config(name: str) -> dict:
+    from .models import config_class
+
+    return config_class(name).model_validate(_model_config(name)).model_dump()
 
 
 def bench_dump(size: Size, dev: torch.device, settings, teacher: str, results: Results) -> PredictionStore:
     store, run = FeatureStore(layout.FEATURES), Run()
-    checkpoint = make_teacher(teacher, store, layout.checkpoint("teacher", run))
-    dump(settings, run)  # warm-up run
-    shutil.rmtree(layout.predictions(run))
+    checkpoint = random_checkpoint(teacher, layout.checkpoint(layout.labels_model(settings.teacher), run),
+                                   store.classes, store.num_frames, store.num_mel_bins, store=store)
+    dump(settings, "forward", run)  # warm-up run
+    shutil.rmtree(layout.predictions("forward", run))
     started = time.perf_counter()
-    dump(settings, run)
+    dump(settings, "forward", run)
     batch, workers = settings.dump.batch_size, settings.dump.num_workers
     results.add("dump", f"teacher predictions, {teacher}", len(store.clip_ids) / (time.perf_counter() - started),
                 "clips/s", f"batch {batch}, {workers} loader workers, read + forward + Zarr write, fixed costs "
                 "included (checkpoint hash and load, worker start)")
     out = layout.DATA / f"predictions_{teacher}.zarr"
     shutil.rmtree(out, ignore_errors=True)
-    layout.predictions(run).rename(out)
+    layout.predictions("forward", run).rename(out)
 
     # the dump's loop alone (the loader and the teacher's forward) once it runs: what a large dataset sees
     model, _ = load_checkpoint(checkpoint, dev)
@@ -238,7 +249,7 @@ def bench_dump(size: Size, dev: torch.device, settings, teacher: str, results: R
     specs = (sequential * (1 + (size.warmup + size.steps) // len(sequential)))[: size.warmup + size.steps]
     source = BatchSource(ZarrRows(store), None, workers, pin_memory=dev.type == "cuda")
     seen = 0
-    for i, logits in enumerate(predict_batches(model, source, specs, store.normalize)):
+    for i, logits in enumerate(predict_batches(model, source, specs, store.normalization)):
         if i == size.warmup:
             _sync(dev)
             started = time.perf_counter()
@@ -250,107 +261,133 @@ def bench_dump(size: Size, dev: torch.device, settings, teacher: str, results: R
     return PredictionStore(out)
 
 
+@dataclass
+class TrainVariant:
+    """One way of feeding a student: its (model, optimizer, scheduler), a fresh iterable of batches, its teaching."""
+    step: tuple
+    batches: object   # () -> batches
+    teaching: object
+
+
 def bench_train(size: Size, dev: torch.device, settings, student: str, teacher: str, predictions: PredictionStore,
                 compile_step: bool, results: Results) -> None:
     """Every way of feeding the student, timed `size.repeats` times in interleaved rounds (so that drift in the
     machine's speed hits them alike); each row is the median, with the range in its detail."""
     store = FeatureStore(layout.FEATURES)
-    classes, frames, bins = len(store.classes), store.num_frames, store.num_mel_bins
     batch_size = size.cnn_batch if student == size.cnn else size.batch
-    augmenter = Augmenter(AugmentConfig.from_train(settings.train), frames, bins, store.indices("train"))
-    pin = dev.type == "cuda"
+    variants = train_variants(size, dev, settings, store, student, teacher, predictions, batch_size, compile_step)
+    speeds = {name: [] for name in variants}
+    compile_seconds = None
+    for _ in range(size.repeats):
+        for name, variant in variants.items():
+            speed, warmup_seconds = timed_steps(size, dev, store, variant)
+            speeds[name].append(speed)
+            if name == "compiled pure step" and compile_seconds is None:
+                compile_seconds = warmup_seconds
+    median = {name: float(np.median(v)) for name, v in speeds.items()}
+    details = train_details(median, teacher, batch_size, size, dev, compile_seconds)
+    for name, value in median.items():
+        spread = f"; median of {size.repeats}, {min(speeds[name]):.1f} to {max(speeds[name]):.1f}" \
+            if size.repeats > 1 else ""
+        results.add("train", f"{student} student: {name}", value, "samples/s", details[name] + spread,
+                    runs=speeds[name])
+
+
+def train_variants(size: Size, dev: torch.device, settings, store: FeatureStore, student: str, teacher: str,
+                   predictions: PredictionStore, batch_size: int, compile_step: bool) -> dict[str, TrainVariant]:
+    """name -> variant: the pure step on one resident batch (the ceiling), the cached path through the loader and
+    resident in memory, the online teacher; with `compile_step` the same compiled."""
+    classes, frames, bins = len(store.classes), store.num_frames, store.num_mel_bins
+    augmenter = Augmenter(settings.augment, frames, bins, store.indices("train"))
+    pin, steps = dev.type == "cuda", size.warmup + size.steps
 
     def new_student(compiled: bool):
         """One student per mode, shared by its variants and rounds: a compiled one is compiled once."""
         model = build_model(_model_config(student), classes, frames, bins).to(dev).train()
         step_model = for_training(model, dev, settings.train.model_copy(update={"compile": compiled}))
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        return step_model, optimizer, scheduler
-
-    def timed(step, batches, teaching) -> tuple[float, float]:
-        """(samples/s over the timed steps, seconds of the untimed warm-up steps)."""
-        model, optimizer, scheduler = step
-        seen, warm_started = 0, time.perf_counter()
-        for i, batch in enumerate(batches):
-            if i == size.warmup:
-                _sync(dev)
-                warmup_seconds = time.perf_counter() - warm_started
-                started = time.perf_counter()
-            x, y = to_device(batch, store.normalize, dev)
-            train_step(model, optimizer, scheduler, x, y, teaching.targets(batch, x, y), 0.5, False)
-            seen += len(x) if i >= size.warmup else 0
-        _sync(dev)
-        return seen / (time.perf_counter() - started), warmup_seconds
+        return step_model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
     def plan():
-        return _random_plan(store, batch_size, size.warmup + size.steps, 1)
+        return _random_plan(store, batch_size, steps, 1)
 
-    cached = CachedTeacher(predictions, np.arange(len(store.clip_ids)), 1.0, False)
+    task = SingleLabel()
+    cached = CachedTeacher(predictions, np.arange(len(store.clip_ids)), 1.0, task)
     loader = BatchSource(ZarrRows(store, predictions), augmenter, size.workers, pin_memory=pin)
     loader_features = BatchSource(ZarrRows(store), augmenter, size.workers, pin_memory=pin)
-    # train.resident: the stores in device memory, batches gathered there (pipeline/training/resident.py)
+    # train.resident: the stores in device memory, batches gathered there (pipeline/data/resident.py)
     resident = BatchSource(ResidentRows(store, dev, predictions), augmenter)
     resident_features = BatchSource(ResidentRows(store, dev), augmenter)
     on_device = next(iter(resident.batches(plan()[:1], "clean")))  # one batch, already on the device
     teacher_model = build_model(_model_config(teacher), classes, frames, bins).to(dev).eval()
     teacher_model = for_training(teacher_model, dev, settings.train)  # channels-last for a CNN teacher, as trained
-    online = OnlineTeacher(teacher_model, {}, 1.0, False)
-
-    # name -> (student, batches, teaching)
+    online = OnlineTeacher(teacher_model, {}, 1.0, task)
     eager = new_student(False)
     variants = {
-        "pure step (ceiling)": (eager, lambda: [on_device] * (size.warmup + size.steps), cached),
-        "cached path": (eager, lambda: loader.batches(plan(), "clean"), cached),
-        "cached path, resident stores": (eager, lambda: resident.batches(plan(), "clean"), cached),
-        f"online teacher ({teacher})": (eager, lambda: loader_features.batches(plan()), online),
-        f"online teacher ({teacher}), resident features": (eager, lambda: resident_features.batches(plan()), online),
+        "pure step (ceiling)": TrainVariant(eager, lambda: [on_device] * steps, cached),
+        "cached path": TrainVariant(eager, lambda: loader.batches(plan(), "clean"), cached),
+        "cached path, resident stores": TrainVariant(eager, lambda: resident.batches(plan(), "clean"), cached),
+        f"online teacher ({teacher})": TrainVariant(eager, lambda: loader_features.batches(plan()), online),
+        f"online teacher ({teacher}), resident features": TrainVariant(
+            eager, lambda: resident_features.batches(plan()), online),
     }
     if compile_step:
         compiled = new_student(True)
         variants.update({
-            "compiled pure step": (compiled, lambda: [on_device] * (size.warmup + size.steps), cached),
-            "compiled, cached path": (compiled, lambda: loader.batches(plan(), "clean"), cached),
-            "compiled, cached path, resident stores": (compiled, lambda: resident.batches(plan(), "clean"), cached),
-            f"compiled, online teacher ({teacher})": (compiled, lambda: loader_features.batches(plan()), online),
+            "compiled pure step": TrainVariant(compiled, lambda: [on_device] * steps, cached),
+            "compiled, cached path": TrainVariant(compiled, lambda: loader.batches(plan(), "clean"), cached),
+            "compiled, cached path, resident stores": TrainVariant(
+                compiled, lambda: resident.batches(plan(), "clean"), cached),
+            f"compiled, online teacher ({teacher})": TrainVariant(
+                compiled, lambda: loader_features.batches(plan()), online),
         })
-    speeds = {name: [] for name in variants}
-    compile_seconds = None
-    for _ in range(size.repeats):
-        for name, (step, batches, teaching) in variants.items():
-            speed, warmup_seconds = timed(step, batches(), teaching)
-            speeds[name].append(speed)
-            if name == "compiled pure step" and compile_seconds is None:
-                compile_seconds = warmup_seconds
-    median = {name: float(np.median(v)) for name, v in speeds.items()}
+    return variants
 
+
+def timed_steps(size: Size, dev: torch.device, store: FeatureStore, variant: TrainVariant) -> tuple[float, float]:
+    """(samples/s over the timed steps, seconds of the untimed warm-up steps)."""
+    model, optimizer, scheduler = variant.step
+    seen, warm_started = 0, time.perf_counter()
+    for i, batch in enumerate(variant.batches()):
+        if i == size.warmup:
+            _sync(dev)
+            warmup_seconds = time.perf_counter() - warm_started
+            started = time.perf_counter()
+        x, y = to_device(batch, store.normalization, dev)
+        train_step(model, optimizer, scheduler, x, y, variant.teaching.targets(batch, x, y), 0.5, SingleLabel())
+        seen += len(x) if i >= size.warmup else 0
+    _sync(dev)
+    return seen / (time.perf_counter() - started), warmup_seconds
+
+
+def train_details(median: dict, teacher: str, batch_size: int, size: Size, dev: torch.device,
+                  compile_seconds: float | None) -> dict[str, str]:
+    """Each row's detail: what it is relative to (the pure step, the online teacher)."""
     def ratio_to(name: str, other: str, what: str) -> str:
         return f"{median[name] / median[other]:.1%} of the {what}"
 
-    online_name, online_resident = f"online teacher ({teacher})", f"online teacher ({teacher}), resident features"
+    def faster(name: str, other: str, what: str) -> str:
+        return f"{what} is {median[name] / median[other]:.2f}x faster"
+
+    online, online_resident = f"online teacher ({teacher})", f"online teacher ({teacher}), resident features"
     details = {
         "pure step (ceiling)": f"batch {batch_size}, tensors on {dev.type}",
         "cached path": ratio_to("cached path", "pure step (ceiling)", "pure step") + f"; {size.workers} loader workers",
         "cached path, resident stores": ratio_to("cached path, resident stores", "pure step (ceiling)", "pure step"),
-        online_name: f"cached path is {median['cached path'] / median[online_name]:.2f}x faster",
-        online_resident: f"resident cached path is "
-                         f"{median['cached path, resident stores'] / median[online_resident]:.2f}x faster",
+        online: faster("cached path", online, "cached path"),
+        online_resident: faster("cached path, resident stores", online_resident, "resident cached path"),
     }
-    if compile_step:
+    if "compiled pure step" in median:
+        compiled_online = f"compiled, online teacher ({teacher})"
         details.update({
             "compiled pure step": f"{median['compiled pure step'] / median['pure step (ceiling)']:.2f}x eager; first "
                                   f"{size.warmup} steps incl. compile took {compile_seconds:.0f} s",
             "compiled, cached path": ratio_to("compiled, cached path", "compiled pure step", "compiled pure step"),
             "compiled, cached path, resident stores": ratio_to("compiled, cached path, resident stores",
                                                                "compiled pure step", "compiled pure step"),
-            f"compiled, online teacher ({teacher})": f"compiled cached path is "
-            f"{median['compiled, cached path'] / median[f'compiled, online teacher ({teacher})']:.2f}x faster",
+            compiled_online: faster("compiled, cached path", compiled_online, "compiled cached path"),
         })
-    for name, value in median.items():
-        spread = f"; median of {size.repeats}, {min(speeds[name]):.1f} to {max(speeds[name]):.1f}" \
-            if size.repeats > 1 else ""
-        results.add("train", f"{student} student: {name}", value, "samples/s", details[name] + spread,
-                    runs=speeds[name])
+    return details
 
 
 def bench_processes(size: Size, dev: torch.device, settings, results: Results) -> None:
@@ -361,8 +398,8 @@ def bench_processes(size: Size, dev: torch.device, settings, results: Results) -
     import sys
 
     run = Run()
-    shutil.rmtree(layout.predictions(run), ignore_errors=True)
-    shutil.copytree(layout.DATA / f"predictions_{size.cnn}.zarr", layout.predictions(run))  # the CNN teacher's
+    shutil.rmtree(layout.predictions("forward", run), ignore_errors=True)
+    shutil.copytree(layout.DATA / f"predictions_{size.cnn}.zarr", layout.predictions("forward", run))  # CNN's
     counts = [1, 2] if dev.type != "cuda" else [1] + ([2] if torch.cuda.device_count() >= 2 else [])
     for count in counts:
         params = settings.model_dump(by_alias=True)
@@ -372,7 +409,7 @@ def bench_processes(size: Size, dev: torch.device, settings, results: Results) -
         Path("bench_params.yaml").write_text(json.dumps(params))  # JSON is YAML
         subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "student", "-p", "bench_params.yaml"],
                        check=True, stdout=subprocess.DEVNULL)
-        history = torch.load(layout.checkpoint("student", run), weights_only=True)["history"]
+        history = read_checkpoint(layout.checkpoint(layout.student_model("forward"), run))[2].history
         rate = float(np.median([h["train/samples_per_s"] for h in history[1:]]))
         results.add("train", f"{size.ast} student, real stage, {count} process{'es' if count > 1 else ''}", rate,
                     "samples/s", f"global batch {size.batch}, {'DDP, ' if count > 1 else ''}median of epochs 2-3")
@@ -387,12 +424,9 @@ def bench_export(size: Size, results: Results) -> None:
 
     frames = 1000
     for name in (size.ast, size.cnn):
-        cfg = _model_config(name)
-        model = build_model(cfg, NUM_CLASSES, frames, 128).eval()
-        path = Path(f"export_{name}.pt")
-        save_checkpoint(path, model, role="student", architecture=name, model_config=cfg, num_classes=NUM_CLASSES,
-                        num_frames=frames, num_mel_bins=128, classes=[f"c{i}" for i in range(NUM_CLASSES)],
-                        normalization={"mean": -4.27, "std": 4.57}, note="random weights, made by cmkd bench")
+        path = random_checkpoint(name, Path(f"export_{name}.pt"), [f"c{i}" for i in range(NUM_CLASSES)], frames,
+                                 normalization={"mean": -4.27, "std": 4.57})
+        model, _ = load_checkpoint(path)
         report = export(path, Path(f"export_{name}.onnx"), "onnx")
         seconds = onnx_latency(Path(report["out"]), frames, 128)
         detail = f"max abs logit difference vs PyTorch {report['max abs logit difference']:.2g}"

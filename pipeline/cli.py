@@ -14,6 +14,7 @@ console = Console()
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="the params file", exists=True, dir_okay=False)
 SPLIT = typer.Option(None, "--run", "-r", help="which run (main, fold1, ...); default: the first of params `runs`")
 SEED = typer.Option(None, "--seed", "-s", help="which seed; default: the first of params `seeds`")
+DIRECTION = typer.Option("forward", "--direction", "-d", help="forward (params teacher -> student) or reverse")
 
 
 def _run(settings, split: str | None, seed: int | None):
@@ -46,42 +47,51 @@ def features(params: Path = PARAMS):
 
 @app.command()
 def train(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
-          params: Path = PARAMS, run: str = SPLIT, seed: int = SEED):
-    """Train the teacher, the CMKD student (from cached predictions) or the no-KD baseline."""
+          params: Path = PARAMS, run: str = SPLIT, seed: int = SEED, direction: str = DIRECTION):
+    """Train a direction's teacher or baseline (its architecture on labels) or its CMKD student (from the cached
+    predictions)."""
     from .runtime import launch
-    from .training.loop import train as train_role
+    from .training import jobs
+    from .training.adopt import adopt_if_ready
+    from .training.loop import train as train_job
 
     settings = load_settings(params)
     launch(settings, module="pipeline.cli")  # through torchrun when params `distributed` asks for several
-    result = train_role(settings, role, _run(settings, run, seed))
+    job, which = jobs.for_role(role, settings.direction(direction)), _run(settings, run, seed)
+    if job.role == "labels" and adopt_if_ready(settings, job.architecture, which):
+        return
+    result = train_job(settings, job, which)
     if result:  # the main process's
         console.print(result)
 
 
 @app.command()
 def evaluate(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
-             params: Path = PARAMS, run: str = SPLIT, seed: int = SEED):
-    """Test-split metrics of a run's checkpoint into results/<run>/seed<k>/<role>/metrics.json."""
-    from .evaluation.evaluate import evaluate as evaluate_role
+             params: Path = PARAMS, run: str = SPLIT, seed: int = SEED, direction: str = DIRECTION):
+    """Test-split metrics of a direction's teacher, baseline or student into results/runs/<run>/seed<k>/."""
+    from .evaluation.evaluate import evaluate as evaluate_model
+    from .training import jobs
 
     settings = load_settings(params)
-    console.print(evaluate_role(settings, role, _run(settings, run, seed)))
+    job = jobs.for_role(role, settings.direction(direction))
+    console.print(evaluate_model(settings, job.name, _run(settings, run, seed)))
 
 
 @app.command()
-def dump(params: Path = PARAMS, run: str = SPLIT, seed: int = SEED):
-    """The frozen teacher's logits for every clip into data/runs/<run>/seed<k>/teacher_predictions.zarr."""
+def dump(params: Path = PARAMS, run: str = SPLIT, seed: int = SEED, direction: str = DIRECTION):
+    """A direction's frozen teacher's logits for every clip into data/runs/<run>/seed<k>/<direction>/."""
     from .cache.dump import dump as dump_logits
     from .runtime import launch
 
     settings = load_settings(params)
     launch(settings, module="pipeline.cli")  # through torchrun when params `distributed` asks for several
-    dump_logits(settings, _run(settings, run, seed))
+    dump_logits(settings, direction, _run(settings, run, seed))
 
 
 @app.command()
 def report(params: Path = PARAMS):
-    """Teacher, baseline and student over every run and seed in results/report.md, report.json and plots/."""
+    """Teacher, baseline and student per direction over every run and seed in results/report.md, report.json,
+    plots/ and figures/."""
     from .evaluation.report import write_report
 
     console.print(write_report(load_settings(params)))

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .models.checkpoint import load_checkpoint
+from .models.checkpoint import Checkpoint, load_checkpoint
+from .normalization import Normalization
 
 FORMATS = ("onnx", "torchscript")
 
@@ -28,23 +29,23 @@ FORMATS = ("onnx", "torchscript")
 class Deployed(nn.Module):
     """The model with its input normalisation: raw fbank in, logits out."""
 
-    def __init__(self, model: nn.Module, mean: float, std: float):
+    def __init__(self, model: nn.Module, normalization: Normalization):
         super().__init__()
-        self.model, self.mean, self.scale = model, float(mean), float(2 * std)
+        self.model, self.normalization = model, normalization
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.model((features - self.mean) / self.scale).float()
+        return self.model(self.normalization(features)).float()
 
 
-def metadata(ckpt: dict) -> dict:
-    return {"classes": ckpt["classes"], "multi_label": bool(ckpt.get("multi_label", False)),
-            "num_frames": ckpt["num_frames"], "num_mel_bins": ckpt["num_mel_bins"],
-            "features": ckpt.get("features") or {}, "normalization": ckpt["normalization"],
-            "model_config": ckpt["model_config"], "input": "raw Kaldi fbank [batch, frames, mel bins]",
+def metadata(meta: Checkpoint) -> dict:
+    return {"classes": meta.classes, "multi_label": meta.task_kind.multi_label, "num_frames": meta.num_frames,
+            "num_mel_bins": meta.num_mel_bins, "features": meta.features, "normalization": meta.normalization,
+            "model_config": meta.network, "input": "raw Kaldi fbank [batch, frames, mel bins]",
             "output": "logits [batch, classes]"}
 
 
-def check_inputs(ckpt: dict, checkpoint: Path, audio: list[Path] | None, count: int = 4) -> tuple[torch.Tensor, str]:
+def check_inputs(meta: Checkpoint, checkpoint: Path, audio: list[Path] | None,
+                 count: int = 4) -> tuple[torch.Tensor, str]:
     if audio:
         from .predict import Predictor
 
@@ -52,9 +53,10 @@ def check_inputs(ckpt: dict, checkpoint: Path, audio: list[Path] | None, count: 
         windows = torch.cat([predictor.windows(path) for path in audio])[:max(count, len(audio))]
         return windows, f"{len(windows)} windows of {len(audio)} audio files"
     g = torch.Generator().manual_seed(0)
-    shape = (count, ckpt["num_frames"], ckpt["num_mel_bins"])
-    mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
-    return torch.randn(shape, generator=g) * std + mean, f"{count} random fbank-like inputs (no --check-audio)"
+    shape = (count, meta.num_frames, meta.num_mel_bins)
+    norm = meta.input_normalization
+    return torch.randn(shape, generator=g) * norm.std + norm.mean, \
+        f"{count} random fbank-like inputs (no --check-audio)"
 
 
 def export(checkpoint: Path, out: Path, fmt: str, audio: list[Path] | None = None,
@@ -62,7 +64,7 @@ def export(checkpoint: Path, out: Path, fmt: str, audio: list[Path] | None = Non
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     model, ckpt = load_checkpoint(checkpoint, "cpu")
-    deployed = Deployed(model, ckpt["normalization"]["mean"], ckpt["normalization"]["std"]).eval()
+    deployed = Deployed(model, ckpt.input_normalization).eval()
     x, described = check_inputs(ckpt, checkpoint, audio)
     meta = metadata(ckpt)
     out = Path(out)

@@ -4,19 +4,23 @@ Large artifacts go under data/ (DVC's cache, never in git); the small files expe
 training curves, the report, plots) go under results/, which git tracks, so `dvc exp show`, `dvc metrics diff`
 and `dvc plots diff` can compare experiments and branches.
 
-    data/raw/                                  prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
-    data/features.zarr, results/skipped.csv    features: one fbank store for every run; the clips left out
-    data/runs/<split>/seed<k>/teacher/checkpoint.pt            train_teacher@<split>-<k>
-    data/runs/<split>/seed<k>/teacher/parts/part<j>.pt         train_teacher_part@<split>-<k>-<j> (dump.cross_fit)
-    data/runs/<split>/seed<k>/teacher_predictions.zarr         dump_logits@<split>-<k>: the cached teacher outputs
-    results/runs/<split>/seed<k>/teacher/targets.json          dump_logits@<split>-<k>: what those targets hold
-    results/runs/<split>/seed<k>/teacher/coverage.json         dump_logits@<split>-<k>: which clips are cached
-    data/runs/<split>/seed<k>/{student,baseline}/checkpoint.pt train_student, train_baseline
-    results/runs/<split>/seed<k>/<role>/live/       training curves (DVCLive: metrics.json, plots/metrics/*.tsv)
-    results/runs/<split>/seed<k>/<role>/metrics.json, classes.json  evaluate_<role>: test-split metrics, per class
-    results/report.md, report.json, plots/     report: every run and seed, means, paired differences, plot data
+Every model a run trains has a name, which is its folder below the run's: `<arch>` (a models key, `cnn`, `ast`)
+for the architecture trained on labels, `<arch>/parts/part<j>` for its cross-fit part teachers, `<direction>/student`
+(`forward/student`, `reverse/student`) for a distilled student.
 
-A run (pipeline/runs.py) is one teacher -> cache -> student chain over one split and one seed.
+    data/raw/                                   prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
+    data/features.zarr, results/skipped.csv     features: one fbank store for every run; the clips left out
+    data/runs/<split>/seed<k>/<arch>/checkpoint.pt                   train@<arch>-<split>-<k>: trained on labels
+    data/runs/<split>/seed<k>/<arch>/parts/part<j>/checkpoint.pt     train_teacher_part@<arch>-<split>-<k>-<j>
+    data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr   dump_logits@<direction>-<split>-<k>
+    data/runs/<split>/seed<k>/<direction>/student/checkpoint.pt      train_student@<direction>-<split>-<k>
+    data/test_logits/<split>/seed<k>/<name>.npz                      evaluate: each test clip's logits and labels
+    results/runs/<split>/seed<k>/<name>/live/              training curves (DVCLive: metrics.json, plots/metrics/)
+    results/runs/<split>/seed<k>/<name>/metrics.json, classes.json   evaluate: test-split metrics, per class
+    results/runs/<split>/seed<k>/<direction>/targets.json, coverage.json   dump_logits: what the cached targets hold
+    results/report.md, report.json, plots/      report: both directions, every run and seed, paired differences
+
+A run (pipeline/runs.py) is one split and one seed.
 """
 from pathlib import Path
 
@@ -27,70 +31,74 @@ RAW = DATA / "raw"
 MANIFEST = RAW / "manifest.csv"
 CLASSES = RAW / "classes.txt"
 FEATURES = DATA / "features.zarr"
+TEST_LOGITS = DATA / "test_logits"
 RESULTS = Path("results")
 SKIPPED = RESULTS / "skipped.csv"  # small, in git: an experiment's copy of the repo must find it
 REPORT = RESULTS / "report.md"
 REPORT_JSON = RESULTS / "report.json"
 PLOTS = RESULTS / "plots"
+FIGURES = RESULTS / "figures"
+
+
+def labels_model(arch: str) -> str:
+    """The name of the model of architecture `arch` trained on labels alone (a teacher, and a baseline)."""
+    return arch
+
+
+def student_model(direction: str) -> str:
+    return f"{direction}/student"
+
+
+def part_model(arch: str, part: int) -> str:
+    """Cross-fit part teacher `part` (dump.cross_fit) of `arch`, in its folder, which the dump depends on."""
+    return f"{arch}/parts/part{part}"
 
 
 def run_dir(run: Run) -> Path:
     return DATA / "runs" / run.folder
 
 
-def role_dir(role: str, run: Run) -> Path:
-    return run_dir(run) / role
+def checkpoint(name: str, run: Run) -> Path:
+    return run_dir(run) / name / "checkpoint.pt"
 
 
-def checkpoint(role: str, run: Run) -> Path:
-    return role_dir(role, run) / "checkpoint.pt"
-
-
-def predictions(run: Run) -> Path:
-    return run_dir(run) / "teacher_predictions.zarr"
-
-
-def part_checkpoint(run: Run, part: int) -> Path:
-    """Cross-fit teacher `part` (dump.cross_fit), inside the teacher's folder, which the dump stage depends on."""
-    return role_dir("teacher", run) / "parts" / f"part{part}.pt"
-
-
-def part_live_dir(run: Run, part: int) -> Path:
-    return results_dir("teacher", run) / "parts" / f"part{part}" / "live"
-
-
-def part_resume_state(run: Run, part: int) -> Path:
-    return run_dir(run) / f"teacher_part{part}.resume.pt"
-
-
-def target_statistics(run: Run) -> Path:
-    """Per split: the cached teacher's metrics and its targets' entropy and confidence (a DVC metrics file)."""
-    return results_dir("teacher", run) / "targets.json"
-
-
-def coverage(run: Run) -> Path:
-    """Which clips the cache holds: all for a teacher's dump; for imported predictions, matched / missing / unknown."""
-    return results_dir("teacher", run) / "coverage.json"
-
-
-def resume_state(role: str, run: Run) -> Path:
+def resume_state(name: str, run: Run) -> Path:
     """Written after every epoch and removed when training ends; not a DVC out, so DVC leaves it for a re-run."""
-    return run_dir(run) / f"{role}.resume.pt"
+    return run_dir(run) / f"{name}.resume.pt"
 
 
-def results_dir(role: str, run: Run) -> Path:
-    return RESULTS / "runs" / run.folder / role
+def predictions(direction: str, run: Run) -> Path:
+    return run_dir(run) / direction / "teacher_predictions.zarr"
 
 
-def live_dir(role: str, run: Run) -> Path:
+def test_logits(name: str, run: Run) -> Path:
+    """Each test clip's logits, label and id (evaluate): what the report resamples for its intervals."""
+    return TEST_LOGITS / run.folder / f"{name.replace('/', '-')}.npz"
+
+
+def results_dir(name: str, run: Run) -> Path:
+    return RESULTS / "runs" / run.folder / name
+
+
+def live_dir(name: str, run: Run) -> Path:
     """The training curves, logged by DVCLive while the stage trains."""
-    return results_dir(role, run) / "live"
+    return results_dir(name, run) / "live"
 
 
-def metrics(role: str, run: Run) -> Path:
-    return results_dir(role, run) / "metrics.json"
+def metrics(name: str, run: Run) -> Path:
+    return results_dir(name, run) / "metrics.json"
 
 
-def per_class(role: str, run: Run) -> Path:
+def per_class(name: str, run: Run) -> Path:
     """Per-class test metrics (and the confusion counts of a single-label dataset) beside metrics.json."""
-    return results_dir(role, run) / "classes.json"
+    return results_dir(name, run) / "classes.json"
+
+
+def target_statistics(direction: str, run: Run) -> Path:
+    """Per split: the cached teacher's metrics and its targets' entropy and confidence (a DVC metrics file)."""
+    return results_dir(direction, run) / "targets.json"
+
+
+def coverage(direction: str, run: Run) -> Path:
+    """Which clips the cache holds: all for a teacher's dump; for imported predictions, matched / missing / unknown."""
+    return results_dir(direction, run) / "coverage.json"

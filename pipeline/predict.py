@@ -3,7 +3,7 @@
 Each file is decoded and resampled as the features stage does (pipeline/features/audio.py), turned into the
 model's own features: the Kaldi fbank its checkpoint records (sample rate, mel bins, frame shift and length),
 rounded to float16 as the feature store holds them, and normalised with the statistics the model was trained with
-((x - mean) / (2 std)). A clip of up to the model's window (its `num_frames`) is zero-padded, as in training, and
+(pipeline/normalization.py). A clip of up to the model's window (its `num_frames`) is zero-padded, as in training, and
 scored once. A longer clip is scored in windows of that length, half a window apart, the last one ending at the
 clip's end; its logits are then aggregated over the windows:
   mean  the per-class mean of the windows' logits (a sound that lasts: scenes, ESC-50-style events), or
@@ -26,7 +26,6 @@ from .models.checkpoint import load_checkpoint
 from .runtime import autocast, device
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aiff", ".aif")
-RECIPE_FEATURES = {"sample_rate": 16000, "frame_shift_ms": 10.0, "frame_length_ms": 25.0}  # the AST/PSLA recipe
 
 
 def audio_inputs(inputs: list[Path]) -> list[Path]:
@@ -61,16 +60,15 @@ class Predictor:
 
     def __init__(self, checkpoint: Path, batch_size: int = 32, dev: torch.device | None = None):
         self.device = dev or device()
-        self.model, ckpt = load_checkpoint(checkpoint, self.device)
-        self.classes: list[str] = list(ckpt["classes"])
-        self.multi_label: bool = bool(ckpt.get("multi_label", False))
-        self.frames, self.mel_bins = int(ckpt["num_frames"]), int(ckpt["num_mel_bins"])
-        self.features = {**RECIPE_FEATURES, **(ckpt.get("features") or {})}
+        self.model, meta = load_checkpoint(checkpoint, self.device)
+        self.classes: list[str] = list(meta.classes)
+        self.task = meta.task_kind
+        self.frames, self.mel_bins = meta.num_frames, meta.num_mel_bins
+        self.features = meta.fbank
         if self.features.get("num_mel_bins", self.mel_bins) != self.mel_bins:
             raise ValueError(f"{checkpoint}: records {self.features['num_mel_bins']} mel bins for a "
                              f"{self.mel_bins}-bin model")
-        norm = ckpt["normalization"]
-        self.mean, self.std = float(norm["mean"]), float(norm["std"])
+        self.normalization = meta.input_normalization
         self.batch_size = batch_size
 
     def windows(self, path: Path) -> torch.Tensor:
@@ -114,7 +112,7 @@ class Predictor:
         with torch.no_grad(), autocast(self.device):
             for start in range(0, len(x), self.batch_size):
                 batch = x[start : start + self.batch_size].to(self.device)
-                logits.append(self.model((batch - self.mean) / (2 * self.std)).float().cpu())
+                logits.append(self.model(self.normalization(batch)).float().cpu())
         logits = torch.cat(logits)
         at = 0
         for path, w in pending:
@@ -124,8 +122,7 @@ class Predictor:
             yield Prediction(path, pooled.numpy(), len(w))
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        z = torch.from_numpy(logits)
-        return (torch.sigmoid(z) if self.multi_label else torch.softmax(z, dim=-1)).numpy()
+        return self.task.probabilities(torch.from_numpy(logits)).numpy()
 
     def as_dict(self, p: Prediction, top: int) -> dict:
         """One file's result: path, logits of every class in the model's class order, classes, top k."""

@@ -11,6 +11,8 @@ against the class of the family its `name` belongs to.
 from __future__ import annotations
 
 import difflib
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,9 +28,11 @@ from pydantic import (
 )
 from ruamel.yaml import YAML
 
+from .data.augment import AugmentSettings
 from .runs import Run, check_split_name
 
 ROLES = ("teacher", "baseline", "student")  # the order reports show them in
+DIRECTIONS = ("forward", "reverse")         # forward: teacher -> student as params say; reverse: the other way
 PARAMS = Path("params.yaml")
 
 Lenient = Strict(False)  # YAML lists where a fixed-size tuple is wanted
@@ -122,11 +126,6 @@ class TrainSettings(Section):
     lr_decay_start: int = Field(15, ge=0)
     lr_decay: float = Field(0.8, gt=0, le=1)
     lr_decay_every: int = Field(1, ge=1)
-    freq_mask: int = Field(24, ge=0)
-    time_mask: int = Field(40, ge=0)
-    time_shift: int = Field(0, ge=0)
-    mixup: float = Field(0.0, ge=0, le=1)
-    mixup_alpha: float = Field(10.0, gt=0)
     balanced_sampling: bool = False
     average_last: int = Field(0, ge=0)
     ensemble_last: int = Field(0, ge=0)
@@ -214,9 +213,32 @@ def _split_name(split: str) -> str:
 
 MOVED = {  # keys that moved or went, with where to look instead
     ("train", "epochs"): "each model sets its own: models.<key>.epochs",
-    ("dump", "time_shift"): "the augmentation moved to train: train.time_shift",
+    ("dump", "time_shift"): "the augmentation has its own section: augment.time_shift",
+    **{("train", key): f"the augmentation has its own section: augment.{key}" for key in AugmentSettings.model_fields},
     ("seed",): "seeds: [0, 1, ...] (training), data.seed (the built-in dataset)",
 }
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One distillation: `teacher` (a models key) teaches `student`. In each run both architectures are trained on
+    labels once (pipeline/training/jobs.py): that model of the teacher's architecture is this direction's teacher,
+    the one of the student's architecture its baseline, and with both directions each is the other's too."""
+    name: str      # forward | reverse
+    teacher: str
+    student: str
+
+    def architecture(self, role: str) -> str:
+        """The models key `role` has in this direction (the baseline: the student's architecture without KD)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        return self.teacher if role == "teacher" else self.student
+
+    def __str__(self) -> str:
+        return f"{self.teacher} -> {self.student}"
+
+
+MODEL_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 class Settings(Section):
@@ -227,6 +249,8 @@ class Settings(Section):
     models: dict[str, Any]  # validated per family in load_settings
     teacher: str = "cnn"
     student: str = "ast"
+    directions: list[Literal["forward", "reverse"]] = Field(["forward"], min_length=1)
+    augment: AugmentSettings = Field(default_factory=AugmentSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
     dump: DumpSettings = Field(default_factory=DumpSettings)
@@ -234,24 +258,43 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _roles_and_runs(self):
+        for key in self.models:
+            if not MODEL_KEY.fullmatch(key) or key in DIRECTIONS:
+                raise ValueError(f"models.{key}: a model key names a folder of each run: letters, digits and _, "
+                                 f"starting with a letter, and not {' or '.join(DIRECTIONS)}")
         for role in ("teacher", "student"):
             if getattr(self, role) not in self.models:
                 raise ValueError(f"{role}: {getattr(self, role)!r} is not a key of models "
                                  f"(have {', '.join(sorted(self.models))})")
+        if self.teacher == self.student:
+            raise ValueError(f"teacher and student are both {self.teacher!r}: each is trained on labels once per run "
+                             "(the student's is its baseline); for self-distillation give the same model a second "
+                             "key under models")
         if len(set(self.runs)) != len(self.runs) or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("runs and seeds must not repeat an entry")
+        if len(set(self.directions)) != len(self.directions):
+            raise ValueError("directions must not repeat an entry")
         if self.distill.online and self.dump.cross_fit:
             raise ValueError("distill.online runs the full teacher in the loop; dump.cross_fit needs the cache")
         return self
 
-    def architecture(self, role: str) -> str:
-        """The key under `models` that `role` uses; the baseline is the student's architecture without KD."""
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
-        return self.teacher if role == "teacher" else self.student
+    def direction(self, name: str = "forward") -> Direction:
+        if name not in DIRECTIONS:
+            raise ValueError(f"unknown direction {name!r}; expected one of {', '.join(DIRECTIONS)}")
+        return Direction(name, self.teacher, self.student) if name == "forward" else \
+            Direction(name, self.student, self.teacher)
 
-    def model(self, role: str):
-        return self.models[self.architecture(role)]
+    def model(self, role: str, direction: str = "forward"):
+        """The model config `role` trains in `direction`."""
+        return self.models[self.direction(direction).architecture(role)]
+
+    def all_directions(self) -> list[Direction]:
+        return [self.direction(name) for name in self.directions]
+
+    @property
+    def architectures(self) -> list[str]:
+        """The models keys trained on labels in every run: the teacher's and the student's."""
+        return [self.teacher, self.student]
 
     def all_runs(self) -> list[Run]:
         return [Run(split, seed) for split in self.runs for seed in self.seeds]

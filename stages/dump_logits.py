@@ -1,5 +1,5 @@
-"""DVC stage `dump_logits@<split>-<seed>`: data/runs/<split>/seed<k>/teacher/checkpoint.pt + data/features.zarr
--> data/runs/<split>/seed<k>/teacher_predictions.zarr."""
+"""DVC stage `dump_logits@<direction>-<split>-<seed>`: the direction's teacher (data/runs/<split>/seed<k>/<arch>/) +
+data/features.zarr -> data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr."""
 import sys
 
 from pipeline.cache.dump import dump
@@ -10,4 +10,4 @@ from pipeline.settings import load_settings
 if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
     settings = load_settings()
     launch(settings)  # through torchrun when params `distributed` asks for several processes
-    dump(settings, Run(sys.argv[1], int(sys.argv[2])))
+    dump(settings, sys.argv[1], Run(sys.argv[2], int(sys.argv[3])))

@@ -1,4 +1,5 @@
-"""DVC stage `report`: results/<split>/seed<k>/*/ for every run and seed -> results/report.md, report.json, plots/."""
+"""DVC stage `report`: every run's metrics and test logits, per direction -> results/report.md, report.json,
+plots/, figures/."""
 from pipeline.evaluation.report import write_report
 from pipeline.settings import load_settings
 

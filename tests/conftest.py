@@ -23,7 +23,8 @@ MAIN = Run("main", 0)
 
 
 def tiny(params: dict) -> dict:
-    """The repo's params.yaml shrunk to seconds: 4 classes, 1 s clips, 100 frames, test-size models, 2 epochs."""
+    """The repo's params.yaml shrunk to seconds: 4 classes, 1 s clips, 100 frames, test-size models, 2 epochs.
+    (train.resident and the rest as params.yaml sets them.)"""
     p = copy.deepcopy(params)
     p["data"].update(num_classes=4, clips_per_class=16, clip_seconds=1.0)
     p["features"].update(target_frames=100, clips_per_shard=16, workers=2)
@@ -71,12 +72,50 @@ def tiny_workspace(tmp_path_factory) -> tuple[Path, dict]:
     return root, params
 
 
+def train(s, role: str, run: Run = MAIN, direction: str = "forward") -> dict:
+    """Train the model that plays `role` in `direction` (what stages/train.py and train_student.py do)."""
+    from pipeline.training import jobs
+    from pipeline.training.adopt import adopt_if_ready
+    from pipeline.training.loop import train as train_job
+
+    job = jobs.for_role(role, s.direction(direction))
+    if job.role == "labels" and adopt_if_ready(s, job.architecture, run):
+        return {}
+    return train_job(s, job, run)
+
+
+def dump(s, run: Run = MAIN, direction: str = "forward") -> None:
+    from pipeline.cache.dump import dump as dump_logits
+
+    dump_logits(s, direction, run)
+
+
+def evaluate(s, role: str, run: Run = MAIN, direction: str = "forward") -> dict:
+    from pipeline.evaluation.evaluate import evaluate as evaluate_model
+
+    return evaluate_model(s, name(role, s, direction), run)
+
+
+def name(role: str, s=None, direction: str = "forward") -> str:
+    """The layout name of the model that plays `role` (teacher, baseline, student) in `direction`."""
+    from pipeline.training import jobs
+
+    s = s or settings(tiny(read_yaml(REPO / "params.yaml")))
+    return jobs.for_role(role, s.direction(direction)).name
+
+
+def path(role: str, run: Run = MAIN, s=None, direction: str = "forward") -> Path:
+    """The checkpoint of the model that plays `role`."""
+    return layout.checkpoint(name(role, s, direction), run)
+
+
+def cache_path(run: Run = MAIN, direction: str = "forward") -> Path:
+    return layout.predictions(direction, run)
+
+
 @pytest.fixture(scope="session")
 def teacher_workspace(tiny_workspace, tmp_path_factory) -> Path:
     """The tiny workspace plus a trained CNN teacher (run main, seed 0) and its plain cache."""
-    from pipeline.cache.dump import dump
-    from pipeline.training.loop import train
-
     source, params = tiny_workspace
     root = tmp_path_factory.mktemp("with_teacher")
     _copy(source, root)
@@ -114,5 +153,15 @@ def main_run() -> Run:
     return MAIN
 
 
-def checkpoint(role: str, run: Run = MAIN) -> dict:
-    return torch.load(layout.checkpoint(role, run), weights_only=True)
+def checkpoint(role: str, run: Run = MAIN, s=None, direction: str = "forward"):
+    """The description (a pipeline.models.checkpoint.Checkpoint) of the model that plays `role`."""
+    from pipeline.models.checkpoint import read_checkpoint
+
+    return read_checkpoint(path(role, run, s, direction))[2]
+
+
+def stored(role: str, run: Run = MAIN, s=None, direction: str = "forward") -> tuple[dict, list | None, object]:
+    """(weights, ensemble weights or None, description) of the model that plays `role`, as its checkpoint holds them."""
+    from pipeline.models.checkpoint import read_checkpoint
+
+    return read_checkpoint(path(role, run, s, direction))

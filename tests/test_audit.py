@@ -7,11 +7,9 @@ from typer.testing import CliRunner
 
 from pipeline import layout
 from pipeline.cli import app
-from pipeline.evaluation.evaluate import evaluate
-from pipeline.evaluation.metrics import compute_metrics
 from pipeline.stores import FeatureStore, PredictionStore
 
-from .conftest import MAIN, settings
+from .conftest import MAIN, cache_path, evaluate, name, path, settings
 
 
 def inspect_json(*args) -> dict:
@@ -23,7 +21,7 @@ def inspect_json(*args) -> dict:
 def test_inspect_every_artifact(with_teacher):
     _, params = with_teacher
     evaluate(settings(params), "teacher", MAIN)
-    store, cache = FeatureStore(layout.FEATURES), PredictionStore(layout.predictions(MAIN))
+    store, cache = FeatureStore(layout.FEATURES), PredictionStore(cache_path())
 
     features = inspect_json(layout.FEATURES)
     assert features["kind"] == "feature store" and features["summary"]["clips"] == 64
@@ -35,13 +33,14 @@ def test_inspect_every_artifact(with_teacher):
     provenance = features["provenance"]
     assert provenance["code"]["source_sha256"] and provenance["fingerprint"] == store.fingerprint
 
-    predictions = inspect_json(layout.predictions(MAIN))
+    predictions = inspect_json(cache_path())
     assert predictions["summary"]["matches the feature store"] and predictions["summary"]["run"] == "main"
     test = store.indices("test")
-    expected = compute_metrics(cache.logits[:][test], store.labels[test], False)
+    expected = store.task.metrics(cache.logits[:][test], store.labels[test])
     from_cache = predictions["teacher metrics and targets from the cache (tau 1)"]
     assert from_cache["test"]["accuracy"] == pytest.approx(expected["accuracy"])
-    evaluated = json.loads(layout.metrics("teacher", MAIN).read_text())  # the evaluate stage agrees with the cache
+    evaluated = json.loads(layout.metrics(name("teacher"), MAIN).read_text())  # the evaluate stage agrees
+    # with the cache
     assert from_cache["test"]["accuracy"] == pytest.approx(evaluated["accuracy"])
     assert 0 < from_cache["train"]["entropy"] < np.log(len(store.classes)) + 1e-9  # target statistics per split
     calibration = next(v for k, v in predictions.items() if k.startswith("calibration"))
@@ -49,19 +48,19 @@ def test_inspect_every_artifact(with_teacher):
     assert all({"true", "predicted", "clips"} <= set(row) for row in predictions["most confused"])
 
     clip = str(store.clip_ids[5])
-    one = inspect_json(layout.predictions(MAIN), "--clip", clip)["clip"]
+    one = inspect_json(cache_path(), "--clip", clip)["clip"]
     assert one["clip_id"] == clip and one["labels"] == [store.classes[int(store.labels[5].argmax())]]
     assert len(one["teacher top 5"]) == min(5, len(store.classes))
     assert one["mean"] == pytest.approx(store.features[5].astype(np.float64).mean())
 
-    checkpoint = inspect_json(layout.checkpoint("teacher", MAIN))
+    checkpoint = inspect_json(path("teacher"))
     assert checkpoint["provenance"]["run"] == "main" and checkpoint["summary"]["nan or inf values"] == 0
-    assert checkpoint["provenance"]["normalization"]["mean"] == pytest.approx(store.mean)
+    assert checkpoint["provenance"]["normalization"]["mean"] == pytest.approx(store.normalization.mean)
     commit = checkpoint["provenance"]["code"]["git_commit"]
     assert commit is None or len(commit) == 40
-    assert inspect_json(layout.metrics("teacher", MAIN))["values"]["run"] == "main"
+    assert inspect_json(layout.metrics(name("teacher"), MAIN))["values"]["run"] == "main"
 
-    tables = CliRunner().invoke(app, ["inspect", str(layout.predictions(MAIN))])
+    tables = CliRunner().invoke(app, ["inspect", str(cache_path())])
     assert tables.exit_code == 0
     assert "teacher metrics and targets from the cache" in tables.output and "most confused" in tables.output
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy import stats
 
-from pipeline.training.augment import AugmentConfig, apply, draw_batch, draw_views, view_seeds
+from pipeline.data.augment import AugmentSettings, apply, draw_batch, draw_views, view_seeds
 
-CFG = AugmentConfig(freq_mask=6, time_mask=9, mixup=0.5, mixup_alpha=10.0, time_shift=4)
+CFG = AugmentSettings(freq_mask=6, time_mask=9, mixup=0.5, mixup_alpha=10.0, time_shift=4)
 FRAMES, BINS, DRAWS = 50, 32, 12000
 POOL = np.arange(100, 120)  # the training clips partners come from
 

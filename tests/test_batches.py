@@ -5,15 +5,13 @@ import pytest
 import torch
 
 from pipeline import layout
-from pipeline.cache.dump import dump
+from pipeline.data import resident
+from pipeline.data.augment import AugmentSettings
+from pipeline.data.batches import Augmenter, BatchSource, ZarrRows, training_plan
+from pipeline.data.resident import ResidentRows, use_resident
 from pipeline.stores import FeatureStore, PredictionStore
-from pipeline.training import resident
-from pipeline.training.augment import AugmentConfig
-from pipeline.training.batches import Augmenter, BatchSource, ZarrRows, training_plan
-from pipeline.training.loop import train
-from pipeline.training.resident import ResidentRows, use_resident
 
-from .conftest import MAIN, checkpoint, settings
+from .conftest import MAIN, cache_path, dump, settings, stored, train
 
 VIEWS = {"freq_mask": 24, "time_mask": 30, "mixup": 0.5, "mixup_alpha": 10.0, "time_shift": 10}
 
@@ -21,14 +19,14 @@ VIEWS = {"freq_mask": 24, "time_mask": 30, "mixup": 0.5, "mixup_alpha": 10.0, "t
 @pytest.mark.parametrize("views", [0, 2])
 def test_resident_batches_equal_the_loaders(in_workspace, views):
     _, params = in_workspace
-    params["train"].update(VIEWS)
+    params["augment"].update(VIEWS)
     params["dump"].update(views=views, top_k=2 if views else 0)
     s = settings(params)
     train(s, "teacher", MAIN)
     dump(s, MAIN)
-    store, cache = FeatureStore(layout.FEATURES), PredictionStore(layout.predictions(MAIN))
+    store, cache = FeatureStore(layout.FEATURES), PredictionStore(cache_path())
     rows = cache.check_matches(store, store.indices("train"))
-    augmenter = Augmenter(AugmentConfig(**VIEWS), store.num_frames, store.num_mel_bins, store.indices("train"),
+    augmenter = Augmenter(AugmentSettings(**VIEWS), store.num_frames, store.num_mel_bins, store.indices("train"),
                           cache.view_seeds if views else None)
     plan = training_plan(np.random.default_rng(0), store.indices("train"), 8, views=views)
     assert len(plan) == len(store.indices("train")) // 8
@@ -46,14 +44,14 @@ def test_resident_batches_equal_the_loaders(in_workspace, views):
 
 def test_student_trained_resident_equals_loader(with_teacher):
     _, params = with_teacher
-    params["train"].update(mixup=0.5)  # partners, their logits and mixed targets come from either source
+    params["augment"].update(mixup=0.5)  # partners, their logits and mixed targets come from either source
     weights, validation = [], []
     for held in (False, True):
         params["train"]["resident"] = held
         train(settings(params), "student", MAIN)
-        ckpt = checkpoint("student")
-        weights.append(ckpt["model"])
-        validation.append([epoch["val/accuracy"] for epoch in ckpt["history"]])  # predicted from each source
+        model_weights, _, ckpt = stored("student")
+        weights.append(model_weights)
+        validation.append([epoch["val/accuracy"] for epoch in ckpt.history])  # predicted from each source
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
     assert validation[0] == validation[1]

@@ -90,11 +90,11 @@ def test_hugging_face_ast_gives_the_same_logits(hf_model, fbank_input, tmp_path)
     report = convert(folder, tmp_path / "converted.pt")
     assert report["model"] == "ast_test" and report["frames"] == FRAMES and report["source"]["format"] == "hf"
     ours, ckpt = load_checkpoint(tmp_path / "converted.pt")
-    assert ckpt["classes"] == [f"sound {i}" for i in range(CLASSES)]  # the class list travels with the model
-    assert ckpt["normalization"] == {"mean": AUDIOSET_MEAN, "std": AUDIOSET_STD}
-    assert ckpt["model_config"]["layer_norm_eps"] == 1e-12
+    assert ckpt.classes == [f"sound {i}" for i in range(CLASSES)]  # the class list travels with the model
+    assert ckpt.normalization == {"mean": AUDIOSET_MEAN, "std": AUDIOSET_STD}
+    assert ckpt.network["layer_norm_eps"] == 1e-12
     with torch.no_grad():
-        got = ours((raw - ckpt["normalization"]["mean"]) / (2 * ckpt["normalization"]["std"]))
+        got = ours((raw - ckpt.normalization["mean"]) / (2 * ckpt.normalization["std"]))
     assert (got - expected).abs().max() <= 1e-4, (got - expected).abs().max()
     # named by its weights file instead of its folder: the same
     assert convert(folder / "model.safetensors", tmp_path / "again.pt")["tensors mapped"] == report["tensors mapped"]
@@ -111,7 +111,7 @@ def test_official_ast_layout_gives_the_same_logits(hf_model, fbank_input, tmp_pa
                      mean=AUDIOSET_MEAN, std=AUDIOSET_STD)
     assert report["source"]["format"] == "ast" and report["frames"] == FRAMES  # 12 x 12 patches: 128 frames
     ours, ckpt = load_checkpoint(tmp_path / "converted.pt")
-    assert ckpt["classes"] == [f"sound {i}" for i in range(CLASSES)]
+    assert ckpt.classes == [f"sound {i}" for i in range(CLASSES)]
     # The AST code's norms (DeiT 1e-6, head 1e-5), not HF's 1e-12: the difference is far below the tolerance
     with torch.no_grad():
         got = ours(x)
@@ -207,17 +207,16 @@ def test_psla_efficientnet_gives_the_same_probabilities(tmp_path):
     with torch.no_grad():
         assert (torch.sigmoid(plain(x)) - expected).abs().max() > 5e-5
     # PSLA divides by std, not 2 std: stored so that cmkd's (x - mean) / (2 std) is PSLA's input
-    assert ckpt["normalization"] == {"mean": -4.6476, "std": 4.5699 / 2} and ckpt["multi_label"] is False
+    assert ckpt.normalization == {"mean": -4.6476, "std": 4.5699 / 2} and ckpt.task == "single-label"
 
 
 def test_a_ready_teacher_is_adopted_as_is_and_evaluated_with_its_own_normalisation(in_workspace, tmp_path):
     """A converted checkpoint that predicts the dataset's own classes is the teacher without training; the
     pipeline feeds it inputs normalised as it was trained (not with this dataset's statistics)."""
     from pipeline import layout
-    from pipeline.evaluation.evaluate import evaluate
-    from pipeline.stores import FeatureStore
+    from pipeline.stores import FeatureStore, PredictionStore
 
-    from .conftest import MAIN, settings
+    from .conftest import MAIN, cache_path, checkpoint, dump, evaluate, settings, train
 
     _, params = in_workspace
     store = FeatureStore(layout.FEATURES, MAIN.split)
@@ -234,12 +233,11 @@ def test_a_ready_teacher_is_adopted_as_is_and_evaluated_with_its_own_normalisati
     params["models"]["ast"].update(pretrained=str(tmp_path / "ready.pt"), layer_norm_eps=1e-12, fstride=10,
                                    tstride=10)
     s = settings(params)
-    from pipeline.training.loop import train
 
     train(s, "teacher", MAIN)
-    ckpt = torch.load(layout.checkpoint("teacher", MAIN), weights_only=True)
-    assert ckpt["selection"]["select"] == "adopted" and ckpt["history"] == []
-    assert ckpt["adopted"]["sha256"] and ckpt["normalization"] == {"mean": -3.0, "std": 2.0}
+    ckpt = checkpoint("teacher", s=s)
+    assert ckpt.selection["select"] == "adopted" and ckpt.history == []
+    assert ckpt.adopted["sha256"] and ckpt.normalization == {"mean": -3.0, "std": 2.0}
     reference, _ = load_checkpoint(tmp_path / "ready.pt")
     rows = store.indices("test")
     x = torch.from_numpy(store.features[:][rows].astype(np.float32))
@@ -248,8 +246,6 @@ def test_a_ready_teacher_is_adopted_as_is_and_evaluated_with_its_own_normalisati
     result = evaluate(s, "teacher", MAIN)
     predicted = expected.argmax(1) == store.labels[rows].argmax(1)
     assert result["accuracy"] == pytest.approx(predicted.mean())
-    from pipeline.cache.dump import dump
-    from pipeline.stores import PredictionStore
 
     dump(s, MAIN)  # the cached targets come from the teacher fed as it was trained, logit by logit
-    np.testing.assert_allclose(PredictionStore(layout.predictions(MAIN)).logits[:][rows], expected, atol=1e-5)
+    np.testing.assert_allclose(PredictionStore(cache_path()).logits[:][rows], expected, atol=1e-5)

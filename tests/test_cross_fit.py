@@ -8,16 +8,16 @@ import torch
 
 from pipeline import layout
 from pipeline.audit import inspect_predictions
-from pipeline.cache.dump import dump
+from pipeline.data.batches import BatchSource, ZarrRows
 from pipeline.evaluation.inference import predict
 from pipeline.models.checkpoint import load_checkpoint
 from pipeline.settings import ParamsError
 from pipeline.stores import FeatureStore, PredictionStore, StoreMismatchError
-from pipeline.training.batches import BatchSource, ZarrRows
+from pipeline.training import jobs
 from pipeline.training.cross_fit import MEAN_OF_PARTS, part_of_rows
-from pipeline.training.loop import train
+from pipeline.training.loop import train as train_job
 
-from .conftest import MAIN, settings
+from .conftest import MAIN, cache_path, dump, settings
 
 K = 3
 
@@ -55,23 +55,27 @@ def test_parts_are_stratified_deterministic_and_keep_groups_whole():
     assert len(set(grouped[split == "train"])) == 4
 
 
+def part_path(part: int):
+    return layout.checkpoint(layout.part_model("cnn", part), MAIN)
+
+
 def test_cross_fitted_targets_never_come_from_a_teacher_that_trained_on_the_clip(in_workspace):
     _, params = in_workspace
     s = settings(with_cross_fit(params))
     for part in range(K):
-        train(s, "teacher", MAIN, part=part)
+        train_job(s, jobs.teacher_part("cnn", part), MAIN)
     dump(s, MAIN)
 
-    store, cache = FeatureStore(layout.FEATURES, MAIN.split), PredictionStore(layout.predictions(MAIN))
+    store, cache = FeatureStore(layout.FEATURES, MAIN.split), PredictionStore(cache_path())
     parts = cache.group["teacher_part"][:]
     np.testing.assert_array_equal(parts, part_of_rows(store, K, MAIN.seed))
     train_rows = store.indices("train")
     source = BatchSource(ZarrRows(store), None, 0)
     outputs, trained_on = [], []
     for part in range(K):
-        model, ckpt = load_checkpoint(layout.part_checkpoint(MAIN, part))
-        outputs.append(predict(model, source, np.arange(len(store.clip_ids)), 16, store.normalize))
-        held_out = set(ckpt["cross_fit"]["held_out"])
+        model, ckpt = load_checkpoint(part_path(part))
+        outputs.append(predict(model, source, np.arange(len(store.clip_ids)), 16, store.normalization))
+        held_out = set(ckpt.cross_fit["held_out"])
         trained_on.append({c for c in map(str, store.clip_ids[train_rows]) if c not in held_out})
     for row, clip in enumerate(map(str, store.clip_ids)):  # clip by clip
         if store.split[row] == "train":
@@ -84,19 +88,19 @@ def test_cross_fitted_targets_never_come_from_a_teacher_that_trained_on_the_clip
             np.testing.assert_allclose(cache.logits[row], np.mean([o[row] for o in outputs], axis=0), atol=1e-5)
     assert cache.teacher["cross_fit"]["k"] == K and len(cache.teacher["cross_fit"]["parts"]) == K
 
-    report = inspect_predictions(layout.predictions(MAIN))["cross-fit"]
+    report = inspect_predictions(cache_path())["cross-fit"]
     assert all(report[f"part {j}"]["every clip held out by its teacher"] for j in range(K))
     assert sum(report[f"part {j}"]["clips"] for j in range(K)) == len(train_rows)
 
     # a part teacher in another part's place is refused, naming it
-    a, b = layout.part_checkpoint(MAIN, 0), layout.part_checkpoint(MAIN, 1)
+    a, b = part_path(0), part_path(1)
     a.rename(a.with_suffix(".swap")), b.rename(a), a.with_suffix(".swap").rename(b)
-    with pytest.raises(StoreMismatchError, match="part0.pt: not the teacher of cross-fit part 0"):
+    with pytest.raises(StoreMismatchError, match="part0/checkpoint.pt: not the teacher of cross-fit part 0"):
         dump(s, MAIN)
     # so is a set of teachers split with another seed: their held-out clips are not this split's parts
     b.rename(a.with_suffix(".swap")), a.rename(b), a.with_suffix(".swap").rename(a)
     ckpt = torch.load(a, weights_only=True)
-    ckpt["cross_fit"]["held_out"] = ckpt["cross_fit"]["held_out"][1:]
+    ckpt["meta"]["cross_fit"]["held_out"] = ckpt["meta"]["cross_fit"]["held_out"][1:]
     torch.save(ckpt, a)
     with pytest.raises(StoreMismatchError, match="its held-out clips are not part 0"):
         dump(s, MAIN)

@@ -12,8 +12,13 @@ from pipeline.settings import read_yaml
 
 from .conftest import REPO, tiny
 
-PER_RUN = ("train_teacher", "evaluate_teacher", "dump_logits", "train_student", "train_baseline", "evaluate_student",
-           "evaluate_baseline")
+PER_ARCH = ("train", "evaluate")                              # once per architecture: cnn and ast
+PER_DIRECTION = ("dump_logits", "train_student", "evaluate_student")  # once per direction: forward (and reverse)
+
+
+def per_run(split: str, seed: int, directions=("forward",)) -> set[str]:
+    return ({f"{stage}@{arch}-{split}-{seed}" for stage in PER_ARCH for arch in ("cnn", "ast")}
+            | {f"{stage}@{d}-{split}-{seed}" for stage in PER_DIRECTION for d in directions})
 
 
 def run(work, *args) -> str:
@@ -48,23 +53,39 @@ def test_dvc_repro_and_experiments(tmp_path):
     params = tiny(read_yaml(REPO / "params.yaml"))
     work = make_project(tmp_path, params)
 
-    assert stages_run(run(work, "dvc", "repro")) == {"prepare", "features", "report"} | {
-        f"{stage}@main-0" for stage in PER_RUN}
+    assert stages_run(run(work, "dvc", "repro")) == {"prepare", "features", "report"} | per_run("main", 0)
     summary = json.loads((work / "results/report.json").read_text())
     assert summary["runs"] == 1
-    for role in ("teacher", "baseline", "student"):
-        metrics = json.loads((work / f"results/runs/main/seed0/{role}/metrics.json").read_text())
-        assert metrics["clips"] == 8 and summary["mean"][role]["accuracy"] == metrics["accuracy"]
+    for role, model in (("teacher", "cnn"), ("baseline", "ast"), ("student", "forward/student")):
+        metrics = json.loads((work / f"results/runs/main/seed0/{model}/metrics.json").read_text())
+        assert metrics["clips"] == 8 and summary["forward"]["mean"][role]["accuracy"] == metrics["accuracy"]
     report = (work / "results/report.md").read_text()
-    assert "**cnn (efficientnet_test) -> ast (ast_test)**" in report and "| main | 0 | 8 |" in report
+    assert "## forward: cnn (efficientnet_test) -> ast (ast_test)" in report and "| main | 0 | 8 |" in report
+    assert (work / "results/figures/forward-roles.png").exists()
     shown = run(work, "dvc", "metrics", "show", "--json")
-    assert "results/report.json" in shown and "results/runs/main/seed0/student/metrics.json" in shown
+    assert "results/report.json" in shown and "results/runs/main/seed0/forward/student/metrics.json" in shown
 
     # the small results are git's, the large artifacts DVC's: commit, and nothing is left to run
     run(work, "git", "add", "-A")
     assert "data/features.zarr" not in run(work, "git", "status", "--porcelain")  # ignored, not tracked
     run(work, "git", "commit", "-qm", "repro")
     assert stages_run(run(work, "dvc", "repro")) == set()
+    # a stage depends on a params section as a whole: a field added to `augment` (a new augmentation) makes every
+    # stage that trains or draws views out of date, the dump among them, without dvc.yaml naming the field
+    changed = json.loads(run(work, "dvc", "status", "--json"))
+    assert changed == {}
+    with_field = {**params, "augment": {**params["augment"], "new_mask": 3}}
+    (work / "params.yaml").write_text(yaml.safe_dump(with_field))
+    changed = json.loads(run(work, "dvc", "status", "--json"))
+    assert {"dump_logits@forward-main-0", "train@cnn-main-0", "train@ast-main-0", "train_student@forward-main-0"} \
+        <= set(changed)
+    assert {"prepare", "features", "evaluate@cnn-main-0"}.isdisjoint(changed)
+    # so does the world size: N processes train with an N-times larger global batch
+    more = {**params, "distributed": {**params["distributed"], "nproc_per_node": 2}}
+    (work / "params.yaml").write_text(yaml.safe_dump(more))
+    assert {"train@cnn-main-0", "train_student@forward-main-0"} <= set(json.loads(run(work, "dvc", "status",
+                                                                                        "--json")))
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
     # every uncached out is git's: a queued experiment starts from a git checkout plus DVC's cache, and an uncached
     # out git ignores would be missing there, re-running its stage and all after it (as data/skipped.csv once did)
     uncached = [next(iter(entry)).replace("${item.run}", "main").replace("${item.seed}", "0")
@@ -79,22 +100,22 @@ def test_dvc_repro_and_experiments(tmp_path):
 
     # an experiment re-runs exactly the student's stages and is compared with main by dvc exp show
     ran = stages_run(run(work, "dvc", "exp", "run", "-S", "distill.lambda=0.3", "-n", "lambda03"))
-    assert ran == {"train_student@main-0", "evaluate_student@main-0", "report"}
+    assert ran == {"train_student@forward-main-0", "evaluate_student@forward-main-0", "report"}
     table = json.loads(run(work, "dvc", "exp", "show", "--json"))
     rows = {(exp.get("name") or exp.get("rev")): exp for entry in table for exp in [entry, *(e for x in entry.get(
         "experiments") or [] for e in x.get("revs", []))]}
     for name in ("lambda03", "workspace"):
         metrics = rows[name]["data"]["metrics"]["results/report.json"]["data"]
-        assert set(metrics["mean"]) == {"teacher", "baseline", "student"}, name
+        assert set(metrics["forward"]["mean"]) == {"teacher", "baseline", "student"}, name
     assert rows["lambda03"]["data"]["params"]["params.yaml"]["data"]["distill"]["lambda"] == 0.3
 
     # dvc plots: the three roles' validation curves on one chart, the confusion matrix, per-class values
     plots = json.loads(run(work, "dvc", "plots", "show", "--json"))
     ids = set(plots.get("data", plots))
     assert {"validation", "confusion", "per_class"} <= ids, ids
-    assert any("results/runs/main/seed0/student/live/plots/metrics/val/accuracy.tsv" in i for i in ids)
+    assert any("results/runs/main/seed0/forward/student/live/plots/metrics/val/accuracy.tsv" in i for i in ids)
     for role in ("teacher", "baseline", "student"):  # one curve per role, each as long as that role trained
-        curves = (work / f"results/plots/validation/{role}.csv").read_text().splitlines()
+        curves = (work / f"results/plots/forward/validation/{role}.csv").read_text().splitlines()
         assert curves[0] == "epoch,value" and len(curves) == 1 + 2
 
     # folds x seeds: one chain per split and seed, with nothing written twice (DVC checks the outs of the graph)
@@ -102,14 +123,23 @@ def test_dvc_repro_and_experiments(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     listed = set(re.findall(r"^(\S+)", run(work, "dvc", "stage", "list"), re.M))
     assert listed == {"prepare", "features", "report"} | {
-        f"{stage}@{split}-{seed}" for stage in PER_RUN for split in ("fold1", "fold2") for seed in (0, 1)}
+        stage for split in ("fold1", "fold2") for seed in (0, 1) for stage in per_run(split, seed)}
     run(work, "dvc", "dag")  # builds the whole graph: refuses overlapping outputs
 
+    # both directions: each architecture is still trained on labels once per run; the reverse direction adds a
+    # dump of the AST's predictions and a CNN student
+    params.update(runs=["main"], seeds=[0], directions=["forward", "reverse"])
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    listed = set(re.findall(r"^(\S+)", run(work, "dvc", "stage", "list"), re.M))
+    assert listed == {"prepare", "features", "report"} | per_run("main", 0, ("forward", "reverse"))
+    upstream = run(work, "dvc", "dag", "--md", "train_student@reverse-main-0")
+    assert "dump_logits@reverse-main-0" in upstream and "train@ast-main-0" in upstream
+    params.update(directions=["forward"])
+
     # dump.cross_fit: k part teachers are k stages of each run, and the dump waits for all of them
-    params.update(runs=["main"], seeds=[0])
     params["dump"].update(cross_fit=3, cross_fit_parts=[0, 1, 2])
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     listed = set(re.findall(r"^(\S+)", run(work, "dvc", "stage", "list"), re.M))
-    assert {f"train_teacher_part@main-0-{j}" for j in range(3)} <= listed
-    upstream = run(work, "dvc", "dag", "--md", "dump_logits@main-0")
-    assert all(f"train_teacher_part@main-0-{j}" in upstream for j in range(3)) and "train_teacher@main-0" in upstream
+    assert {f"train_teacher_part@cnn-main-0-{j}" for j in range(3)} <= listed
+    upstream = run(work, "dvc", "dag", "--md", "dump_logits@forward-main-0")
+    assert all(f"train_teacher_part@cnn-main-0-{j}" in upstream for j in range(3)) and "train@cnn-main-0" in upstream

@@ -10,19 +10,17 @@ import pytest
 
 from pipeline import layout
 from pipeline.audit import inspect_predictions
-from pipeline.cache.dump import dump
 from pipeline.cache.imported import ImportProblem, normalise_id
-from pipeline.evaluation.metrics import compute_metrics
 from pipeline.stores import FeatureStore, PredictionStore, StoreMismatchError
 
-from .conftest import MAIN, settings
+from .conftest import MAIN, cache_path, dump, settings
 
 
 @pytest.fixture
 def reference(with_teacher):
     """The tiny workspace's own cache (the teacher's logits, by clip id) and its feature store."""
     root, params = with_teacher
-    cache = PredictionStore(layout.predictions(MAIN))
+    cache = PredictionStore(cache_path())
     store = FeatureStore(layout.FEATURES, MAIN.split)
     return root, params, store, dict(zip(map(str, cache.clip_ids), cache.logits[:]))
 
@@ -30,7 +28,7 @@ def reference(with_teacher):
 def imported(params, **cfg):
     params["dump"].update(source="import", imported=cfg)
     dump(settings(params), MAIN)
-    cache = PredictionStore(layout.predictions(MAIN))
+    cache = PredictionStore(cache_path())
     return cache, dict(zip(map(str, cache.clip_ids), cache.logits[:]))
 
 
@@ -57,12 +55,12 @@ def test_npy_with_shuffled_ids_and_another_class_order_maps_value_by_value(refer
     for clip, logits in own.items():
         np.testing.assert_array_equal(got[clip], logits)  # value by value
     assert cache.teacher["imported"]["teacher"] == "EfficientAT PaSST ensemble"
-    coverage = json.loads(layout.coverage(MAIN).read_text())
+    coverage = json.loads(layout.coverage("forward", MAIN).read_text())
     assert coverage["matched"] == len(own) and coverage["unknown (in the file, not in the feature store)"] == 0
-    report = inspect_predictions(layout.predictions(MAIN))  # the teacher's metrics recomputed from the import
+    report = inspect_predictions(cache_path())  # the teacher's metrics recomputed from the import
     assert report["summary"]["imported from"]["sha256"] == cache.teacher["imported"]["sha256"]
     rows = store.indices("test")
-    test = compute_metrics(np.stack([own[str(c)] for c in store.clip_ids[rows]]), store.labels[rows], False)["accuracy"]
+    test = store.task.metrics(np.stack([own[str(c)] for c in store.clip_ids[rows]]), store.labels[rows])["accuracy"]
     assert report["teacher metrics and targets from the cache (tau 1)"]["test"]["accuracy"] == pytest.approx(test)
 
 
@@ -84,11 +82,11 @@ def test_csv_of_probabilities_with_missing_and_unknown_ids(reference, tmp_path):
     for c in got:  # log p: the same softmax as the teacher's logits
         p = np.exp(got[c]) / np.exp(got[c]).sum()
         np.testing.assert_allclose(p, probs[c], rtol=1e-4, atol=1e-7)
-    coverage = json.loads(layout.coverage(MAIN).read_text())
+    coverage = json.loads(layout.coverage("forward", MAIN).read_text())
     assert coverage["missing (in the feature store, not in the file)"]["train"] == 3
     assert coverage["unknown (in the file, not in the feature store)"] == 1
     assert coverage["first unknown"] == ["Yabcdefghijk.wav"]
-    cache = PredictionStore(layout.predictions(MAIN))
+    cache = PredictionStore(cache_path())
     with pytest.raises(StoreMismatchError, match="3 of .* training clips are not cached"):  # distill.missing: error
         cache.check_matches(store, store.indices("train"), "error")
     rows = cache.check_matches(store, store.indices("train"), "gt_only")
@@ -157,5 +155,5 @@ def test_broken_files_are_refused_naming_the_problem(reference, tmp_path, proble
     (tmp_path / "classes.txt").write_text("\n".join(names) + "\n")
     with pytest.raises(ImportProblem, match=match):
         imported(params, **cfg)
-    kept = PredictionStore(layout.predictions(MAIN))  # the cache already there is left as it was
+    kept = PredictionStore(cache_path())  # the cache already there is left as it was
     np.testing.assert_array_equal(kept.logits[:], values)

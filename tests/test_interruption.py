@@ -13,15 +13,14 @@ import yaml
 import zarr
 
 from pipeline import layout
-from pipeline.cache.dump import dump
 from pipeline.features.extract import extract
 from pipeline.models import create_model
-from pipeline.models.checkpoint import save_checkpoint
+from pipeline.models.checkpoint import Checkpoint, save_checkpoint
 from pipeline.prepare import prepare
 from pipeline.settings import read_yaml
 from pipeline.stores import FeatureStore
 
-from .conftest import MAIN, REPO, settings, tiny
+from .conftest import MAIN, REPO, cache_path, dump, path, settings, tiny
 
 
 def kill_after_first_block(code: str | list[str], cwd: Path, partial: Path) -> list[int]:
@@ -94,17 +93,17 @@ def test_dump_killed_and_rerun(in_workspace, tmp_path):
     store = FeatureStore(layout.FEATURES)
     teacher = create_model("efficientnet_b0", num_classes=len(store.classes), num_frames=store.num_frames)
     # random weights; a bigger model than the tests train, so it is slow enough to kill
-    save_checkpoint(layout.checkpoint("teacher", MAIN), teacher, role="teacher", run="main", architecture="cnn",
-                    model_config={"name": "efficientnet_b0", "pooling": "mean"}, num_classes=len(store.classes),
-                    num_frames=store.num_frames, num_mel_bins=128, classes=store.classes,
-                    features_fingerprint=store.fingerprint)
+    save_checkpoint(path("teacher"), teacher, Checkpoint(
+        role="labels", run="main", architecture="cnn", network={"name": "efficientnet_b0", "pooling": "mean"},
+        num_classes=len(store.classes), num_frames=store.num_frames, num_mel_bins=128, classes=store.classes,
+        normalization=store.normalization.as_dict(), features_fingerprint=store.fingerprint))
     dump(settings(params), MAIN)
-    layout.predictions(MAIN).rename(tmp_path / "uninterrupted.zarr")
+    cache_path().rename(tmp_path / "uninterrupted.zarr")
 
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     code = ("from pipeline.cache.dump import dump; from pipeline.runs import Run; "
-            "from pipeline.settings import load_settings; dump(load_settings(), Run('main', 0))")
-    out = layout.predictions(MAIN)
+            "from pipeline.settings import load_settings; dump(load_settings(), 'forward', Run('main', 0))")
+    out = cache_path()
     partial = out.with_name(out.name + ".partial")
     done = kill_after_first_block(code, root, partial)
     assert not out.exists()

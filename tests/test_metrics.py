@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from pipeline.evaluation.metrics import compute_metrics, d_prime, headline
+from pipeline.task import SingleLabel, task_for
+from pipeline.task.metrics import d_prime
+
+
+def compute_metrics(logits, labels, multi_label, classes=None):
+    return task_for(multi_label).metrics(logits, labels, classes)
 
 
 def test_tied_scores_do_not_depend_on_row_order():
@@ -52,20 +57,20 @@ def test_single_label_per_class_accuracy_and_confusion():
     labels = np.eye(3)[[0, 0, 1, 1, 1]]
     logits = np.eye(3)[[0, 1, 1, 1, 0]]
     metrics = compute_metrics(logits, labels, False, ["a", "b", "c"])
-    assert metrics["accuracy"] == pytest.approx(3 / 5) and headline(metrics) == ("accuracy", pytest.approx(0.6))
+    assert metrics["accuracy"] == pytest.approx(3 / 5) and SingleLabel().headline == "accuracy"
+    assert SingleLabel().score(logits, labels) == pytest.approx(0.6)
     assert metrics["per_class"]["accuracy"] == {"a": 0.5, "b": pytest.approx(2 / 3), "c": None}
     assert metrics["per_class"]["confusion"] == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
     assert metrics["classes_unscored"] == ["c"]
 
 
 def test_target_statistics_of_one_hot_and_uniform_targets():
-    from pipeline.evaluation.metrics import target_statistics
 
     labels = np.eye(4)[[0, 1, 2, 3]]
-    one_hot = target_statistics(labels.copy(), labels, multi_label=False)
+    one_hot = task_for(False).target_statistics(labels.copy(), labels)
     assert one_hot["entropy"] == pytest.approx(0, abs=1e-9) and one_hot["top1_probability"] == 1
     assert one_hot["labelled_probability"] == 1
-    uniform = target_statistics(np.full((4, 4), 0.25), labels, multi_label=False)
+    uniform = task_for(False).target_statistics(np.full((4, 4), 0.25), labels)
     assert uniform["entropy"] == pytest.approx(np.log(4)) and uniform["labelled_probability"] == 0.25
-    halves = target_statistics(np.full((4, 4), 0.5), labels, multi_label=True)  # Bernoulli(0.5) per class
+    halves = task_for(True).target_statistics(np.full((4, 4), 0.5), labels)  # Bernoulli(0.5) per class
     assert halves["entropy"] == pytest.approx(np.log(2)) and halves["labelled_probability"] == 0.5

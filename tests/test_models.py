@@ -53,6 +53,7 @@ def test_compiled_training_step_matches_eager():
     """train.compile: the compiled step (pipeline/training/loop.for_training) takes the same step as the eager one."""
     from types import SimpleNamespace
 
+    from pipeline.task import SingleLabel
     from pipeline.training.loop import for_training, train_step
 
     cfg = SimpleNamespace(channels_last=True, compile=True)
@@ -64,7 +65,7 @@ def test_compiled_training_step_matches_eager():
         step_model = for_training(model, torch.device("cpu"), SimpleNamespace(**{**vars(cfg), "compile": compiled}))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # Adam would magnify float noise in ~0 gradients
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        losses = [train_step(step_model, optimizer, scheduler, x, y, None, 1.0, False) for _ in range(2)]
+        losses = [train_step(step_model, optimizer, scheduler, x, y, None, 1.0, SingleLabel()) for _ in range(2)]
         steps.append((torch.stack(losses), model.state_dict()))
     (eager_losses, eager), (compiled_losses, compiled) = steps
     torch.testing.assert_close(compiled_losses, eager_losses, atol=1e-4, rtol=1e-4)

@@ -8,21 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from typer.testing import CliRunner
 
 from pipeline import layout
 from pipeline.cli import app
-from pipeline.evaluation.evaluate import evaluate
 from pipeline.features.check import captured_stderr
 from pipeline.features.extract import extract
 from pipeline.manifest import ManifestError
 from pipeline.prepare import prepare
 from pipeline.settings import ParamsError
 from pipeline.stores import FeatureStore
-from pipeline.training.loop import train
 
-from .conftest import MAIN, settings, tiny
+from .conftest import MAIN, checkpoint, evaluate, path, settings, tiny, train
 
 
 def _clips(folder, names, seconds=1.0):
@@ -180,26 +177,25 @@ def test_best_epoch_is_kept_and_recorded(in_workspace):
     params["train"]["select"] = "best"
     s = settings(params)
     train(s, "teacher", MAIN)
-    ckpt = torch.load(layout.checkpoint("teacher", MAIN), weights_only=True)
-    curve = [entry["val/accuracy"] for entry in ckpt["history"]]
+    ckpt = checkpoint("teacher")
+    curve = [entry["val/accuracy"] for entry in ckpt.history]
     best = int(np.argmax(curve))  # the first of the best, as the loop keeps it
-    assert ckpt["selection"] == {"select": "best", "epoch": best + 1, "val/accuracy": curve[best]}
+    assert ckpt.selection == {"select": "best", "epoch": best + 1, "val/accuracy": curve[best]}
 
+    from pipeline.data.batches import BatchSource, ZarrRows
     from pipeline.evaluation.inference import predict
-    from pipeline.evaluation.metrics import compute_metrics
     from pipeline.models.checkpoint import load_checkpoint
-    from pipeline.training.batches import BatchSource, ZarrRows
 
-    model, _ = load_checkpoint(layout.checkpoint("teacher", MAIN))
+    model, _ = load_checkpoint(path("teacher"))
     store = FeatureStore(layout.FEATURES)
     rows = store.indices("val")
-    logits = predict(model, BatchSource(ZarrRows(store)), rows, 8, store.normalize)
-    assert compute_metrics(logits, store.labels[rows], False)["accuracy"] == curve[best]  # that epoch's weights
+    logits = predict(model, BatchSource(ZarrRows(store)), rows, 8, store.normalization)
+    assert store.task.metrics(logits, store.labels[rows])["accuracy"] == curve[best]  # that epoch's weights
 
 
 def test_last_epoch_is_recorded_and_best_refuses_averaging(with_teacher, repo_params):
-    ckpt = torch.load(layout.checkpoint("teacher", MAIN), weights_only=True)
-    assert ckpt["selection"]["select"] == "last" and ckpt["selection"]["epoch"] == len(ckpt["history"])
+    ckpt = checkpoint("teacher")
+    assert ckpt.selection["select"] == "last" and ckpt.selection["epoch"] == len(ckpt.history)
     repo_params["train"].update(select="best", average_last=3)
     with pytest.raises(ParamsError, match="select is 'best' but average_last or ensemble_last is set"):
         settings(repo_params)

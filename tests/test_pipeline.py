@@ -8,13 +8,12 @@ import torch
 import zarr
 
 from pipeline import layout
-from pipeline.cache.dump import dump
-from pipeline.evaluation.evaluate import evaluate
 from pipeline.evaluation.report import write_report
 from pipeline.stores import FeatureStore, PredictionStore, StoreMismatchError
-from pipeline.training.loop import train, train_step
+from pipeline.task import SingleLabel
+from pipeline.training.loop import train_step
 
-from .conftest import MAIN, checkpoint, settings
+from .conftest import MAIN, cache_path, checkpoint, dump, evaluate, name, settings, train
 
 
 @pytest.mark.parametrize("teacher,student", [("cnn", "ast"), ("ast", "cnn")])
@@ -29,24 +28,25 @@ def test_both_directions(in_workspace, teacher, student):
     for role in ("teacher", "student", "baseline"):
         evaluate(s, role, MAIN)
 
-    ckpt = {role: checkpoint(role) for role in ("teacher", "student", "baseline")}
-    assert ckpt["teacher"]["architecture"] == teacher
-    assert ckpt["student"]["architecture"] == student == ckpt["baseline"]["architecture"]
-    assert ckpt["student"]["teacher"]["architecture"] == teacher  # provenance of the targets it learned from
-    assert ckpt["baseline"]["teacher"] is None
-    history = ckpt["student"]["history"]
+    ckpt = {role: checkpoint(role, s=s) for role in ("teacher", "student", "baseline")}
+    assert ckpt["teacher"].architecture == teacher
+    assert ckpt["student"].architecture == student == ckpt["baseline"].architecture
+    assert ckpt["student"].teacher["architecture"] == teacher  # provenance of the targets it learned from
+    assert ckpt["baseline"].teacher is None
+    history = ckpt["student"].history
     assert len(history) == 2 and all(h["train/kd_loss"] > 0 for h in history)
-    assert all(h["train/kd_loss"] == 0 for h in ckpt["baseline"]["history"])
+    assert all(h["train/kd_loss"] == 0 for h in ckpt["baseline"].history)
     report = write_report(s)
-    assert f"**{teacher} (" in report and f") -> {student} (" in report
-    assert json.loads(layout.metrics("student", MAIN).read_text())["architecture"] == student
+    assert f"forward: {teacher} (" in report and f") -> {student} (" in report
+    assert json.loads(layout.metrics(name("student", s), MAIN).read_text())["architecture"] == student
     # the training curves, as DVCLive logged them
-    curve = (layout.live_dir("student", MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text().split()
+    curve = (layout.live_dir(name("student", s), MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text()
+    curve = curve.split()
     assert curve[:2] == ["step", "accuracy"] and len(curve) == 2 + 2 * 2
 
 
 def test_predictions_are_aligned_with_features(with_teacher):
-    features, predictions = FeatureStore(layout.FEATURES), PredictionStore(layout.predictions(MAIN))
+    features, predictions = FeatureStore(layout.FEATURES), PredictionStore(cache_path())
     np.testing.assert_array_equal(predictions.clip_ids, features.clip_ids)
     assert predictions.logits.shape == (len(features.clip_ids), len(features.classes))
     assert predictions.features_fingerprint == features.fingerprint
@@ -55,7 +55,7 @@ def test_predictions_are_aligned_with_features(with_teacher):
 
 def _tampered_copy(tmp_path, change):
     """A copy of the prediction store with one thing changed."""
-    source = zarr.open_group(layout.predictions(MAIN), mode="r")
+    source = zarr.open_group(cache_path(), mode="r")
     copy = zarr.open_group(tmp_path / "predictions.zarr", mode="w")
     copy.attrs.update(dict(source.attrs))
     clip_ids, logits = source["clip_ids"][:], source["logits"][:]
@@ -108,8 +108,8 @@ def test_student_refuses_mismatched_cache(with_teacher, tmp_path, change, messag
     with pytest.raises(StoreMismatchError, match=message):
         tampered.check_matches(FeatureStore(layout.FEATURES))
     # and the student stage itself refuses the store it finds at its run's teacher_predictions.zarr
-    shutil.rmtree(layout.predictions(MAIN))
-    shutil.copytree(tmp_path / "predictions.zarr", layout.predictions(MAIN))
+    shutil.rmtree(cache_path())
+    shutil.copytree(tmp_path / "predictions.zarr", cache_path())
     with pytest.raises(StoreMismatchError, match=message.replace("1 of 64", "1 of \\d+")):
         train(settings(params), "student", MAIN)
 
@@ -127,8 +127,8 @@ def test_clips_missing_from_the_cache_train_on_ground_truth_alone(with_teacher, 
     partial = _tampered_copy(tmp_path, keep)
     rows = partial.check_matches(features, train_rows, missing="gt_only")
     assert (rows[dropped] == -1).all() and (rows >= 0).sum() == 64 - len(dropped)
-    shutil.rmtree(layout.predictions(MAIN))
-    shutil.copytree(tmp_path / "predictions.zarr", layout.predictions(MAIN))
+    shutil.rmtree(cache_path())
+    shutil.copytree(tmp_path / "predictions.zarr", cache_path())
     with pytest.raises(StoreMismatchError, match="training clips are not cached"):
         train(settings(params), "student", MAIN)
     params["distill"]["missing"] = "gt_only"
@@ -138,7 +138,7 @@ def test_clips_missing_from_the_cache_train_on_ground_truth_alone(with_teacher, 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
     x, y = torch.randn(2, 4), torch.eye(3)[[0, 2]]
-    teaching = CachedTeacher(partial, rows, tau=1.0, multi_label=False)
+    teaching = CachedTeacher(partial, rows, tau=1.0, task=SingleLabel())
     batch = {"y": y, "teacher_logits": torch.randn(2, 3), "has_teacher": torch.tensor([False, False])}
     grads = []
     for targets in (teaching.targets(batch, x, y), None):
@@ -146,7 +146,7 @@ def test_clips_missing_from_the_cache_train_on_ground_truth_alone(with_teacher, 
         m.load_state_dict(model.state_dict())
         opt = torch.optim.SGD(m.parameters(), lr=0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-        train_step(m, opt, sched, x, y, targets, 0.5, False)
+        train_step(m, opt, sched, x, y, targets, 0.5, SingleLabel())
         grads.append(m.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
 
@@ -170,11 +170,11 @@ def test_multi_label_pipeline_reports_map(tmp_path, monkeypatch, repo_params):
     train(s, "student", MAIN)
     metrics = evaluate(s, "student", MAIN)
     assert set(metrics) >= {"mAP", "mean_auc", "d_prime", "classes_scored"} and 0 <= metrics["mAP"] <= 1
-    per_class = json.loads(layout.per_class("student", MAIN).read_text())
+    per_class = json.loads(layout.per_class(name("student"), MAIN).read_text())
     assert set(per_class["AP"]) == set(store.classes) and per_class["unscored"] == []
     from pipeline.audit import inspect_path
 
-    audit = inspect_path(layout.predictions(MAIN))  # multi-label: the classes ranked worst, not "most confused"
+    audit = inspect_path(cache_path())  # multi-label: the classes ranked worst, not "most confused"
     assert "most confused" not in audit and {"class", "AP", "positives"} <= set(audit["lowest AP"][0])
 
 
@@ -183,7 +183,7 @@ def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, tim
     import timm
 
     from pipeline.models import create_model
-    from pipeline.models.checkpoint import save_checkpoint
+    from pipeline.models.checkpoint import Checkpoint, save_checkpoint
 
     _, params = in_workspace
     params["teacher"], params["student"] = arch, "ast" if arch == "cnn" else "cnn"
@@ -191,12 +191,14 @@ def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, tim
         torch.save(timm.create_model(timm_name, pretrained=False).state_dict(), tmp_path / "weights.pth")
     else:  # a checkpoint of this project trained at another length and class count
         source = create_model("ast_test", num_classes=9, num_frames=300)
-        save_checkpoint(tmp_path / "weights.pth", source,
-                        model_config={"name": "ast_test", "fstride": 10, "tstride": 10},
-                        num_classes=9, num_frames=300, num_mel_bins=128)
+        save_checkpoint(tmp_path / "weights.pth", source, Checkpoint(
+            role="labels", architecture="ast", network={"name": "ast_test", "fstride": 10, "tstride": 10},
+            num_classes=9, num_frames=300, num_mel_bins=128, classes=[f"c{i}" for i in range(9)],
+            normalization={"mean": -4.0, "std": 4.0}))
     params["models"][arch]["pretrained"] = str(tmp_path / "weights.pth")
-    train(settings(params), "teacher", MAIN)
-    assert checkpoint("teacher")["model_config"]["pretrained"].endswith("weights.pth")
+    s = settings(params)
+    train(s, "teacher", MAIN)
+    assert checkpoint("teacher", s=s).network["pretrained"].endswith("weights.pth")
 
 
 @pytest.mark.parametrize("arch,config", [
@@ -207,7 +209,7 @@ def test_teacher_starts_from_a_pretrained_file(in_workspace, tmp_path, arch, tim
 ])
 def test_pipeline_runs_with_each_model_choice(in_workspace, arch, config):
     _, params = in_workspace
-    params["teacher"] = arch
+    params["teacher"], params["student"] = arch, "ast" if arch == "cnn" else "cnn"
     params["models"][arch].update(config, epochs=1)
     s = settings(params)
     train(s, "teacher", MAIN)

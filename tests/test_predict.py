@@ -11,14 +11,14 @@ from typer.testing import CliRunner
 
 from pipeline import layout
 from pipeline.cli import app
+from pipeline.data.batches import BatchSource, ZarrRows
 from pipeline.evaluation.inference import predict as predict_rows
 from pipeline.features.audio import AudioError
 from pipeline.models.checkpoint import load_checkpoint
 from pipeline.predict import Predictor
 from pipeline.stores import FeatureStore
-from pipeline.training.batches import BatchSource, ZarrRows
 
-from .conftest import ESC50, MAIN
+from .conftest import ESC50, MAIN, path
 
 
 def manifest_paths() -> dict[str, Path]:
@@ -28,12 +28,12 @@ def manifest_paths() -> dict[str, Path]:
 
 def test_a_known_clip_gets_the_logits_the_pipeline_evaluated(with_teacher):
     store = FeatureStore(layout.FEATURES, MAIN.split)
-    model, _ = load_checkpoint(layout.checkpoint("teacher", MAIN))
+    model, _ = load_checkpoint(path("teacher"))
     rows = np.arange(4)
-    expected = predict_rows(model, BatchSource(ZarrRows(store), None, 0), rows, 4, store.normalize)
+    expected = predict_rows(model, BatchSource(ZarrRows(store), None, 0), rows, 4, store.normalization)
     manifest = manifest_paths()
     paths = [manifest[str(c)] for c in store.clip_ids[rows]]
-    predictor = Predictor(layout.checkpoint("teacher", MAIN), batch_size=3, dev=torch.device("cpu"))
+    predictor = Predictor(path("teacher"), batch_size=3, dev=torch.device("cpu"))
     got = list(predictor.predict(paths))
     assert [p.windows for p in got] == [1, 1, 1, 1]  # 1 s clips fit the 100-frame window
     np.testing.assert_allclose(np.stack([p.logits for p in got]), expected, atol=1e-5)
@@ -42,12 +42,12 @@ def test_a_known_clip_gets_the_logits_the_pipeline_evaluated(with_teacher):
 @pytest.mark.skipif(not ESC50.is_dir(), reason="the real ESC-50 is not here")
 def test_real_esc50_recordings_are_scored_in_windows(with_teacher, tmp_path):
     files = sorted((ESC50 / "audio").glob("*.flac"))[:3]
-    checkpoint = layout.checkpoint("teacher", MAIN)
+    checkpoint = path("teacher")
     predictor = Predictor(checkpoint, dev=torch.device("cpu"))
     windows = predictor.windows(files[0])  # 5 s = 500 frames in 100-frame windows, 50 apart: 9
     assert windows.shape == (9, 100, 128)
     with torch.no_grad():
-        per_window = predictor.model((windows - predictor.mean) / (2 * predictor.std))
+        per_window = predictor.model((windows - predictor.normalization.mean) / (2 * predictor.normalization.std))
     mean, peak = next(predictor.predict(files[:1])), next(predictor.predict(files[:1], aggregate="max"))
     np.testing.assert_allclose(mean.logits, per_window.mean(0).numpy(), atol=1e-5)
     np.testing.assert_allclose(peak.logits, per_window.max(0).values.numpy(), atol=1e-5)
@@ -69,7 +69,7 @@ def test_an_unreadable_file_is_named_or_skipped(with_teacher, tmp_path):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF not audio")
     good = next(iter(manifest_paths().values()))
-    predictor = Predictor(layout.checkpoint("teacher", MAIN), dev=torch.device("cpu"))
+    predictor = Predictor(path("teacher"), dev=torch.device("cpu"))
     with pytest.raises(AudioError, match="broken.wav"):
         list(predictor.predict([good, bad]))
     skipped = []

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from pipeline.models import create_model
-from pipeline.models.checkpoint import save_checkpoint
+from pipeline.models.checkpoint import Checkpoint, save_checkpoint
 from pipeline.models.pretrained import PretrainedError, load_pretrained
 
 
@@ -47,8 +47,9 @@ def test_ast_from_deit_interpolates_long_time_axis(tmp_path, deit_tiny):
 
 def test_ast_from_own_checkpoint_to_other_classes_and_frames(tmp_path):
     source = create_model("ast_test", num_classes=10, num_frames=200)  # grid 12 x 19
-    save_checkpoint(tmp_path / "ast.pt", source, model_config={"name": "ast_test", "fstride": 10, "tstride": 10},
-                    num_classes=10, num_frames=200, num_mel_bins=128)
+    save_checkpoint(tmp_path / "ast.pt", source, Checkpoint(
+        role="labels", architecture="ast", network={"name": "ast_test", "fstride": 10, "tstride": 10}, num_classes=10,
+        num_frames=200, num_mel_bins=128, classes=[f"c{i}" for i in range(10)], normalization={"mean": 0, "std": 1}))
     target = create_model("ast_test", num_classes=3, num_frames=100)  # grid 12 x 9
     result = load_pretrained(target, tmp_path / "ast.pt")
     assert result["initialised"] == ["head.1.bias", "head.1.weight"]  # new class count: new classifier

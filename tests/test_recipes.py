@@ -4,16 +4,13 @@ import pytest
 import torch
 import yaml
 
-from pipeline import layout
-from pipeline.evaluation.evaluate import evaluate
+from pipeline.data.batches import balanced_weights
 from pipeline.models.checkpoint import load_checkpoint
 from pipeline.models.ensemble import Ensemble
 from pipeline.presets import apply, available, leaves, load_preset
 from pipeline.settings import load_settings
-from pipeline.training.batches import balanced_weights
-from pipeline.training.loop import train
 
-from .conftest import MAIN, REPO, checkpoint, settings
+from .conftest import MAIN, REPO, evaluate, path, settings, stored, train
 
 
 def test_balanced_weights_follow_psla():
@@ -28,15 +25,15 @@ def test_weight_average_and_checkpoint_ensemble(in_workspace):
     params["models"]["cnn"]["epochs"] = 3
     params["train"].update(average_last=2, ensemble_last=2, balanced_sampling=True)
     train(settings(params), "teacher", MAIN)
-    ckpt = checkpoint("teacher")
-    assert ckpt["weight_average"]["epochs"] == 2 and len(ckpt["ensemble"]) == 2
-    for key, value in ckpt["model"].items():  # the saved model is the mean of the last two epochs' weights
+    weights, ensemble, ckpt = stored("teacher")
+    assert ckpt.weight_average["epochs"] == 2 and len(ensemble) == 2
+    for key, value in weights.items():  # the saved model is the mean of the last two epochs' weights
         if value.is_floating_point():
-            expected = (ckpt["ensemble"][0][key].double() + ckpt["ensemble"][1][key].double()) / 2
+            expected = (ensemble[0][key].double() + ensemble[1][key].double()) / 2
             torch.testing.assert_close(value, expected.to(value.dtype))
-    assert not torch.equal(ckpt["ensemble"][0]["head.weight"], ckpt["ensemble"][1]["head.weight"])
+    assert not torch.equal(ensemble[0]["head.weight"], ensemble[1]["head.weight"])
 
-    model, _ = load_checkpoint(layout.checkpoint("teacher", MAIN))
+    model, _ = load_checkpoint(path("teacher"))
     assert isinstance(model, Ensemble) and len(model.members) == 2
     x = torch.randn(3, 100, 128)
     with torch.no_grad():

@@ -1,71 +1,169 @@
-"""The report over runs and seeds: mean ± std, paired differences with a 95 % interval, said in words; the plot data."""
+"""The report over runs and seeds: per direction mean ± std, paired differences with bootstrap intervals over the test
+clips (and the runs), said in words; both directions side by side; the plot data and the figures."""
 import csv
 import json
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from pipeline import layout
 from pipeline.evaluation.report import write_report
+from pipeline.evaluation.statistics import Paired, difference, verdict
 from pipeline.runs import Run
+from pipeline.task import MultiLabel, SingleLabel
 
 from .conftest import settings
 
-ACCURACY = {  # (split, seed) -> teacher, baseline, student
-    ("fold1", 0): (0.60, 0.50, 0.56), ("fold1", 1): (0.62, 0.52, 0.57),
-    ("fold2", 0): (0.58, 0.47, 0.52), ("fold2", 1): (0.61, 0.49, 0.55),
-}
+ROLES = ("teacher", "baseline", "student")
 
 
-def write_results(accuracy: dict) -> None:
-    for (split, seed), values in accuracy.items():
+def one_hot(classes: np.ndarray, n: int) -> np.ndarray:
+    return np.eye(n)[classes]
+
+
+def predictions_with(correct: np.ndarray, truth: np.ndarray, n: int) -> np.ndarray:
+    """Logits that are right exactly where `correct` says (wrong: the next class)."""
+    guess = np.where(correct, truth, (truth + 1) % n)
+    return one_hot(guess, n) * 5.0
+
+
+def write_model(name: str, run: Run, logits: np.ndarray, labels: np.ndarray, architecture: str) -> None:
+    """What stage evaluate writes for one model of one run."""
+    classes = [f"c{i}" for i in range(labels.shape[1])]
+    task = SingleLabel()
+    metrics = task.metrics(logits, labels, classes)
+    per_class = {**metrics.pop("per_class"), "unscored": metrics.pop("classes_unscored")}
+    layout.results_dir(name, run).mkdir(parents=True, exist_ok=True)
+    layout.metrics(name, run).write_text(json.dumps({
+        **metrics, "clips": len(labels), "run": run.split, "seed": run.seed, "task": task.name,
+        "model": f"{architecture}_model", "architecture": architecture}))
+    layout.per_class(name, run).write_text(json.dumps(per_class))
+    curve = layout.live_dir(name, run) / "plots" / "metrics" / "val" / "accuracy.tsv"
+    curve.parent.mkdir(parents=True, exist_ok=True)
+    curve.write_text("step\taccuracy\n1\t0.1\n2\t" + str(metrics["accuracy"]) + "\n")
+    out = layout.test_logits(name, run)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, clip_ids=np.array([f"clip{i}" for i in range(len(labels))]), logits=logits, labels=labels)
+
+
+def write_runs(correct: dict, n_classes: int = 4, directions=("forward",)) -> None:
+    """correct: (split, seed) -> (cnn correct, ast correct, forward student correct[, reverse student correct])."""
+    for (split, seed), masks in correct.items():
         run = Run(split, seed)
-        for role, value in zip(("teacher", "baseline", "student"), values):
-            layout.results_dir(role, run).mkdir(parents=True, exist_ok=True)
-            layout.metrics(role, run).write_text(json.dumps({
-                "accuracy": value, "clips": 400, "run": split, "seed": seed, "model": f"{role}_model",
-                "architecture": "cnn" if role == "teacher" else "ast"}))
-            layout.per_class(role, run).write_text(json.dumps({
-                "classes": ["dog", "rain"], "accuracy": {"dog": value, "rain": None if role == "baseline" else 0.5},
-                "confusion": [[2, 1], [0, 3]], "unscored": []}))
-            curve = layout.live_dir(role, run) / "plots" / "metrics" / "val" / "accuracy.tsv"
-            curve.parent.mkdir(parents=True, exist_ok=True)
-            curve.write_text("step\taccuracy\n1\t0.1\n2\t" + str(value) + "\n")
+        truth = np.arange(len(masks[0])) % n_classes
+        labels = one_hot(truth, n_classes)
+        names = ["cnn", "ast", "forward/student", "reverse/student"]
+        archs = ["cnn", "ast", "ast", "cnn"]
+        for name, arch, mask in zip(names, archs, masks):
+            write_model(name, run, predictions_with(mask, truth, n_classes), labels, arch)
 
 
-def test_report_gives_spread_and_paired_differences(tmp_path, monkeypatch, repo_params):
+def clips(n: int, right: int) -> np.ndarray:
+    return np.arange(n) < right
+
+
+def test_report_gives_spread_paired_differences_plots_and_figures(tmp_path, monkeypatch, repo_params):
     monkeypatch.chdir(tmp_path)
-    write_results(ACCURACY)
+    runs = {("fold1", 0): (clips(100, 60), clips(100, 50), clips(100, 56)),
+            ("fold1", 1): (clips(100, 62), clips(100, 52), clips(100, 57)),
+            ("fold2", 0): (clips(100, 58), clips(100, 47), clips(100, 52)),
+            ("fold2", 1): (clips(100, 61), clips(100, 49), clips(100, 55))}
+    write_runs(runs)
     repo_params.update(runs=["fold1", "fold2"], seeds=[0, 1])
     text = write_report(settings(repo_params))
-    summary = json.loads(layout.REPORT_JSON.read_text())
-    values = np.array(list(ACCURACY.values()))
-    assert summary["mean"]["student"]["accuracy"] == pytest.approx(values[:, 2].mean())
-    assert summary["std"]["student"]["accuracy"] == pytest.approx(values[:, 2].std(ddof=1))
-    diff = values[:, 2] - values[:, 1]
-    half = stats.t.ppf(0.975, 3) * diff.std(ddof=1) / 2
+    summary = json.loads(layout.REPORT_JSON.read_text())["forward"]
+    student = np.array([m[2].mean() for m in runs.values()])
+    baseline = np.array([m[1].mean() for m in runs.values()])
+    assert summary["mean"]["student"]["accuracy"] == pytest.approx(student.mean())
+    assert summary["std"]["student"]["accuracy"] == pytest.approx(student.std(ddof=1))
     gain = summary["student_minus_baseline"]
-    assert gain["pairs"] == 4 and gain["mean"] == pytest.approx(diff.mean())
-    assert (gain["ci95_low"], gain["ci95_high"]) == pytest.approx((diff.mean() - half, diff.mean() + half))
-    assert "| fold2 | 1 | 400 | 0.6100 | 0.4900 | 0.5500 |" in text
+    assert gain["runs"] == 4 and gain["clips"] == 400 and gain["mean"] == pytest.approx((student - baseline).mean())
+    assert gain["over"] == "test clips and runs" and gain["ci95_low"] < gain["mean"] < gain["ci95_high"]
+    assert "| fold2 | 1 | 100 | 0.6100 | 0.4900 | 0.5500 |" in text
     assert "beyond the noise: the 95 % interval excludes 0" in text.split("Student minus teacher")[0]
     assert summary["student_minus_teacher"]["ci95_high"] < 0  # the student stays below its teacher here
 
-    with open(layout.PLOTS / "validation" / "student.csv", newline="") as f:
+    with open(layout.PLOTS / "forward" / "validation" / "student.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert float(rows[1]["value"]) == pytest.approx(values[:, 2].mean(), abs=1e-4)
-    with open(layout.PLOTS / "confusion.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 4 * 6  # one row per test clip of every run and seed
-    with open(layout.PLOTS / "per_class" / "baseline.csv", newline="") as f:
-        assert [r["class"] for r in csv.DictReader(f)] == ["dog"]  # rain was never scored for the baseline
+    assert float(rows[1]["value"]) == pytest.approx(student.mean(), abs=1e-4)
+    with open(layout.PLOTS / "forward" / "confusion.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 4 * 100  # one row per test clip of every run and seed
+    for figure in ("forward-roles.png", "forward-validation.png", "forward-confusion.png"):
+        assert (layout.FIGURES / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{figure}" in text
+
+
+def test_both_directions_side_by_side(tmp_path, monkeypatch, repo_params):
+    monkeypatch.chdir(tmp_path)
+    write_runs({("main", 0): (clips(80, 40), clips(80, 30), clips(80, 45), clips(80, 50))})
+    repo_params.update(directions=["forward", "reverse"])
+    text = write_report(settings(repo_params))
+    summary = json.loads(layout.REPORT_JSON.read_text())
+    # each label-trained model appears twice: the teacher of one direction, the baseline of the other
+    assert summary["forward"]["mean"]["teacher"] == summary["reverse"]["mean"]["baseline"] == {"accuracy": 0.5}
+    assert summary["reverse"]["mean"]["teacher"] == summary["forward"]["mean"]["baseline"] == {"accuracy": 0.375}
+    assert summary["reverse"]["mean"]["student"] == {"accuracy": 0.625}
+    assert "| cnn -> ast | 0.5000 | 0.3750 | 0.5625 |" in text and "| ast -> cnn | 0.3750 | 0.5000 | 0.6250 |" in text
+    assert "## forward: cnn (cnn_model) -> ast (ast_model)" in text and "## reverse: ast (ast_model) -> cnn" in text
+    assert (layout.FIGURES / "reverse-roles.png").exists()
+
+
+def test_one_clip_better_out_of_80_in_two_runs_is_within_the_noise():
+    """The case a t-interval over runs called beyond the noise: two runs with the same +1 clip difference give
+    it zero width. Resampled by clip, one clip in 80 is nowhere near a difference."""
+    truth = np.arange(80) % 4
+    labels = one_hot(truth, 4)
+    baseline = clips(80, 59)
+    student = baseline.copy()
+    student[[0, 1, 2, 3]], student[[70, 71, 72, 73, 74]] = False, True  # 4 clips lost, 5 gained: 60 vs 59 right
+    pair = Paired(predictions_with(student, truth, 4), predictions_with(baseline, truth, 4), labels)
+    diff = difference([pair, pair], SingleLabel())
+    assert diff["mean"] == pytest.approx(1 / 80)
+    assert diff["ci95_low"] < 0 < diff["ci95_high"] and diff["over"] == "test clips"
+    assert "within the noise" in verdict("Student minus baseline", diff, "accuracy")
+    # even a student that is right on one more clip and wrong on none is not called better: 0 stays in the interval
+    dominant = Paired(predictions_with(clips(80, 60), truth, 4), predictions_with(clips(80, 59), truth, 4), labels)
+    diff = difference([dominant, dominant], SingleLabel())
+    assert diff["ci95_low"] == 0 and "within the noise" in verdict("Student minus baseline", diff, "accuracy")
+
+
+def test_twenty_clips_better_in_each_of_five_runs_is_beyond_the_noise():
+    truth = np.arange(80) % 4
+    labels = one_hot(truth, 4)
+    rng = np.random.default_rng(1)
+    pairs = []
+    for _ in range(5):
+        baseline = rng.random(80) < 0.5
+        student = baseline.copy()
+        student[np.flatnonzero(~baseline)[:20]] = True  # 20 more clips right, none lost
+        pairs.append(Paired(predictions_with(student, truth, 4), predictions_with(baseline, truth, 4), labels))
+    diff = difference(pairs, SingleLabel())
+    assert diff["mean"] == pytest.approx(20 / 80) and diff["over"] == "test clips and runs"
+    assert diff["ci95_low"] > 0.1
+
+
+def test_multi_label_map_is_resampled_by_clip():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((60, 5)) < 0.3).astype(float)
+    labels[0] = 1  # every class has a positive
+    good = labels * 2 + rng.normal(0, 1, labels.shape)
+    noise = rng.normal(0, 1, labels.shape)
+    task = MultiLabel()
+    diff = difference([Paired(good, noise, labels)], task, resamples=100)
+    assert diff["mean"] == pytest.approx(task.score(good, labels) - task.score(noise, labels))
+    assert 0 < diff["ci95_low"] < diff["mean"] < diff["ci95_high"]
+    same = difference([Paired(noise, noise, labels)], task, resamples=50)  # identical models: exactly no difference
+    assert same["ci95_low"] == same["ci95_high"] == 0
 
 
 def test_a_difference_within_the_noise_is_called_so(tmp_path, monkeypatch, repo_params):
     monkeypatch.chdir(tmp_path)
-    write_results({("main", 0): (0.6, 0.50, 0.53), ("main", 1): (0.6, 0.52, 0.49), ("main", 2): (0.6, 0.5, 0.52)})
+    write_runs({("main", 0): (clips(40, 24), clips(40, 20), clips(40, 21)),
+                ("main", 1): (clips(40, 24), clips(40, 21), clips(40, 20)),
+                ("main", 2): (clips(40, 24), clips(40, 20), clips(40, 21))})
     repo_params.update(seeds=[0, 1, 2])
     text = write_report(settings(repo_params))
     assert "within the noise: the 95 % interval includes 0" in text
     repo_params.update(seeds=[0])
-    assert "from a single run and seed; no interval" in write_report(settings(repo_params))
+    one = write_report(settings(repo_params))
+    assert "With 1 run the interval holds the test clips' sampling noise only" in one

@@ -8,43 +8,44 @@ import torch
 import yaml
 
 from pipeline import layout
-from pipeline.training.loop import train
 
-from .conftest import MAIN, checkpoint, settings
+from .conftest import MAIN, evaluate, name, path, settings, stored, train
 
 
 def test_training_resumes_after_sigkill(in_workspace):
     root, params = in_workspace
     params["models"]["cnn"]["epochs"] = 6
-    params["train"]["mixup"] = 0.5  # the augmentation draws resume too
+    params["augment"]["mixup"] = 0.5  # the augmentation draws resume too
     train(settings(params), "teacher", MAIN)
-    uninterrupted = checkpoint("teacher")
-    assert not layout.resume_state("teacher", MAIN).exists()  # removed once training ends
-    curve = (layout.live_dir("teacher", MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text()
+    uninterrupted, _, uninterrupted_meta = stored("teacher")
+    teacher = name("teacher")
+    assert not layout.resume_state(teacher, MAIN).exists()  # removed once training ends
+    curve = (layout.live_dir(teacher, MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text()
 
     (root / "params_resume.yaml").write_text(yaml.safe_dump(params))
-    layout.checkpoint("teacher", MAIN).unlink()
+    path("teacher").unlink()
     child = subprocess.Popen([sys.executable, "-c", "from pipeline.settings import load_settings; "
                               "from pipeline.runs import Run; from pipeline.training.loop import train; "
-                              "train(load_settings('params_resume.yaml'), 'teacher', Run('main', 0))"],
+                              "from pipeline.training import jobs; "
+                              "train(load_settings('params_resume.yaml'), jobs.labels('cnn'), Run('main', 0))"],
                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not layout.resume_state("teacher", MAIN).exists() and child.poll() is None and time.monotonic() < deadline:
+    while not layout.resume_state(teacher, MAIN).exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL, "training finished before it could be killed"
-    saved_epoch = torch.load(layout.resume_state("teacher", MAIN), weights_only=True)["epoch"]
-    assert 1 <= saved_epoch < 6 and not layout.checkpoint("teacher", MAIN).exists()
+    saved_epoch = torch.load(layout.resume_state(teacher, MAIN), weights_only=True)["epoch"]
+    assert 1 <= saved_epoch < 6 and not path("teacher").exists()
 
     train(settings(params), "teacher", MAIN)  # picks up after `saved_epoch`
-    resumed = checkpoint("teacher")
-    for key, tensor in uninterrupted["model"].items():
-        assert torch.equal(tensor, resumed["model"][key]), key
+    resumed, _, resumed_meta = stored("teacher")
+    for key, tensor in uninterrupted.items():
+        assert torch.equal(tensor, resumed[key]), key
     strip = lambda history: [{k: v for k, v in h.items() if k not in ("train/seconds", "train/samples_per_s")}
                              for h in history]
-    assert strip(resumed["history"]) == strip(uninterrupted["history"])
+    assert strip(resumed_meta.history) == strip(uninterrupted_meta.history)
     # the curves logged before the kill are replayed: the same six epochs, once each
-    assert (layout.live_dir("teacher", MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text() == curve
+    assert (layout.live_dir(teacher, MAIN) / "plots" / "metrics" / "val" / "accuracy.tsv").read_text() == curve
 
 
 def test_resume_restores_state_only_for_the_same_run(tmp_path):
@@ -82,18 +83,16 @@ def test_resume_restores_state_only_for_the_same_run(tmp_path):
 
 
 def test_same_params_and_seed_give_the_same_model_and_metrics(in_workspace):
-    from pipeline.evaluation.evaluate import evaluate
-
     _, params = in_workspace
-    params["train"]["mixup"] = 0.5
+    params["augment"]["mixup"] = 0.5
     runs = []
     for _ in range(2):
         train(settings(params), "teacher", MAIN)
-        runs.append((checkpoint("teacher"), evaluate(settings(params), "teacher", MAIN)))
+        runs.append((stored("teacher")[0], evaluate(settings(params), "teacher", MAIN)))
     (first, first_metrics), (second, second_metrics) = runs
     assert first_metrics == second_metrics
-    for key, tensor in first["model"].items():
-        assert torch.equal(tensor, second["model"][key]), key
+    for key, tensor in first.items():
+        assert torch.equal(tensor, second[key]), key
 
 
 def test_another_seed_gives_another_model(in_workspace):
@@ -102,5 +101,5 @@ def test_another_seed_gives_another_model(in_workspace):
     _, params = in_workspace
     for seed in (0, 1):
         train(settings(params), "teacher", Run("main", seed))
-    zero, one = checkpoint("teacher", Run("main", 0)), checkpoint("teacher", Run("main", 1))
-    assert one["seed"] == 1 and not torch.equal(zero["model"]["head.weight"], one["model"]["head.weight"])
+    (zero, _, _), (one, _, one_meta) = stored("teacher", Run("main", 0)), stored("teacher", Run("main", 1))
+    assert one_meta.seed == 1 and not torch.equal(zero["head.weight"], one["head.weight"])

@@ -1,7 +1,8 @@
 """dvc.yaml's code deps are exactly the library modules each stage runs, so `dvc repro` reruns a stage whenever its
 code changes, and only then. The modules are found by following the imports (top-level and inside functions) from
 the stage's script through `pipeline`; a subpackage (pipeline/models, pipeline/training, ...) is listed as its
-folder.
+folder when the stage runs every module of it, else as the modules it runs (the params validation reads
+pipeline/data/augment.py, and the features stage must not rerun when pipeline/data/batches.py changes).
 """
 import ast
 from pathlib import Path
@@ -39,17 +40,31 @@ def imported_files(path: Path) -> set[Path]:
     return found
 
 
+def registry_modules(path: Path) -> set[Path]:
+    """A package whose __init__ imports every module of itself (pipeline/models, pipeline/prepare: a registry
+    filled by `pkgutil.iter_modules(__path__)`) runs them all when it is imported."""
+    if path.name == "__init__.py" and "pkgutil.iter_modules(__path__)" in path.read_text():
+        return set(path.parent.glob("*.py"))
+    return set()
+
+
 def code_deps(script: Path) -> set[str]:
     seen, todo = set(), [script]
     while todo:
         path = todo.pop()
         if path not in seen:
             seen.add(path)
-            todo.extend(imported_files(path))
-    deps = set()
+            todo.extend(imported_files(path) | registry_modules(path))
+    deps, by_package = set(), {}
     for path in seen - {script}:
         parts = path.relative_to(ROOT).parts
-        deps.add("/".join(parts[:2]) if len(parts) > 2 else "/".join(parts))  # a subpackage: its folder
+        if len(parts) > 2:
+            by_package.setdefault("/".join(parts[:2]), set()).add(path)
+        else:
+            deps.add("/".join(parts))
+    for package, files in by_package.items():  # the folder if every module of it runs, else the modules
+        modules = set((ROOT / package).rglob("*.py"))
+        deps |= {package} if files >= modules else {str(f.relative_to(ROOT)) for f in files}
     return deps
 
 
@@ -70,6 +85,9 @@ def test_stage_lists_exactly_the_code_it_runs(name):
 
 def test_import_walk_follows_function_level_and_relative_imports():
     deps = code_deps(ROOT / "stages" / "train_student.py")
-    assert {"pipeline/training", "pipeline/stores", "pipeline/models", "pipeline/layout.py",
-            "pipeline/settings.py"} <= deps
+    assert {"pipeline/training/loop.py", "pipeline/stores/features.py", "pipeline/models", "pipeline/layout.py",
+            "pipeline/settings.py", "pipeline/data"} <= deps
     assert "pipeline/bench.py" not in deps and "pipeline/audit.py" not in deps
+    assert "pipeline/training/adopt.py" not in deps  # only the stage train@<arch> adopts ready teachers
+    features = code_deps(ROOT / "stages" / "features.py")
+    assert "pipeline/data/augment.py" in features and "pipeline/data/batches.py" not in features

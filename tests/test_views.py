@@ -5,29 +5,27 @@ import numpy as np
 import torch
 
 from pipeline import layout
-from pipeline.cache.dump import dump
+from pipeline.data.augment import AugmentSettings, mix, view_seeds
+from pipeline.data.batches import Augmenter, BatchSpec, ZarrRows, assemble, to_device
 from pipeline.models.checkpoint import load_checkpoint
 from pipeline.stores import FeatureStore, PredictionStore
-from pipeline.training.augment import AugmentConfig, mix, view_seeds
-from pipeline.training.batches import Augmenter, BatchSpec, ZarrRows, assemble, to_device
-from pipeline.training.loop import train
 
-from .conftest import MAIN, checkpoint, settings
+from .conftest import MAIN, cache_path, checkpoint, dump, path, settings, train
 
 VIEWS = {"freq_mask": 24, "time_mask": 30, "mixup": 0.5, "mixup_alpha": 10.0, "time_shift": 10}
 
 
 def dump_views(params, views=3, top_k=0):
-    params["train"].update(VIEWS)
+    params["augment"].update(VIEWS)
     params["dump"].update(views=views, top_k=top_k)
     s = settings(params)
     train(s, "teacher", MAIN)
     dump(s, MAIN)
-    return FeatureStore(layout.FEATURES), PredictionStore(layout.predictions(MAIN))
+    return FeatureStore(layout.FEATURES), PredictionStore(cache_path())
 
 
 def view_augmenter(store, cache):
-    return Augmenter(AugmentConfig(**cache.views["config"]), store.num_frames, store.num_mel_bins,
+    return Augmenter(AugmentSettings(**cache.views["config"]), store.num_frames, store.num_mel_bins,
                      store.indices("train"), cache.view_seeds)
 
 
@@ -43,7 +41,7 @@ def test_replayed_views_are_bit_identical_to_what_the_teacher_saw(in_workspace):
     params_k = cache.group["view_params"][:]
     assert (params_k[..., 1] < 1).any() and (params_k[..., 2] != 0).any() and (params_k[..., 4] > 0).any()
 
-    teacher, _ = load_checkpoint(layout.checkpoint("teacher", MAIN))
+    teacher, _ = load_checkpoint(path("teacher"))
     # the dump's first batch (rows 0..15), view 2, as the dump built it and as the student's batches build it
     batch_rows = np.arange(16)
     at_dump = assemble(ZarrRows(store), BatchSpec(batch_rows, views=np.full(16, 2)), augmenter)
@@ -51,10 +49,10 @@ def test_replayed_views_are_bit_identical_to_what_the_teacher_saw(in_workspace):
     at_student = assemble(ZarrRows(store, cache), BatchSpec(student_rows, views=np.full(16, 2)),
                           view_augmenter(store, cache), teacher="views")
     cpu = torch.device("cpu")
-    x_dump, _ = to_device(at_dump, store.normalize, cpu)
-    x_student, y_student = to_device(at_student, store.normalize, cpu)
+    x_dump, _ = to_device(at_dump, store.normalization, cpu)
+    x_student, y_student = to_device(at_student, store.normalization, cpu)
     assert torch.equal(x_dump, x_student)  # bit for bit
-    assert not torch.equal(x_student, store.normalize(at_student["x"]))  # and it is augmented
+    assert not torch.equal(x_student, store.normalization(at_student["x"]))  # and it is augmented
     with torch.no_grad():
         assert torch.equal(teacher(x_student), at_student["teacher_logits"])  # the cached target is of that input
     # mixed labels follow the view's mixup weight and partner
@@ -76,21 +74,22 @@ def test_view_seeds_follow_the_clip_not_its_row():
 def test_student_trains_on_replayed_views(in_workspace):
     _, params = in_workspace
     dump_views(params, views=2)
-    params["train"].update(freq_mask=0, time_mask=0, mixup=0.0)  # the views replay what the dump drew, whatever this is
+    params["augment"].update(freq_mask=0, time_mask=0, mixup=0.0)  # the views replay what the dump drew, whatever
+    # this is
     assert train(settings(params), "student", MAIN)["train/kd_loss"] > 0
     ckpt = checkpoint("student")
-    assert ckpt["teacher"]["views"]["count"] == 2 and ckpt["teacher"]["views"]["config"] == VIEWS
+    assert ckpt.teacher["views"]["count"] == 2 and ckpt.teacher["views"]["config"] == VIEWS
 
 
 def test_top_k_views_keep_the_largest_logits(in_workspace):
     _, params = in_workspace
     store, cache = dump_views(params, views=2, top_k=2)
     assert "view_logits" not in cache.group and cache.group["view_top_logits"].shape == (64, 2, 2)
-    teacher, _ = load_checkpoint(layout.checkpoint("teacher", MAIN))
+    teacher, _ = load_checkpoint(path("teacher"))
     item = assemble(ZarrRows(store, cache), BatchSpec(np.arange(16), views=np.full(16, 1)),
                     view_augmenter(store, cache), teacher="views")
     with torch.no_grad():
-        full = teacher(to_device(item, store.normalize, torch.device("cpu"))[0])
+        full = teacher(to_device(item, store.normalization, torch.device("cpu"))[0])
     dense = item["teacher_logits"]
     top = full.topk(2, dim=1)
     torch.testing.assert_close(dense.gather(1, top.indices), top.values)
@@ -100,17 +99,17 @@ def test_top_k_views_keep_the_largest_logits(in_workspace):
 def test_ensemble_teacher_caches_the_mean_logits(with_teacher, tmp_path):
     _, params = with_teacher
     first = tmp_path / "cnn_teacher.pt"
-    layout.checkpoint("teacher", MAIN).rename(first)
-    params["teacher"] = "ast"
+    path("teacher").rename(first)
+    params["teacher"], params["student"] = "ast", "cnn"
     params["dump"]["extra_teachers"] = [str(first)]
     s = settings(params)
     train(s, "teacher", MAIN)
     dump(s, MAIN)
-    cache, store = PredictionStore(layout.predictions(MAIN)), FeatureStore(layout.FEATURES)
+    cache, store = PredictionStore(cache_path()), FeatureStore(layout.FEATURES)
     assert [t["architecture"] for t in cache.teacher["ensemble"]] == ["ast", "cnn"]
-    x = store.normalize(torch.from_numpy(store.features[:16]))
+    x = store.normalization(torch.from_numpy(store.features[:16]))
     with torch.no_grad():
-        expected = (load_checkpoint(layout.checkpoint("teacher", MAIN))[0](x) + load_checkpoint(first)[0](x)) / 2
+        expected = (load_checkpoint(path("teacher", s=s))[0](x) + load_checkpoint(first)[0](x)) / 2
     torch.testing.assert_close(torch.from_numpy(cache.logits[:16]), expected)
 
 
@@ -119,5 +118,5 @@ def test_online_distillation_runs_the_teacher_in_the_loop(with_teacher):
     params["distill"]["online"] = True
     assert train(settings(params), "student", MAIN)["train/kd_loss"] > 0
     ckpt = checkpoint("student")
-    assert ckpt["teacher"]["online"] and ckpt["teacher"]["architecture"] == "cnn"
-    assert ckpt["history"][-1]["train/samples_per_s"] > 0
+    assert ckpt.teacher["online"] and ckpt.teacher["architecture"] == "cnn"
+    assert ckpt.history[-1]["train/samples_per_s"] > 0

@@ -1,4 +1,5 @@
-"""Stage `dump_logits`: the frozen teacher's logits for every clip, written once to a sharded Zarr store.
+"""Stage `dump_logits@<direction>`: the direction's frozen teacher's logits for every clip, written once to a sharded
+Zarr store.
 
 Rows follow the feature store's clip order exactly (its clip ids are copied alongside), and the attributes record
 which teacher checkpoints, which feature store, run and class list produced them; the student stage checks all
@@ -28,48 +29,47 @@ import torch
 from rich.progress import track
 
 from .. import layout
+from ..data.augment import FIELDS, view_seeds
+from ..data.batches import Augmenter, BatchSource, BatchSpec, ZarrRows
 from ..evaluation.inference import predict_batches
-from ..evaluation.metrics import compute_metrics, headline, target_statistics
-from ..models.checkpoint import check_trained_on, input_normalizer, load_checkpoint, teacher_record
+from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_record
 from ..models.ensemble import Ensemble
 from ..provenance import code_version
 from ..runs import Run
 from ..runtime import device, world
 from ..stores import FeatureStore, PredictionStore
 from ..stores.writer import ResumableStore, block_ranges
-from ..training.augment import FIELDS, AugmentConfig, view_seeds
-from ..training.batches import Augmenter, BatchSource, BatchSpec, ZarrRows
 from ..training.cross_fit import PartTeachers, check_part_teacher, part_of_rows, pick_part
-from ..training.losses import teacher_targets
 
 
-def dump(settings, run: Run) -> None:
-    """data/runs/<split>/seed<k>/teacher_predictions.zarr from that run's teacher (and extra teachers)."""
-    cfg = settings.dump
+def dump(settings, direction: str, run: Run) -> None:
+    """data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr from the direction's teacher (and extra
+    teachers, or its cross-fit part teachers) in that run."""
+    cfg, teacher_arch = settings.dump, settings.direction(direction).teacher
     store = FeatureStore(layout.FEATURES, run.split)
     if cfg.source == "import":  # predictions made elsewhere (pipeline/cache/imported.py)
         from .imported import import_predictions
 
-        write_reports(run, store, import_predictions(settings, run))
+        write_reports(direction, run, store, import_predictions(settings, direction, run))
         return
     ranks = world(settings.distributed.backend)
     dev = device()
     parts = part_of_rows(store, cfg.cross_fit, run.seed) if cfg.cross_fit else None
     if parts is None:
-        model, teacher, teachers, normalize = load_teachers(
-            [layout.checkpoint("teacher", run), *(Path(p.format(run=run.split)) for p in cfg.extra_teachers)], store,
-            dev)
+        paths = [layout.checkpoint(layout.labels_model(teacher_arch), run),
+                 *(Path(p.format(run=run.split)) for p in cfg.extra_teachers)]
+        model, teacher, teachers, normalization = load_teachers(paths, store, dev)
     else:
-        model, teacher, teachers, normalize = load_part_teachers(run, store, parts, dev)
+        model, teacher, teachers, normalization = load_part_teachers(teacher_arch, run, store, parts, dev)
 
     n, c, views = len(store.clip_ids), len(store.classes), cfg.views
     k_top = min(cfg.top_k, c) if cfg.top_k else 0
-    augment = AugmentConfig.from_train(settings.train)
+    augment = settings.augment
     view_attrs = {"count": views, "config": augment.as_dict(), "top_k": k_top, "seed": run.seed} if views else None
     blocks = block_ranges(n, cfg.clips_per_shard)
     fingerprint = hashlib.sha256(json.dumps([[t["checkpoint_sha256"] for t in teachers], store.fingerprint,
                                              run.split, view_attrs, cfg.cross_fit]).encode()).hexdigest()
-    writer = ResumableStore(layout.predictions(run), fingerprint, len(blocks))
+    writer = ResumableStore(layout.predictions(direction, run), fingerprint, len(blocks))
     if ranks.is_main:
         group, fresh = writer.open()
         if fresh:
@@ -94,7 +94,7 @@ def dump(settings, run: Run) -> None:
             owner += [b] * (1 + views)
     collected = {b: [[] for _ in range(1 + views)] for b in pending}  # per block: clean, then view 0..K-1
     total = f"{n} clips" + (f" x (1 + {views} views)" if views else "")
-    logits = predict_batches(model, source, specs, normalize)
+    logits = predict_batches(model, source, specs, normalization)
     for i, batch_logits in enumerate(track(logits, total=len(specs), description=f"teacher logits ({total})",
                                                     disable=not ranks.is_main)):
         b, spec = owner[i], specs[i]
@@ -111,20 +111,21 @@ def dump(settings, run: Run) -> None:
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
                         "features": str(store.path), "run": run.split, "seed": run.seed, "teacher": teacher,
                         "views": view_attrs, "multi_label": store.multi_label, "created_by": "cmkd dump_logits",
+                        "direction": direction,
                         "cross_fit": {"k": cfg.cross_fit, "seed": run.seed} if parts is not None else None,
                         "code": code_version()})
     writer.commit(group)
-    write_reports(run, store, {"matched": n, "missing (in the feature store, not in the file)": {}})
+    write_reports(direction, run, store, {"matched": n, "missing (in the feature store, not in the file)": {}})
 
 
-def write_reports(run: Run, store: FeatureStore, coverage: dict) -> None:
-    """results/.../teacher/targets.json (split_statistics of the committed cache) and coverage.json."""
-    cache = PredictionStore(layout.predictions(run))
+def write_reports(direction: str, run: Run, store: FeatureStore, coverage: dict) -> None:
+    """results/.../<direction>/targets.json (split_statistics of the committed cache) and coverage.json."""
+    cache = PredictionStore(layout.predictions(direction, run))
     cache_rows = cache.check_matches(store, missing="gt_only")
-    path = layout.target_statistics(run)
+    path = layout.target_statistics(direction, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(split_statistics(cache.logits[:], store, cache_rows), indent=1) + "\n")
-    layout.coverage(run).write_text(json.dumps(coverage, indent=1) + "\n")
+    layout.coverage(direction, run).write_text(json.dumps(coverage, indent=1) + "\n")
 
 
 def split_statistics(logits: np.ndarray, store: FeatureStore, cache_rows: np.ndarray) -> dict:
@@ -135,53 +136,53 @@ def split_statistics(logits: np.ndarray, store: FeatureStore, cache_rows: np.nda
     for split in ("train", "val", "test"):
         rows = np.flatnonzero((store.split == split) & (cache_rows >= 0))
         if len(rows):
-            z, labels = logits[cache_rows[rows]], store.labels[rows]
-            key, value = headline(compute_metrics(z, labels, store.multi_label))
-            probs = teacher_targets(torch.from_numpy(z), 1.0, store.multi_label).numpy()
-            out[split] = {"clips": int(len(rows)), key: value,
-                          **target_statistics(probs, labels, store.multi_label)}
+            z, labels, task = logits[cache_rows[rows]], store.labels[rows], store.task
+            probs = task.teacher_targets(torch.from_numpy(z), 1.0).numpy()
+            out[split] = {"clips": int(len(rows)), task.headline: task.score(z, labels),
+                          **task.target_statistics(probs, labels)}
     return out
 
 
 def load_teachers(paths: list[Path], store: FeatureStore, dev: torch.device):
-    """The teacher model (an Ensemble of several), its record for the cache, and each member's record."""
-    members, records, ckpts = [], [], []
+    """The teacher model (an Ensemble of several), its record for the cache, each member's record, and the input
+    normalisation they share."""
+    members, records, metas = [], [], []
     for path in paths:
-        model, ckpt = load_checkpoint(path, dev)
-        check_trained_on(ckpt, path, store)
+        model, meta = load_checkpoint(path, dev)
+        check_trained_on(meta, path, store)
         members.append(model)
-        records.append(teacher_record(path, ckpt))
-        ckpts.append(ckpt)
+        records.append(teacher_record(path, meta))
+        metas.append(meta)
     model = members[0] if len(members) == 1 else Ensemble(members).to(dev).eval()
     return model, {**records[0], "ensemble": records if len(records) > 1 else None}, records, \
-        shared_normalizer(ckpts, paths, store)
+        shared_normalization(metas, paths)
 
 
-def shared_normalizer(ckpts: list[dict], paths: list[Path], store: FeatureStore):
+def shared_normalization(metas: list, paths: list[Path]):
     """The input normalisation every member was trained with (one batch feeds them all)."""
-    norms = {json.dumps(c.get("normalization"), sort_keys=True) for c in ckpts}
-    if len(norms) > 1:
+    if len({meta.input_normalization for meta in metas}) > 1:
         raise ValueError(f"teachers {', '.join(map(str, paths))} were trained on differently normalised inputs; "
                          "an ensemble (or cross-fit) runs them on one batch")
-    return input_normalizer(ckpts[0], store)
+    return metas[0].input_normalization
 
 
-def load_part_teachers(run: Run, store: FeatureStore, parts: np.ndarray, dev: torch.device):
-    """The k cross-fit teachers (each checked to hold out exactly its part), their record and each one's record."""
-    members, records, ckpts, paths = [], [], [], []
+def load_part_teachers(arch: str, run: Run, store: FeatureStore, parts: np.ndarray, dev: torch.device):
+    """The k cross-fit teachers of `arch` (each checked to hold out exactly its part), their record, each one's
+    record and their shared input normalisation."""
+    members, records, metas, paths = [], [], [], []
     for j in range(int(parts.max()) + 1):
-        path = layout.part_checkpoint(run, j)
+        path = layout.checkpoint(layout.part_model(arch, j), run)
         if not path.exists():
             raise FileNotFoundError(f"{path}: cross-fit teacher {j} not found (run stage train_teacher_part)")
-        member, ckpt = load_checkpoint(path, dev)
-        check_trained_on(ckpt, path, store)
-        check_part_teacher(ckpt, path, store, parts, j)
+        member, meta = load_checkpoint(path, dev)
+        check_trained_on(meta, path, store)
+        check_part_teacher(meta, path, store, parts, j)
         members.append(member)
-        records.append({**teacher_record(path, ckpt), "part": j})
-        ckpts.append(ckpt)
+        records.append({**teacher_record(path, meta), "part": j})
+        metas.append(meta)
         paths.append(path)
     record = {**records[0], "ensemble": None, "cross_fit": {"k": len(records), "seed": run.seed, "parts": records}}
-    return PartTeachers(members).to(dev).eval(), record, records, shared_normalizer(ckpts, paths, store)
+    return PartTeachers(members).to(dev).eval(), record, records, shared_normalization(metas, paths)
 
 
 def create_arrays(group, store: FeatureStore, views: int, k_top: int, clips_per_shard: int, seed: int) -> None:

@@ -12,7 +12,7 @@ The peers publish teacher outputs rather than teachers:
 What goes wrong with these files, and what this does about each:
 - ids: normalised on both sides (folders, extension, a YouTube `Y` prefix, a `_start_end` segment suffix) and
   matched to the feature store's clip ids; ids that collide after normalising are refused. Coverage (matched,
-  missing per split, unknown) is written to results/runs/<split>/seed<k>/teacher/coverage.json; the cache holds the
+  missing per split, unknown) is written to results/runs/<split>/seed<k>/<direction>/coverage.json; the cache holds the
   matched clips, and training clips it lacks are refused by the student stage unless distill.missing: gt_only.
 - classes: the file's class list is matched to the store's by name or AudioSet mid, never by position; a class
   of the store the file lacks is refused.
@@ -161,7 +161,7 @@ def _read_hdf5(path: Path, cfg, num_classes: int) -> tuple[list[str], np.ndarray
     return names, dense
 
 
-def to_logits(values: np.ndarray, outputs: str, multi_label: bool, where: str) -> np.ndarray:
+def to_logits(values: np.ndarray, outputs: str, task, where: str) -> np.ndarray:
     """Declared logits as they are; declared probabilities (checked to be in [0, 1]) as logits: logit(p) or
     log(p), clipped away from 0 and 1. NaN (a class outside a top-k file's k) -> PredictionStore.TOP_K_FILL."""
     outside = np.isnan(values)
@@ -171,20 +171,21 @@ def to_logits(values: np.ndarray, outputs: str, multi_label: bool, where: str) -
             raise ImportProblem(f"{where}: declared probabilities (dump.imported.outputs) but values span "
                                 f"{v.min():.4g}..{v.max():.4g}; are these logits?")
         p = np.clip(values, EPS, 1 - EPS)
-        values = np.log(p) - np.log1p(-p) if multi_label else np.log(p)
+        values = task.logits_from_probabilities(p)
     elif np.isnan(values).any():
         raise ImportProblem(f"{where}: NaN logits")
     return np.where(outside, PredictionStore.TOP_K_FILL, values).astype(np.float32)
 
 
-def import_predictions(settings, run: Run) -> dict:
-    """data/runs/<split>/seed<k>/teacher_predictions.zarr from dump.imported; returns the coverage report."""
+def import_predictions(settings, direction: str, run: Run) -> dict:
+    """data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr from dump.imported; returns the coverage
+    report."""
     cfg = settings.dump.imported
     store = FeatureStore(layout.FEATURES, run.split)
     where = str(cfg.path)
     ids, values, file_classes = read_predictions(cfg, store.classes)
     columns = class_columns(file_classes, store.classes, where)
-    logits = to_logits(values[:, columns], cfg.outputs, store.multi_label, where)
+    logits = to_logits(values[:, columns], cfg.outputs, store.task, where)
 
     normalised = {}
     for i, raw in enumerate(ids):
@@ -217,7 +218,7 @@ def import_predictions(settings, run: Run) -> dict:
                                               "outputs": cfg.outputs, "teacher": cfg.teacher,
                                               "index": cfg.index, "classes": cfg.classes}}
     fingerprint = json.dumps([sha, store.fingerprint, run.split, cfg.model_dump()])
-    writer = ResumableStore(layout.predictions(run), fingerprint, 1)
+    writer = ResumableStore(layout.predictions(direction, run), fingerprint, 1)
     group, _ = writer.open()
     n, c = len(matched), len(store.classes)
     chunk = settings.dump.clips_per_shard
@@ -229,6 +230,7 @@ def import_predictions(settings, run: Run) -> dict:
     group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
                         "features": str(store.path), "run": run.split, "seed": run.seed, "teacher": teacher,
                         "views": None, "multi_label": store.multi_label, "created_by": "cmkd dump_logits",
+                        "direction": direction,
                         "coverage": coverage, "code": code_version()})
     writer.commit(group)
     return coverage

@@ -1,36 +1,42 @@
-"""Stages `evaluate_teacher`, `evaluate_student`, `evaluate_baseline`: test-split metrics of a checkpoint.
+"""Stages `evaluate@<arch>` and `evaluate_student@<direction>`: test-split metrics of a run's model.
 
-results/<split>/seed<k>/<role>/metrics.json holds the numbers `dvc metrics` and `dvc exp show` tabulate;
-classes.json beside it holds the per-class values (AP and AUC, or accuracy and the confusion counts) and the
-classes that could not be scored, which the report and `cmkd inspect` compare across roles.
+results/runs/<split>/seed<k>/<name>/metrics.json holds the numbers `dvc metrics` and `dvc exp show` tabulate;
+classes.json beside it the per-class values (AP and AUC, or accuracy and the confusion counts) and the classes that
+could not be scored, which the report and `cmkd inspect` compare across roles. data/test_logits/ keeps every test
+clip's logits and labels, which the report resamples for the intervals of its differences.
 """
 from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from .. import layout
-from ..models.checkpoint import check_trained_on, input_normalizer, load_checkpoint
+from ..data.batches import BatchSource, ZarrRows
+from ..models.checkpoint import check_trained_on, load_checkpoint
 from ..runs import Run
 from ..runtime import device
 from ..stores import FeatureStore
-from ..training.batches import BatchSource, ZarrRows
 from .inference import predict
-from .metrics import compute_metrics
 
 
-def evaluate(settings, role: str, run: Run) -> dict:
+def evaluate(settings, name: str, run: Run) -> dict:
+    """Score the model `name` (a layout model name: `cnn`, `forward/student`, ...) of `run` on its test clips."""
     store = FeatureStore(layout.FEATURES, run.split)
-    path = layout.checkpoint(role, run)
-    model, ckpt = load_checkpoint(path, device())
-    check_trained_on(ckpt, path, store)
+    path = layout.checkpoint(name, run)
+    model, meta = load_checkpoint(path, device())
+    check_trained_on(meta, path, store)
     rows = store.indices("test")
     source = BatchSource(ZarrRows(store), num_workers=settings.train.num_workers)
-    logits = predict(model, source, rows, settings.train.batch_size, input_normalizer(ckpt, store))
-    metrics = compute_metrics(logits, store.labels[rows], store.multi_label, store.classes)
+    logits = predict(model, source, rows, settings.train.batch_size, meta.input_normalization)
+    metrics = store.task.metrics(logits, store.labels[rows], store.classes)
     per_class = {**metrics.pop("per_class"), "unscored": metrics.pop("classes_unscored")}
-    result = {**metrics, "clips": int(len(rows)), "run": run.split, "seed": run.seed,
-              "model": ckpt["model_config"]["name"], "architecture": ckpt["architecture"]}
-    layout.results_dir(role, run).mkdir(parents=True, exist_ok=True)
-    layout.metrics(role, run).write_text(json.dumps(result, indent=2) + "\n")
-    layout.per_class(role, run).write_text(json.dumps(per_class, indent=1) + "\n")
+    result = {**metrics, "clips": int(len(rows)), "run": run.split, "seed": run.seed, "task": store.task.name,
+              "model": meta.network["name"], "architecture": meta.architecture}
+    layout.results_dir(name, run).mkdir(parents=True, exist_ok=True)
+    layout.metrics(name, run).write_text(json.dumps(result, indent=2) + "\n")
+    layout.per_class(name, run).write_text(json.dumps(per_class, indent=1) + "\n")
+    out = layout.test_logits(name, run)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, clip_ids=np.array(store.clip_ids[rows].tolist()), logits=logits, labels=store.labels[rows])
     return result

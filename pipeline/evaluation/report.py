@@ -1,107 +1,189 @@
-"""Stage `report`: teacher, baseline and distilled student over every run and seed, with the spread, not one number.
+"""Stage `report`: per direction, teacher, baseline and distilled student over every run and seed, with intervals.
 
-results/report.md is the table to read; results/report.json holds the aggregates for `dvc metrics` / `dvc exp
-show`; results/plots/ holds the data `dvc plots show` draws (dvc.yaml's top-level plots): the validation curves of
-the three roles, the student's confusion matrix (single-label) and the per-class values of every role.
+results/report.md is the page to read; results/report.json holds the aggregates for `dvc metrics` / `dvc exp show`
+(per direction: `forward.mean.student.accuracy`, `forward.student_minus_baseline.mean`, ...); results/plots/<direction>/
+holds the data `dvc plots show` draws (dvc.yaml's top-level plots): the validation curves of the three roles, the
+student's confusion matrix (single-label) and the per-class values of every role; results/figures/ the same as PNG
+pictures (pipeline/evaluation/figures.py), linked from the report.
 
-The differences student - baseline and student - teacher are paired by run and seed (the same split and seed
-trained each side), with a 95 % t-interval over the pairs; a difference whose interval excludes 0 is called
-beyond the noise.
+In a direction the teacher is the teacher's architecture trained on labels, the baseline the student's architecture
+trained on labels, the student the student's architecture distilled from that teacher: with both directions each
+label-trained model appears twice, as one direction's teacher and the other's baseline. The differences student -
+baseline and student - teacher are paired by run, seed and test clip, with a bootstrap interval over the test clips
+(and the runs, when there are 3 or more: pipeline/evaluation/statistics.py).
 """
 from __future__ import annotations
 
 import csv
 import json
-import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from .. import layout
 from ..runs import Run
-from ..settings import ROLES
-from .metrics import REPORTED, headline
+from ..settings import ROLES, Direction
+from ..task import Task, task_named
+from .figures import draw_figures
+from .statistics import Paired, difference, verdict
 
 DESCRIPTIONS = {"teacher": "teacher", "baseline": "student architecture, no KD", "student": "student, CMKD"}
 
 
-def paired(differences: list[float]) -> dict:
-    """Mean of paired differences with its 95 % t-interval (none for a single pair)."""
-    d = np.asarray(differences, dtype=np.float64)
-    out = {"mean": float(d.mean()), "pairs": len(d)}
-    if len(d) > 1:
-        half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-        out.update(std=float(d.std(ddof=1)), ci95_low=out["mean"] - half, ci95_high=out["mean"] + half)
-    return out
+def model_name(role: str, direction: Direction) -> str:
+    """The layout name of the model that plays `role` in `direction`."""
+    return layout.student_model(direction.name) if role == "student" else \
+        layout.labels_model(direction.architecture(role))
 
 
-def verdict(name: str, diff: dict, key: str) -> str:
-    if diff["pairs"] < 2:
-        return (f"{name}: {diff['mean']:+.4f} {key} from a single run and seed; no interval (add runs or seeds "
-                f"to tell a difference from noise).")
-    beyond = diff["ci95_low"] > 0 or diff["ci95_high"] < 0
-    where = ("beyond the noise: the 95 % interval excludes 0" if beyond else
-             "within the noise: the 95 % interval includes 0")
-    return (f"{name}: {diff['mean']:+.4f} {key} (95 % interval {diff['ci95_low']:+.4f} to {diff['ci95_high']:+.4f}, "
-            f"{diff['pairs']} paired runs and seeds), {where}.")
+@dataclass
+class DirectionResults:
+    """One direction's metrics and test logits, per role and run."""
+    direction: Direction
+    runs: list[Run]
+    metrics: dict   # role -> run -> metrics.json
+    task: Task
+
+    @classmethod
+    def read(cls, direction: Direction, runs: list[Run]) -> "DirectionResults":
+        metrics = {role: {run: json.loads(layout.metrics(model_name(role, direction), run).read_text()) for run in runs}
+                   for role in ROLES}
+        return cls(direction, runs, metrics, task_named(metrics["teacher"][runs[0]].get("task", "single-label")))
+
+    def values(self, role: str, key: str) -> list[float]:
+        return [self.metrics[role][run][key] for run in self.runs]
+
+    def test_logits(self, role: str, run: Run) -> dict:
+        with np.load(layout.test_logits(model_name(role, self.direction), run)) as f:
+            return {k: f[k] for k in f.files}
+
+    def paired(self, a: str, b: str) -> list[Paired]:
+        pairs = []
+        for run in self.runs:
+            first, second = self.test_logits(a, run), self.test_logits(b, run)
+            if not np.array_equal(first["clip_ids"], second["clip_ids"]):
+                raise ValueError(f"{run}: the {a} and {b} were evaluated on other test clips; re-run evaluate")
+            pairs.append(Paired(first["logits"], second["logits"], first["labels"]))
+        return pairs
+
+    def per_class_means(self) -> tuple[str, list[str], dict[str, np.ndarray]]:
+        """(which per-class value, class names, role -> mean over runs and seeds per class; NaN where never
+        scored)."""
+        tables = {role: [json.loads(layout.per_class(model_name(role, self.direction), run).read_text())
+                         for run in self.runs] for role in ROLES}
+        what = self.task.per_class
+        classes = tables["teacher"][0]["classes"]
+        means = {}
+        for role in ROLES:
+            table = np.array([[np.nan if t[what][c] is None else t[what][c] for c in classes] for t in tables[role]])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a class scored in no run stays NaN
+                means[role] = np.nanmean(table, axis=0)
+        return what, classes, means
+
+    def confusion(self, role: str) -> np.ndarray | None:
+        """A role's confusion counts summed over runs and seeds (single-label), None for multi-label."""
+        total = None
+        for run in self.runs:
+            counts = json.loads(layout.per_class(model_name(role, self.direction), run).read_text()).get("confusion")
+            if counts is not None:
+                total = np.array(counts) if total is None else total + np.array(counts)
+        return total
+
+    def validation_curves(self, role: str) -> list[list[float]]:
+        """Per run, a role's validation score after each epoch (DVCLive's curves)."""
+        return [_curve(layout.live_dir(model_name(role, self.direction), run) / "plots" / "metrics" / "val"
+                       / f"{self.task.headline}.tsv") for run in self.runs]
+
+    def summary(self) -> dict:
+        key = self.task.headline
+        keys = [k for k in self.task.reported if k in self.metrics["teacher"][self.runs[0]]]
+        mean = {role: {k: float(np.mean(self.values(role, k))) for k in keys} for role in ROLES}
+        std = {role: {k: float(np.std(self.values(role, k), ddof=1)) if len(self.runs) > 1 else 0.0 for k in keys}
+               for role in ROLES}
+        return {"teacher": self.direction.teacher, "student": self.direction.student, "mean": mean, "std": std,
+                "student_minus_baseline": difference(self.paired("student", "baseline"), self.task),
+                "student_minus_teacher": difference(self.paired("student", "teacher"), self.task), "metric": key}
 
 
 def write_report(settings) -> str:
     runs = settings.all_runs()
-    results = {run: {role: json.loads(layout.metrics(role, run).read_text()) for role in ROLES} for run in runs}
-    first = results[runs[0]]
-    key, _ = headline(first["teacher"])
-    metric_keys = [k for k in REPORTED if k in first["teacher"]]
-    values = {role: {k: [results[run][role][k] for run in runs] for k in metric_keys} for role in ROLES}
-    mean = {role: {k: float(np.mean(v)) for k, v in values[role].items()} for role in ROLES}
-    std = {role: {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in values[role].items()}
-           for role in ROLES}
-    vs_baseline = paired([s - b for s, b in zip(values["student"][key], values["baseline"][key])])
-    vs_teacher = paired([s - t for s, t in zip(values["student"][key], values["teacher"][key])])
-
-    lines = [
-        "# CMKD report",
-        "",
-        f"Direction: **{first['teacher']['architecture']} ({first['teacher']['model']}) -> "
-        f"{first['student']['architecture']} ({first['student']['model']})** "
-        f"(lambda = {settings.distill.lam}, tau = {settings.distill.tau}); test-split {key} per run and seed"
-        + (f", and the mean ± standard deviation over all {len(runs)}." if len(runs) > 1 else "."),
-        "",
-        "| run | seed | test clips | " + " | ".join(DESCRIPTIONS[r] for r in ROLES) + " |",
-        "|---|---|---|" + "---|" * len(ROLES),
-    ]
-    for run in runs:
-        lines.append(f"| {run.split} | {run.seed} | {results[run]['teacher']['clips']} | "
-                     + " | ".join(f"{results[run][role][key]:.4f}" for role in ROLES) + " |")
-    if len(runs) > 1:
-        lines.append("| **mean** | | | " + " | ".join(f"**{mean[role][key]:.4f}** ± {std[role][key]:.4f}"
-                                                      for role in ROLES) + " |")
-    if len(metric_keys) > 1:
-        lines += ["", "Every metric, mean over runs and seeds:", "",
-                  "| role | " + " | ".join(metric_keys) + " |", "|---|" + "---|" * len(metric_keys)]
-        lines += [f"| {DESCRIPTIONS[role]} | " + " | ".join(f"{mean[role][k]:.4f}" for k in metric_keys) + " |"
-                  for role in ROLES]
-    lines += unscored_classes(results)
-    lines += ["", verdict("Student minus baseline (the gain from distillation)", vs_baseline, key),
-              verdict("Student minus teacher", vs_teacher, key), ""]
-    lines += class_changes(runs, first["student"]["architecture"])
+    results = [DirectionResults.read(direction, runs) for direction in settings.all_directions()]
+    summaries = {r.direction.name: r.summary() for r in results}
+    key = results[0].task.headline
+    lines = ["# CMKD report", ""]
+    if len(results) > 1:
+        lines += side_by_side(results, summaries, key)
+    for r in results:
+        lines += direction_section(settings, r, summaries[r.direction.name])
     text = "\n".join(lines)
     layout.RESULTS.mkdir(parents=True, exist_ok=True)
     layout.REPORT.write_text(text)
-    summary = {"metric": key, "runs": len(runs), "mean": mean, "std": std,
-               "student_minus_baseline": vs_baseline, "student_minus_teacher": vs_teacher}
-    layout.REPORT_JSON.write_text(json.dumps(summary, indent=2) + "\n")
-    write_plots(runs, key)
+    layout.REPORT_JSON.write_text(json.dumps({"metric": key, "task": results[0].task.name, "runs": len(runs),
+                                              **summaries}, indent=2) + "\n")
+    for r in results:
+        write_plots(r)
+    draw_figures(results)
     return text
 
 
-def unscored_classes(results: dict) -> list[str]:
+def side_by_side(results: list[DirectionResults], summaries: dict, key: str) -> list[str]:
+    lines = [f"Both directions, test-split {key}, mean over {len(results[0].runs)} runs and seeds (95 % intervals: "
+             "paired bootstrap, below):", "",
+             "| direction | teacher | baseline | student | student - baseline | student - teacher |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        s = summaries[r.direction.name]
+        cells = [f"{s['mean'][role][key]:.4f}" for role in ROLES]
+        diffs = [f"{d['mean']:+.4f} [{d['ci95_low']:+.4f}, {d['ci95_high']:+.4f}]"
+                 for d in (s["student_minus_baseline"], s["student_minus_teacher"])]
+        lines.append(f"| {r.direction} | " + " | ".join(cells + diffs) + " |")
+    return lines + [""]
+
+
+def direction_section(settings, r: DirectionResults, s: dict) -> list[str]:
+    key, runs, first = r.task.headline, r.runs, r.metrics
+    name = r.direction.name
+    lines = [
+        f"## {name}: {r.direction.teacher} ({first['teacher'][runs[0]]['model']}) -> {r.direction.student} "
+        f"({first['student'][runs[0]]['model']})",
+        "",
+        f"lambda = {settings.distill.lam}, tau = {settings.distill.tau}; test-split {key} per run and seed"
+        + (f", and the mean ± standard deviation over all {len(runs)}." if len(runs) > 1 else "."),
+        "",
+        "| run | seed | test clips | " + " | ".join(DESCRIPTIONS[role] for role in ROLES) + " |",
+        "|---|---|---|" + "---|" * len(ROLES),
+    ]
+    for run in runs:
+        lines.append(f"| {run.split} | {run.seed} | {first['teacher'][run]['clips']} | "
+                     + " | ".join(f"{first[role][run][key]:.4f}" for role in ROLES) + " |")
+    if len(runs) > 1:
+        lines.append("| **mean** | | | " + " | ".join(f"**{s['mean'][role][key]:.4f}** ± {s['std'][role][key]:.4f}"
+                                                      for role in ROLES) + " |")
+    keys = list(s["mean"]["teacher"])
+    if len(keys) > 1:
+        lines += ["", "Every metric, mean over runs and seeds:", "",
+                  "| role | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        lines += [f"| {DESCRIPTIONS[role]} | " + " | ".join(f"{s['mean'][role][k]:.4f}" for k in keys) + " |"
+                  for role in ROLES]
+    lines += unscored_classes(r)
+    lines += ["", verdict("Student minus baseline (the gain from distillation)", s["student_minus_baseline"], key),
+              "", verdict("Student minus teacher", s["student_minus_teacher"], key), ""]
+    lines += class_changes(r)
+    lines += [f"![the three roles per run, with 95 % intervals](figures/{name}-roles.png)",
+              f"![validation curves](figures/{name}-validation.png)"]
+    if not r.task.multi_label:
+        lines.append(f"![the student's and the baseline's confusion matrices](figures/{name}-confusion.png)")
+    return lines + [""]
+
+
+def unscored_classes(r: DirectionResults) -> list[str]:
     """Which classes each run's test split could not score (no positive clip: no AP, no accuracy), so that a mean
     over fewer classes than the dataset has is never read as the whole."""
     lines = []
-    for run, roles in results.items():
-        metrics = roles["teacher"]
+    for run in r.runs:
+        metrics = r.metrics["teacher"][run]
         unscored = metrics.get("classes_unscored") or []
         if unscored:
             total = metrics["classes_scored"] + len(unscored)
@@ -111,64 +193,44 @@ def unscored_classes(results: dict) -> list[str]:
         if lines else []
 
 
-def per_class_means(runs: list[Run]) -> tuple[str, list[str], dict[str, np.ndarray]]:
-    """(which per-class value, class names, role -> mean over runs and seeds per class; NaN where never scored)."""
-    tables = {role: [json.loads(layout.per_class(role, run).read_text()) for run in runs] for role in ROLES}
-    what = "AP" if "AP" in tables["teacher"][0] else "accuracy"
-    classes = tables["teacher"][0]["classes"]
-    means = {}
-    for role in ROLES:
-        table = np.array([[np.nan if t[what][c] is None else t[what][c] for c in classes] for t in tables[role]])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a class scored in no run stays NaN
-            means[role] = np.nanmean(table, axis=0)
-    return what, classes, means
-
-
-def class_changes(runs: list[Run], student: str, shown: int = 5) -> list[str]:
+def class_changes(r: DirectionResults, shown: int = 5) -> list[str]:
     """The classes the student gained or lost most against the baseline and the teacher."""
-    what, classes, means = per_class_means(runs)
+    what, classes, means = r.per_class_means()
     lines = [f"Per-class {what} (mean over runs and seeds), where the student differs most:", ""]
     for other in ("baseline", "teacher"):
         diff = means["student"] - means[other]
-        order = np.argsort(diff)
-        ok = [i for i in order if np.isfinite(diff[i])]
+        ok = [i for i in np.argsort(diff) if np.isfinite(diff[i])]
         gained = ", ".join(f"{classes[i]} {diff[i]:+.3f}" for i in ok[::-1][:shown] if diff[i] > 0) or "none"
         lost = ", ".join(f"{classes[i]} {diff[i]:+.3f}" for i in ok[:shown] if diff[i] < 0) or "none"
         lines += [f"- vs the {other}: gained {gained}; lost {lost}"]
     return lines + [""]
 
 
-def write_plots(runs: list[Run], key: str) -> None:
+def write_plots(r: DirectionResults) -> None:
     """The data behind dvc.yaml's plots: validation curves, the student's confusion matrix, per-class values."""
-    layout.PLOTS.mkdir(parents=True, exist_ok=True)
-    curves = {role: [_curve(layout.live_dir(role, run) / "plots" / "metrics" / "val" / f"{key}.tsv")
-                     for run in runs] for role in ROLES}
-    (layout.PLOTS / "validation").mkdir(exist_ok=True)
+    folder = layout.PLOTS / r.direction.name
+    (folder / "validation").mkdir(parents=True, exist_ok=True)
     for role in ROLES:  # one file per role: the roles train for different numbers of epochs
-        epochs = max(len(c) for c in curves[role])
-        with open(layout.PLOTS / "validation" / f"{role}.csv", "w", newline="") as f:
+        curves = r.validation_curves(role)
+        epochs = max(len(c) for c in curves)
+        with open(folder / "validation" / f"{role}.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["epoch", "value"])  # accuracy or mAP, as the title says
-            writer.writerows([e + 1, _mean_at(curves[role], e)] for e in range(epochs))
-    what, classes, means = per_class_means(runs)
-    (layout.PLOTS / "per_class").mkdir(exist_ok=True)
+            writer.writerows([e + 1, _mean_at(curves, e)] for e in range(epochs))
+    what, classes, means = r.per_class_means()
+    (folder / "per_class").mkdir(exist_ok=True)
     for role in ROLES:  # one file per role: DVC's bar chart takes one value column per file
-        with open(layout.PLOTS / "per_class" / f"{role}.csv", "w", newline="") as f:
+        with open(folder / "per_class" / f"{role}.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["class", "value"])
             writer.writerows([name, round(float(v), 4)] for name, v in zip(classes, means[role]) if np.isfinite(v))
-    confusion = None
-    for run in runs:
-        counts = json.loads(layout.per_class("student", run).read_text()).get("confusion")
-        if counts is not None:
-            confusion = np.array(counts) if confusion is None else confusion + np.array(counts)
-    with open(layout.PLOTS / "confusion.csv", "w", newline="") as f:  # one row per test clip, all runs and seeds
+    counts = r.confusion("student")
+    with open(folder / "confusion.csv", "w", newline="") as f:  # one row per test clip, all runs and seeds
         writer = csv.writer(f)
         writer.writerow(["actual", "predicted"])
-        if confusion is not None:
-            for t, p in zip(*np.nonzero(confusion)):
-                writer.writerows([[classes[t], classes[p]]] * int(confusion[t, p]))
+        if counts is not None:
+            for t, p in zip(*np.nonzero(counts)):
+                writer.writerows([[classes[t], classes[p]]] * int(counts[t, p]))
 
 
 def _curve(tsv) -> list[float]:

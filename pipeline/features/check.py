@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dask
 
-from ..manifest import Clip, ManifestError, read_manifest, write_manifest
+from ..manifest import Clip
 from .audio import AudioError
 from .extract import clip_audio
 
@@ -61,23 +61,10 @@ def check_clips(clips: list[Clip], cfg, workers: int) -> list[tuple[str, str, st
 
 
 def check_dataset(settings) -> tuple[list[Clip], list[tuple[str, str, str]]]:
-    """The clips params describe and their problems; a manifest that does not validate raises ManifestError."""
-    from ..prepare import SOURCES
+    """The clips params describe (read and validated as the prepare stage does, in a scratch folder) and their
+    problems; a manifest that does not validate raises ManifestError."""
+    from ..prepare import read_dataset
 
     with tempfile.TemporaryDirectory() as folder:
-        if settings.data.source == "builtin":  # generated, not read: write it into the scratch folder
-            from ..prepare.synthetic import write_dataset
-
-            rows, classes = write_dataset(settings.data, Path(folder))
-        else:
-            rows, classes = SOURCES[settings.data.source](settings.data)
-        manifest = Path(folder) / "manifest.csv"
-        write_manifest(manifest, rows, classes)
-        try:
-            clips = read_manifest(manifest, classes, settings.data.multi_label)
-        except ManifestError as e:  # name the dataset, not the scratch copy of its manifest
-            data = settings.data
-            raise ManifestError(str(e).replace(str(manifest), f"data.source {data.source} "
-                                               f"({data.manifest or data.root or 'generated'})")) from None
+        clips, _ = read_dataset(settings.data, Path(folder))
         return clips, check_clips(clips, settings.features, settings.features.workers)
-

@@ -98,10 +98,9 @@ class AST(nn.Module):
             old_grid = grid_from_positions(sd["v.pos_embed"].shape[1] - 2, self.v.patch_embed.img_size[0],
                                            self.v.patch_embed.stride[0], path)
         elif kind == "cmkd":  # an AST this project trained
-            sd = dict(sd)
-            cfg = meta.get("model_config", {})
-            fstride, tstride = cfg.get("fstride", 10), cfg.get("tstride", 10)
-            old_grid = ((meta["num_mel_bins"] - 16) // fstride + 1, (meta["num_frames"] - 16) // tstride + 1)
+            sd, ckpt = dict(sd), meta["checkpoint"]
+            fstride, tstride = ckpt.network.get("fstride", 10), ckpt.network.get("tstride", 10)
+            old_grid = ((ckpt.num_mel_bins - 16) // fstride + 1, (ckpt.num_frames - 16) // tstride + 1)
         else:  # a timm DeiT (ImageNet): no `v.` prefix, RGB patch kernels, square grid
             if "dist_token" not in sd:
                 raise PretrainedError(f"{path}: not a DeiT (distilled) checkpoint: no dist_token; AST needs cls "

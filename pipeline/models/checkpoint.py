@@ -1,42 +1,160 @@
-"""Model checkpoints: weights plus everything needed to rebuild the model and to know what it was trained on.
+"""Model checkpoints: the weights plus one typed description (`Checkpoint`) of what the model is and was trained on.
 
-Saved as plain tensors, numbers, strings, lists and dicts, so they load with `torch.load(weights_only=True)`.
+Written and read here alone. On disk a checkpoint is a dict of plain tensors, numbers, strings, lists and dicts, so
+it loads with `torch.load(weights_only=True)` (never unpickling code):
+
+    {"schema_version": 2, "weights": state dict, "ensemble": [state dicts] or None, "meta": Checkpoint fields}
+
+Version 1 (cmkd before the schema: the weights under "model" and every other key beside them) is read and
+upgraded; a version-1 file that lacks what a model needs to be fed correctly (its input normalisation, its class
+list) is refused with the reason. A newer version than this code knows is refused.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..normalization import Normalization
 from ..provenance import code_version
 from ..stores import StoreMismatchError
+from ..task import Task, task_named
 from . import build_model
 from .ensemble import Ensemble
 
+SCHEMA_VERSION = 2
+RECIPE_FEATURES = {"sample_rate": 16000, "frame_shift_ms": 10.0, "frame_length_ms": 25.0}  # the AST/PSLA recipe
 
-def save_checkpoint(path: Path, model: nn.Module, **meta) -> None:
+
+class CheckpointError(ValueError):
+    """A file that is not a cmkd checkpoint this code can read; the message says why."""
+
+
+class Checkpoint(BaseModel):
+    """Everything but the weights. `network` is the model config the model is rebuilt from (a `models.<key>`
+    entry of params.yaml, validated by its family's settings class)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: str                                # what trained it: labels, student, teacher part, pretrained, bench
+    architecture: str                        # the models key (cnn, ast) or, for a converted file, its family
+    network: dict[str, Any]
+    num_classes: int
+    num_frames: int
+    num_mel_bins: int
+    classes: list[str]
+    task: str = "single-label"               # pipeline/task: single-label or multi-label
+    normalization: dict[str, float]          # the input statistics it was trained with (pipeline/normalization.py)
+    features: dict[str, Any] = Field(default_factory=dict)  # the fbank parameters of its inputs
+    run: str | None = None                   # the split and seed it was trained in (None: made elsewhere)
+    seed: int | None = None
+    direction: str | None = None             # a student's direction (forward, reverse)
+    features_fingerprint: str | None = None  # the feature store it was trained on
+    teacher: dict | None = None              # what a student learned from (cache, views, online; sha256s)
+    distill: dict | None = None              # lambda, tau, ... of a student
+    train: dict | None = None                # the recipe (params `train`, `augment`)
+    world_size: int = 1                      # processes that trained it (torchrun): part of its global batch
+    history: list[dict] = Field(default_factory=list)      # one entry per epoch (losses, lr, validation score)
+    selection: dict = Field(default_factory=dict)          # which weights were kept (last, best, averaged, ...)
+    weight_average: dict | None = None
+    cross_fit: dict | None = None            # a part teacher: k, part, seed, the clips it held out
+    adopted: dict | None = None              # a ready model used as is: the file and its sha256
+    source: dict | None = None               # `cmkd convert`: the file it came from
+    note: str | None = None
+    code: dict = Field(default_factory=dict)  # the code version that wrote it (pipeline/provenance.py)
+
+    @property
+    def input_normalization(self) -> Normalization:
+        return Normalization.from_dict(self.normalization)
+
+    @property
+    def task_kind(self) -> Task:
+        return task_named(self.task)
+
+    @property
+    def fbank(self) -> dict:
+        """The Kaldi fbank parameters its inputs are computed with: the recipe's, with what it records on top."""
+        return {**RECIPE_FEATURES, **self.features}
+
+
+def save_checkpoint(path: Path, model: nn.Module, meta: Checkpoint, ensemble: list[dict] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    meta = meta.model_copy(update={"code": code_version()})
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "code": code_version(), **meta}, tmp)
+    torch.save({"schema_version": SCHEMA_VERSION, "weights": model.state_dict(), "ensemble": ensemble,
+                "meta": meta.model_dump()}, tmp)
     tmp.replace(path)  # never leave a half-written checkpoint under the final name
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+def is_checkpoint(obj) -> bool:
+    """Whether a loaded file is a cmkd checkpoint (any version)."""
+    return isinstance(obj, dict) and ("schema_version" in obj or ("model" in obj and "model_config" in obj))
+
+
+def parse(obj: dict, path: Path) -> tuple[dict, list[dict] | None, Checkpoint]:
+    """(weights, ensemble weights or None, description) of a loaded checkpoint of any known version."""
+    version = obj.get("schema_version", 1)
+    if version == 1:
+        obj = _upgrade_v1(obj, path)
+    elif version != SCHEMA_VERSION:
+        raise CheckpointError(f"{path}: checkpoint schema version {version}; this cmkd reads versions 1 to "
+                              f"{SCHEMA_VERSION} (a newer cmkd wrote it: upgrade cmkd)")
+    try:
+        meta = Checkpoint.model_validate(obj["meta"])
+    except ValidationError as e:
+        raise CheckpointError(f"{path}: not a valid cmkd checkpoint ({e.error_count()} problems: "
+                              + "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+                              + ")") from None
+    return obj["weights"], obj.get("ensemble"), meta
+
+
+V1_RENAMED = {"model_config": "network"}
+V1_REQUIRED = ("model_config", "num_classes", "num_frames", "num_mel_bins", "classes", "normalization")
+
+
+def _upgrade_v1(obj: dict, path: Path) -> dict:
+    """A checkpoint written before the schema (flat keys) in version 2's form, or a refusal saying why."""
+    missing = [key for key in V1_REQUIRED if not obj.get(key)]
+    if missing:
+        raise CheckpointError(f"{path}: an old cmkd checkpoint (schema version 1) without {', '.join(missing)}: "
+                              "it does not say how its inputs were normalised or what it predicts, so it cannot be "
+                              "fed correctly; train it again, or `cmkd convert` the model it came from")
+    meta = {V1_RENAMED.get(k, k): v for k, v in obj.items() if k not in ("model", "ensemble", "multi_label")}
+    meta["task"] = "multi-label" if obj.get("multi_label") else "single-label"
+    for key in ("history", "selection", "features", "code"):  # written as None by some v1 writers
+        if meta.get(key) is None:
+            meta.pop(key, None)
+    return {"weights": obj["model"], "ensemble": obj.get("ensemble"), "meta": meta}
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[dict, list[dict] | None, Checkpoint]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    obj = torch.load(path, map_location=device, weights_only=True)
+    if not is_checkpoint(obj):
+        raise CheckpointError(f"{path}: not a cmkd checkpoint (`cmkd convert` turns the AST repository's, Hugging "
+                              "Face's and PSLA's files into one)")
+    return parse(obj, path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Checkpoint]:
     """Rebuild the model from the config stored in the checkpoint (not from params.yaml) and load its weights.
 
     A checkpoint saved with `ensemble` weights (train.ensemble_last) loads as the Ensemble of those epochs' models.
     """
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    weights, ensemble, meta = read_checkpoint(path, device)
 
-    def build(weights: dict) -> nn.Module:
-        model = build_model(ckpt["model_config"], ckpt["num_classes"], ckpt["num_frames"], ckpt["num_mel_bins"])
-        model.load_state_dict(weights)
+    def build(state: dict) -> nn.Module:
+        model = build_model(meta.network, meta.num_classes, meta.num_frames, meta.num_mel_bins)
+        model.load_state_dict(state)
         return model
 
-    model = Ensemble([build(w) for w in ckpt["ensemble"]]) if ckpt.get("ensemble") else build(ckpt["model"])
-    return model.to(device).eval(), ckpt
+    model = Ensemble([build(w) for w in ensemble]) if ensemble else build(weights)
+    return model.to(device).eval(), meta
 
 
 def file_sha256(path: Path) -> str:
@@ -47,30 +165,18 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def teacher_record(path: Path, ckpt: dict) -> dict:
+def teacher_record(path: Path, meta: Checkpoint) -> dict:
     """How a cache or a student names the teacher checkpoint it came from."""
-    return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "architecture": ckpt["architecture"],
-            "model_config": ckpt["model_config"]}
+    return {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path), "architecture": meta.architecture,
+            "model_config": meta.network}
 
 
-def check_trained_on(ckpt: dict, path: Path, store) -> None:
+def check_trained_on(meta: Checkpoint, path: Path, store) -> None:
     """Refuse to run a checkpoint over a feature store other than the one it was trained on."""
-    if ckpt["features_fingerprint"] != store.fingerprint:
+    if meta.features_fingerprint != store.fingerprint:
         raise StoreMismatchError(f"{path} was trained on another feature store than {store.path}")
-    if ckpt.get("run", "main") != store.run:
-        raise StoreMismatchError(f"{path} was trained in run {ckpt.get('run', 'main')!r}, not {store.run!r}: "
+    if (meta.run or "main") != store.run:
+        raise StoreMismatchError(f"{path} was trained in run {meta.run or 'main'!r}, not {store.run!r}: "
                                  f"its training clips may be this run's test clips")
-    if ckpt["classes"] != store.classes:
+    if meta.classes != store.classes:
         raise StoreMismatchError(f"{path} predicts other classes than {store.path} holds")
-
-
-def input_normalizer(ckpt: dict, store):
-    """Raw float16 fbank -> this model's input, with the statistics it was trained with ((x - mean) / (2 std)).
-
-    For a model trained here those are its run's (the store's); an adopted pretrained teacher keeps its own
-    (AudioSet's for the AudioSet AST), so the pipeline feeds every model what it was trained on."""
-    norm = ckpt.get("normalization")
-    if not norm:
-        return store.normalize
-    mean, std = float(norm["mean"]), float(norm["std"])
-    return lambda x: (x.float() - mean) / (2 * std)

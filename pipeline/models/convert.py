@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import PretrainedError, build_model, config_class
 from .ast import describe_checkpoint as describe_ast
-from .checkpoint import file_sha256, save_checkpoint
+from .checkpoint import Checkpoint, file_sha256, save_checkpoint
 from .efficientnet import describe_checkpoint as describe_psla
 from .pretrained import read_state_dict, weights_file
 
@@ -85,10 +85,11 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
                 "frame_length_ms": 25.0, "target_frames": described["num_frames"]}
     source = {"path": str(src), "sha256": file_sha256(weights_file(src)),
               "format": described["format"]}
-    save_checkpoint(Path(out), model, role="pretrained", run=None, seed=None, architecture=described["architecture"],
-                    model_config=model_config.model_dump(), num_classes=n, num_frames=described["num_frames"],
-                    num_mel_bins=described["num_mel_bins"], classes=names, features_fingerprint=None,
-                    normalization=normalization, multi_label=multi_label, features=features, source=source)
+    save_checkpoint(Path(out), model, Checkpoint(
+        role="pretrained", architecture=described["architecture"], network=model_config.model_dump(), num_classes=n,
+        num_frames=described["num_frames"], num_mel_bins=described["num_mel_bins"], classes=names,
+        task="multi-label" if multi_label else "single-label", normalization=normalization, features=features,
+        source=source))
     return {"source": source, "model": described["name"], "config": model_config.model_dump(),
             "frames": described["num_frames"], "classes": n, "normalization": normalization,
             "tensors mapped": len(mapped), "parameters": sum(p.numel() for p in model.parameters()), "notes": notes}

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from . import PretrainedError
+from .checkpoint import is_checkpoint, parse
 
 __all__ = ["PretrainedError", "load_pretrained", "read_state_dict"]
 
@@ -34,8 +35,9 @@ def weights_file(path: Path) -> Path:
 
 
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Return (state dict, metadata); metadata is the rest of a cmkd checkpoint, or a Hugging Face model's
-    config.json (and preprocessor_config.json) as `hf_config` (`hf_preprocessor`), else empty.
+    """Return (state dict, metadata); metadata is a cmkd checkpoint's description as `checkpoint` (a Checkpoint),
+    or a Hugging Face model's config.json (and preprocessor_config.json) as `hf_config` (`hf_preprocessor`), else
+    empty.
 
     A Hugging Face model may be named by its folder or by its weights file (config.json beside it)."""
     path = weights_file(path)
@@ -53,8 +55,9 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise PretrainedError(f"{path}: not a loadable weights file ({e})") from e
-    if isinstance(obj, dict) and "model" in obj and "model_config" in obj:  # written by cmkd
-        return obj["model"], {k: v for k, v in obj.items() if k != "model"}
+    if is_checkpoint(obj):  # written by cmkd (any schema version)
+        weights, _, checkpoint = parse(obj, path)
+        return weights, {"checkpoint": checkpoint}
     if meta:
         return obj, meta
     for key in ("state_dict", "model", "state_dict_ema"):
@@ -96,7 +99,7 @@ def load_pretrained(model: nn.Module, path: Path) -> dict:
         ) if part)
         raise PretrainedError(f"{path} does not fit {type(model).__name__}: {details}")
     model.load_state_dict(sd, strict=False)
+    ckpt = meta.get("checkpoint")
     return {"loaded": sorted(sd), "initialised": sorted(set(own) - set(sd)),
-            "source": {"path": str(path), "classes": meta.get("classes"), "normalization": meta.get("normalization"),
-                       "multi_label": meta.get("multi_label"), "num_frames": meta.get("num_frames"),
-                       "from": meta.get("source")}}
+            "source": {"path": str(path), "checkpoint": ckpt, "classes": ckpt and ckpt.classes,
+                       "normalization": ckpt and ckpt.input_normalization, "num_frames": ckpt and ckpt.num_frames}}

@@ -1,8 +1,10 @@
 """Stage `prepare`: the dataset as a manifest in data/raw (manifest.csv + classes.txt), from any supported source.
 
 A source is one module of this package that registers a reader with `@source("name")`; `data.source` in
-params.yaml picks it. A reader takes the data settings and returns the manifest rows (clip_id, path, labels, split,
-fold) and the ordered class list; prepare checks them once for every source and writes them (pipeline/manifest.py):
+params.yaml picks it. A reader takes the data settings and the folder the manifest goes to (a generated dataset
+writes its audio there) and returns the manifest rows (clip_id, path, labels, split, fold, group) and the ordered
+class list; `read_dataset` writes and validates them once for every source (pipeline/manifest.py), for the prepare
+stage and for `cmkd check` alike:
 
   builtin   synthetic.py   generated from data.seed (the built-in dataset)
   manifest  user.py        your CSV (path, labels[, split][, clip_id][, fold])
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -27,7 +30,7 @@ SOURCES: dict[str, Callable] = {}
 
 
 def source(name: str):
-    """Register a reader: data settings -> (manifest rows, classes)."""
+    """Register a reader: (data settings, manifest folder) -> (manifest rows, classes)."""
     def register(reader: Callable) -> Callable:
         if name in SOURCES:
             raise ValueError(f"data source {name!r} registered twice")
@@ -36,12 +39,25 @@ def source(name: str):
     return register
 
 
+def read_dataset(data, folder: Path) -> tuple[list[Clip], list[str]]:
+    """The dataset params `data` describe as folder/manifest.csv + classes.txt, validated: every problem at once
+    (labels, splits, duplicate ids, groups across splits). In a scratch folder (`cmkd check`) the problems name the
+    dataset, not the scratch copy of its manifest."""
+    folder = Path(folder)
+    rows, classes = SOURCES[data.source](data, folder)
+    manifest = folder / "manifest.csv"
+    write_manifest(manifest, rows, classes)
+    try:
+        return read_manifest(manifest, classes, data.multi_label), classes
+    except ManifestError as e:
+        if folder == layout.RAW:
+            raise
+        raise ManifestError(str(e).replace(str(manifest), f"data.source {data.source} "
+                                           f"({data.manifest or data.root or 'generated'})")) from None
+
+
 def prepare(settings) -> None:
-    data = settings.data
-    rows, classes = SOURCES[data.source](data)
-    write_manifest(layout.MANIFEST, rows, classes)
-    # validate now, every problem at once: labels, splits, duplicate ids, groups across splits
-    clips = read_manifest(layout.MANIFEST, classes, data.multi_label)
+    clips, classes = read_dataset(settings.data, layout.RAW)
     for line in untrained_classes(clips, classes, settings.runs):
         print(f"warning: {line}")
 

@@ -15,7 +15,7 @@ from . import source
 
 
 @source("audioset")
-def read(data) -> tuple[list[dict], list[str]]:
+def read(data, folder: Path) -> tuple[list[dict], list[str]]:
     files, class_index, val_fraction = data.audioset.model_dump(), Path(data.audioset.class_index), data.split.val
     with open(class_index, newline="") as f:
         entries = sorted((int(e["index"]), e["mid"], e["display_name"]) for e in csv.DictReader(f))

@@ -19,7 +19,7 @@ FOLDS = (1, 2, 3, 4, 5)
 
 
 @source("esc50")
-def read(data) -> tuple[list[dict], list[str]]:
+def read(data, folder: Path) -> tuple[list[dict], list[str]]:
     root, val_fraction = Path(data.root), data.split.val
     meta = root / "meta" / "esc50.csv"
     if not meta.is_file():

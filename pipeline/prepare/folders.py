@@ -13,7 +13,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 @source("folders")
-def read(data) -> tuple[list[dict], list[str]]:
+def read(data, folder: Path) -> tuple[list[dict], list[str]]:
     root, split_fractions = Path(data.root), data.split.model_dump()
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:

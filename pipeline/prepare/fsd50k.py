@@ -13,7 +13,7 @@ from . import source
 
 
 @source("fsd50k")
-def read(data) -> tuple[list[dict], list[str]]:
+def read(data, folder: Path) -> tuple[list[dict], list[str]]:
     root = Path(data.root)
     truth = root / "FSD50K.ground_truth"
     for name in ("dev.csv", "eval.csv", "vocabulary.csv"):

@@ -13,7 +13,6 @@ import numpy as np
 import soundfile as sf
 from rich.progress import track
 
-from .. import layout
 from ..manifest import SPLITS
 from . import source
 
@@ -100,8 +99,8 @@ def _assign_splits(num_clips: int, cfg, rng: np.random.Generator) -> list[str]:
 
 
 @source("builtin")
-def read(data) -> tuple[list[dict], list[str]]:
-    return write_dataset(data, layout.RAW)
+def read(data, folder: Path) -> tuple[list[dict], list[str]]:
+    return write_dataset(data, folder)
 
 
 def write_dataset(cfg, out_dir: Path) -> tuple[list[dict], list[str]]:

@@ -14,7 +14,7 @@ from . import source
 
 
 @source("manifest")
-def read(data) -> tuple[list[dict], list[str]]:
+def read(data, folder: Path) -> tuple[list[dict], list[str]]:
     """A user's manifest (data.manifest, and optionally data.classes) in the pipeline's form.
 
     The source CSV needs `path` and `labels` (';'-separated class names), and may have `fold` (for runs foldK,

@@ -5,14 +5,15 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import torch
 import zarr
 
+from ..normalization import Normalization
 from ..runs import run_split
+from ..task import Task, task_for
 
 
 class FeatureStore:
-    """Read access to the store written by the features stage (layout in pipeline/features.py), seen through one
+    """Read access to the store written by the features stage (layout in pipeline/features/extract.py), seen through one
     run (pipeline/runs.py): `split` and the normalisation statistics are that run's."""
 
     def __init__(self, path: Path, run: str = "main"):
@@ -23,18 +24,20 @@ class FeatureStore:
         attrs = self.group.attrs
         self.classes: list[str] = list(attrs["classes"])
         self.multi_label: bool = bool(attrs["multi_label"])
+        self.task: Task = task_for(self.multi_label)
         self.fingerprint: str = attrs["fingerprint"]
         self.run = run
         split = run_split(run, self.group["split"][:], self.group["fold"][:], str(self.path))
         self.split = np.where(self.skipped != "", "skipped", split)  # clips left out by features.on_error: skip
-        self.mean, self.std = self.statistics(self.indices("train"))
+        self.normalization: Normalization = self.statistics(self.indices("train"))
 
-    def statistics(self, rows: np.ndarray) -> tuple[float, float]:
-        """Mean and std of the features of `rows` (padding included, as the AST recipe computes them)."""
+    def statistics(self, rows: np.ndarray) -> Normalization:
+        """The normalisation of the features of `rows`: their mean and std (padding included, as the AST recipe
+        computes them)."""
         sums = self.group["clip_stats"][:][rows].sum(axis=0)
         count = len(rows) * self.num_frames * self.num_mel_bins
         mean = sums[0] / count
-        return float(mean), float(np.sqrt(max(sums[1] / count - mean**2, 1e-12)))
+        return Normalization(float(mean), float(np.sqrt(max(sums[1] / count - mean**2, 1e-12))))
 
     @cached_property
     def clip_ids(self) -> np.ndarray:
@@ -71,10 +74,6 @@ class FeatureStore:
     @property
     def num_mel_bins(self) -> int:
         return self.features.shape[2]
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw float16 log-mel as stored -> the model's input (AST's (x - mean) / (2 std)), on x's device."""
-        return (x.float() - self.mean) / (2 * self.std)
 
     def indices(self, split: str) -> np.ndarray:
         rows = np.flatnonzero(self.split == split)

@@ -4,7 +4,7 @@ trained on it.
 A teacher scores its own training clips almost perfectly, so a plain cache hands the student little more than its
 labels back on exactly the clips it learns from. With k > 1 the run's training clips are split into k parts
 (stratified by class, keeping each group -- recording, speaker -- in one part, seeded by the run's seed); teacher j
-(stage train_teacher_part, pipeline/training/loop.py) trains on the other k - 1 parts and the dump takes each
+(stage train_teacher_part@<arch>, pipeline/training/jobs.py) trains on the other k - 1 parts and the dump takes each
 training clip's logits from the teacher of its part. Validation and test clips, which no teacher trained on, get
 the mean of the k teachers' logits. The cache records each row's teacher (`teacher_part`, -1 for the mean).
 """
@@ -53,9 +53,9 @@ def held_out_clips(store: FeatureStore, parts: np.ndarray, part: int) -> list[st
     return [str(clip) for clip in store.clip_ids[parts == part]]
 
 
-def check_part_teacher(ckpt: dict, path, store: FeatureStore, parts: np.ndarray, part: int) -> None:
-    """Refuse a part teacher whose held-out clips are not exactly part `part` of this split."""
-    record = ckpt.get("cross_fit")
+def check_part_teacher(meta, path, store: FeatureStore, parts: np.ndarray, part: int) -> None:
+    """Refuse a part teacher (its Checkpoint `meta`) whose held-out clips are not exactly part `part` of this split."""
+    record = meta.cross_fit
     if not record or record.get("part") != part or record.get("k") != int(parts.max()) + 1:
         raise StoreMismatchError(f"{path}: not the teacher of cross-fit part {part} of {int(parts.max()) + 1} "
                                  f"(it records {record and {k: record[k] for k in ('k', 'part', 'seed')}}); "

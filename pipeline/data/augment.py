@@ -1,4 +1,5 @@
-"""The one augmentation: parameters drawn per clip from a generator, applied by one function.
+"""The one augmentation: its settings (params `augment:`), parameters drawn per clip from a generator, applied by
+one function.
 
 Every model that trains here (teacher, baseline, student with a plain cache, with cached views or with the teacher
 online) and the dump's augmented views use `draw` and `apply`, so they all see the same distribution:
@@ -11,42 +12,41 @@ online) and the dump's augmented views use `draw` and `apply`, so they all see t
               0..time_mask (inclusive), each placed uniformly where it fits
 
 Where the generator comes from is the only difference between the uses: a training batch draws from a seed the
-epoch's plan gave it (pipeline/training/batches.py); a cached view draws from the 63-bit seed recorded for that
+epoch's plan gave it (pipeline/data/batches.py); a cached view draws from the 63-bit seed recorded for that
 (clip, view) in the cache (`view_seeds`), so the student replays bit for bit the input the teacher saw.
+
+A new augmentation touches this file alone: a field of AugmentSettings (params.yaml's `augment:` section, which
+the training stages and the dump depend on as a whole), its parameters drawn in `draw` and applied in `apply`.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 FIELDS = ("partner", "weight", "shift", "freq_start", "freq_width", "time_start", "time_width")
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    freq_mask: int = 0
-    time_mask: int = 0
-    mixup: float = 0.0
-    mixup_alpha: float = 10.0
-    time_shift: int = 0
-
-    @classmethod
-    def from_train(cls, train) -> "AugmentConfig":
-        """From the train settings (what every model trains with, and what the dump's views are drawn with)."""
-        return cls(train.freq_mask, train.time_mask, train.mixup, train.mixup_alpha, train.time_shift)
+class AugmentSettings(BaseModel):
+    """params.yaml `augment:` -- what every model trains with and what the dump's views are drawn with."""
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    freq_mask: int = Field(24, ge=0)     # SpecAugment: one frequency and one time mask, widths uniform in 0..N
+    time_mask: int = Field(40, ge=0)
+    time_shift: int = Field(0, ge=0)     # roll each clip by up to this many frames
+    mixup: float = Field(0.0, ge=0, le=1)   # probability that a clip is mixed with a training clip
+    mixup_alpha: float = Field(10.0, gt=0)  # the mixing weight ~ Beta(alpha, alpha)
 
     @property
     def active(self) -> bool:
         return bool(self.freq_mask or self.time_mask or self.mixup or self.time_shift)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
 
 
-def draw(rng: np.random.Generator, row: int, cfg: AugmentConfig, frames: int, bins: int,
+def draw(rng: np.random.Generator, row: int, cfg: AugmentSettings, frames: int, bins: int,
          pool: np.ndarray) -> np.ndarray:
     """The parameters (FIELDS) of one augmentation of clip `row`; `pool` holds the rows a mixup partner comes from."""
     partner, weight = row, 1.0
@@ -61,14 +61,14 @@ def draw(rng: np.random.Generator, row: int, cfg: AugmentConfig, frames: int, bi
     return np.array([partner, weight, shift, freq_start, freq_width, time_start, time_width], dtype=np.float64)
 
 
-def draw_batch(seed: int, rows: np.ndarray, cfg: AugmentConfig, frames: int, bins: int,
+def draw_batch(seed: int, rows: np.ndarray, cfg: AugmentSettings, frames: int, bins: int,
                pool: np.ndarray) -> np.ndarray:
     """[len(rows), len(FIELDS)]: one generator seeded by the batch, drawing each clip in turn."""
     rng = np.random.default_rng(seed)
     return np.stack([draw(rng, int(r), cfg, frames, bins, pool) for r in rows])
 
 
-def draw_views(seeds: np.ndarray, rows: np.ndarray, cfg: AugmentConfig, frames: int, bins: int,
+def draw_views(seeds: np.ndarray, rows: np.ndarray, cfg: AugmentSettings, frames: int, bins: int,
                pool: np.ndarray) -> np.ndarray:
     """[len(rows), len(FIELDS)]: clip rows[i] drawn from its own view seed seeds[i]."""
     return np.stack([draw(np.random.Generator(np.random.PCG64(int(s))), int(r), cfg, frames, bins, pool)

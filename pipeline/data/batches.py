@@ -3,7 +3,7 @@
 A plan is a list of BatchSpec: the rows of a batch, and how its augmentation is drawn (a seed for the batch, or
 for each clip the cached view it replays). `assemble` turns a spec into tensors read from a row source:
   ZarrRows      the Zarr stores, one concurrent read per clip chunk, in DataLoader workers (pipeline/stores)
-  ResidentRows  the same arrays held in the training device's memory (pipeline/training/resident.py)
+  ResidentRows  the same arrays held in the training device's memory (pipeline/data/resident.py)
 Both answer the same four questions (features, labels, cached logits, whether a clip is cached), so the
 batches, and the training run, are the same whichever is used (tests/test_batches.py).
 
@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..stores import FeatureStore, PredictionStore, read_rows
-from .augment import AugmentConfig, apply, draw_batch, draw_views, mix
+from .augment import AugmentSettings, apply, draw_batch, draw_views, mix
 
 TEACHER_READS = ("none", "clean", "views")  # which cached logits a batch carries
 
@@ -61,8 +61,8 @@ def inference_plan(rows: np.ndarray, batch_size: int) -> list[BatchSpec]:
 
 @dataclass
 class Augmenter:
-    """Draws a batch's augmentation parameters (pipeline/training/augment.py) from its spec."""
-    cfg: AugmentConfig
+    """Draws a batch's augmentation parameters (pipeline/data/augment.py) from its spec."""
+    cfg: AugmentSettings
     frames: int
     bins: int
     pool: np.ndarray                      # mixup partners: the run's training clips
@@ -179,12 +179,13 @@ class BatchSource:
                           generator=torch.Generator())  # its own: loading never draws from torch's global RNG
 
 
-def to_device(batch: dict, normalize, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model input and the labels of a batch on `device`: normalised, augmented, labels mixed alike."""
-    x = normalize(batch["x"].to(device, non_blocking=True))
+def to_device(batch: dict, normalization, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model input and the labels of a batch on `device`: normalised (a Normalization), augmented, labels mixed
+    alike."""
+    x = normalization(batch["x"].to(device, non_blocking=True))
     y = batch["y"].to(device, non_blocking=True)
     if "params" in batch:
         params = batch["params"].to(device, non_blocking=True)
-        x = apply(x, normalize(batch["x_partner"].to(device, non_blocking=True)), params)
+        x = apply(x, normalization(batch["x_partner"].to(device, non_blocking=True)), params)
         y = mix(y, batch["y_partner"].to(device, non_blocking=True), params)
     return x, y

@@ -5,7 +5,7 @@ process that launches the model's kernels; a small CNN step then waits for it. O
 them, the reads in the training process) take cores from the training step itself. A store that fits in a fraction
 of the device's available memory (ESC-50 at 512 frames is 0.26 GB of float16 features) is read once, with Dask,
 and each batch is gathered in memory: no workers, no copies. ResidentRows answers what ZarrRows answers
-(pipeline/training/batches.py), with the same values, so the batches and the training run are the same.
+(pipeline/data/batches.py), with the same values, so the batches and the training run are the same.
 """
 from __future__ import annotations
 

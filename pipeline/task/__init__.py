@@ -1,0 +1,151 @@
+"""What a model predicts and how it is scored: one object per kind of task, asked by every module that needs to know.
+
+  SingleLabel  one class per clip (ESC-50): psi = softmax, L_gt = cross-entropy (against possibly mixed-up soft
+               labels), L_kd = KL(p_t || p_s) averaged over clips; headline metric accuracy
+  MultiLabel   any number of classes per clip (AudioSet, FSD50K): psi = sigmoid, L_gt = BCE, L_kd = per-class
+               Bernoulli KL (the gradient of BCE against the soft targets), both averaged over clips and classes;
+               headline metric mAP, also mean ROC-AUC and d-prime
+
+The CMKD loss is L = lambda * L_gt(psi(z_s), y) + (1 - lambda) * L_kd(psi(z_s), psi(z_t / tau)): tau divides only
+the teacher logits and there is no tau^2 factor, as in the paper. The metric functions are in metrics.py
+(scikit-learn, as the AST and PSLA code computes them).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import metrics
+
+
+class Task:
+    name: str
+    multi_label: bool
+    headline: str               # the metric a report leads with and validation selects by
+    reported: tuple[str, ...]   # the metrics a report tabulates
+    per_class: str              # the per-class value (classes.json, the report's per-class plot)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def teacher_targets(self, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+        """psi(z_t / tau): the probabilities the student is distilled towards (mixup mixes these, not logits)."""
+        return self.probabilities(teacher_logits.float() / tau)
+
+    def gt_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def kd_loss(self, logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, teacher_probs: torch.Tensor | None,
+             lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(total, L_gt, L_kd); without teacher targets (a model trained on labels) total = L_gt."""
+        logits = logits.float()
+        gt = self.gt_loss(logits, targets)
+        if teacher_probs is None:
+            return gt, gt, torch.zeros_like(gt)
+        kd = self.kd_loss(logits, teacher_probs)
+        return lam * gt + (1 - lam) * kd, gt, kd
+
+    def metrics(self, logits: np.ndarray, labels: np.ndarray, classes: list[str] | None = None) -> dict:
+        """The reported metrics (flat, for `dvc metrics`) plus `per_class` details (kept apart by evaluation)."""
+        raise NotImplementedError
+
+    def score(self, logits: np.ndarray, labels: np.ndarray) -> float:
+        """The headline metric alone."""
+        return self.metrics(logits, labels)[self.headline]
+
+    def logits_from_probabilities(self, p: np.ndarray) -> np.ndarray:
+        """Logits whose psi gives back p (imported teacher probabilities), p already clipped away from 0 and 1."""
+        raise NotImplementedError
+
+    def target_statistics(self, probs: np.ndarray, labels: np.ndarray) -> dict:
+        """How much a teacher's targets say beyond the labels: their mean entropy (nats), the mean top-1 probability
+        and the mean probability of the labelled classes. Targets near one-hot on the labels (entropy ~0,
+        labelled ~1) teach a student nothing its labels don't."""
+        p = np.clip(probs.astype(np.float64), 1e-12, 1.0)
+        return {"entropy": float(self.entropy(p).mean()), "top1_probability": float(probs.max(axis=1).mean()),
+                "labelled_probability": float(np.nanmean(self.labelled_probability(probs, labels)))}
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class SingleLabel(Task):
+    name, multi_label, headline = "single-label", False, "accuracy"
+    reported, per_class = ("accuracy",), "accuracy"
+
+    def probabilities(self, logits):
+        return torch.softmax(logits, dim=-1)
+
+    def gt_loss(self, logits, targets):
+        return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+    def kd_loss(self, logits, teacher_probs):
+        return F.kl_div(F.log_softmax(logits, dim=-1), teacher_probs, reduction="batchmean")
+
+    def metrics(self, logits, labels, classes=None):
+        return metrics.classification(logits, labels, classes)
+
+    def score(self, logits, labels):
+        return float((logits.argmax(1) == labels.argmax(1)).mean())
+
+    def logits_from_probabilities(self, p):
+        return np.log(p)
+
+    @staticmethod
+    def entropy(p):
+        return -(p * np.log(p)).sum(axis=1)
+
+    @staticmethod
+    def labelled_probability(probs, labels):
+        return probs[np.arange(len(probs)), labels.argmax(axis=1)]
+
+
+class MultiLabel(Task):
+    name, multi_label, headline = "multi-label", True, "mAP"
+    reported, per_class = ("mAP", "mean_auc", "d_prime"), "AP"
+
+    def probabilities(self, logits):
+        return torch.sigmoid(logits)
+
+    def gt_loss(self, logits, targets):
+        return F.binary_cross_entropy_with_logits(logits, targets)
+
+    def kd_loss(self, logits, teacher_probs):
+        # KL(Bern(p) || Bern(q)) = BCE(q; p) - H(p); the entropy term has no gradient but makes the value a KL
+        entropy = -(torch.xlogy(teacher_probs, teacher_probs) + torch.xlogy(1 - teacher_probs, 1 - teacher_probs))
+        return F.binary_cross_entropy_with_logits(logits, teacher_probs) - entropy.mean()
+
+    def metrics(self, logits, labels, classes=None):
+        return metrics.tagging(logits, labels, classes)
+
+    def score(self, logits, labels):
+        return metrics.mean_ap(logits, labels)
+
+    def logits_from_probabilities(self, p):
+        return np.log(p) - np.log1p(-p)
+
+    @staticmethod
+    def entropy(p):  # the mean over classes of each one's Bernoulli entropy
+        q = np.clip(1 - p, 1e-12, 1.0)
+        return -(p * np.log(p) + q * np.log(q)).mean(axis=1)
+
+    @staticmethod
+    def labelled_probability(probs, labels):
+        return np.array([probs[i, labels[i] > 0].mean() if labels[i].any() else np.nan for i in range(len(probs))])
+
+
+TASKS = {task.name: task for task in (SingleLabel(), MultiLabel())}
+
+
+def task_for(multi_label: bool) -> Task:
+    return TASKS["multi-label" if multi_label else "single-label"]
+
+
+def task_named(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+    return TASKS[name]

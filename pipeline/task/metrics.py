@@ -1,0 +1,63 @@
+"""Evaluation metrics, computed with scikit-learn as the AST, PSLA and EfficientAT code report them.
+
+Single-label (`classification`): accuracy (top-1), and per class its accuracy (recall) and the confusion counts.
+Multi-label (`tagging`): mAP (mean over classes of `average_precision_score`: tied scores form one threshold, so the
+result does not depend on the order of the clips), mean ROC-AUC (`roc_auc_score`), d-prime = sqrt(2) * Phi^-1(AUC),
+and per class its AP and AUC. A class with no positive (or, for AUC, no negative) test clip has no AP: the means are
+over the classes that can be scored, and the result says how many and which could not.
+
+A new metric goes here, and into the task's `reported` tuple (pipeline/task/__init__.py) for the report's table.
+"""
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+
+def d_prime(auc: float) -> float:
+    return float(np.sqrt(2) * NormalDist().inv_cdf(min(max(auc, 1e-6), 1 - 1e-6)))
+
+
+def per_class_ap(scores: np.ndarray, labels: np.ndarray) -> list[float | None]:
+    return [float(average_precision_score(labels[:, c], scores[:, c])) if labels[:, c].any() else None
+            for c in range(labels.shape[1])]
+
+
+def per_class_auc(scores: np.ndarray, labels: np.ndarray) -> list[float | None]:
+    return [float(roc_auc_score(labels[:, c], scores[:, c])) if 0 < labels[:, c].sum() < len(labels) else None
+            for c in range(labels.shape[1])]
+
+
+def mean_ap(scores: np.ndarray, labels: np.ndarray) -> float:
+    """mAP over the classes with a positive clip (tagging's headline alone)."""
+    return _mean(per_class_ap(scores, labels))
+
+
+def classification(logits: np.ndarray, labels: np.ndarray, classes: list[str] | None = None) -> dict:
+    classes = classes or [str(c) for c in range(labels.shape[1])]
+    truth, predicted = labels.argmax(1), logits.argmax(1)
+    counts = confusion_matrix(truth, predicted, labels=np.arange(len(classes)))
+    totals = counts.sum(axis=1)
+    accuracy = [float(counts[c, c] / totals[c]) if totals[c] else None for c in range(len(classes))]
+    return {"accuracy": float((truth == predicted).mean()), **_scored(accuracy, classes),
+            "per_class": {"accuracy": dict(zip(classes, accuracy)), "confusion": counts.tolist(), "classes": classes}}
+
+
+def tagging(logits: np.ndarray, labels: np.ndarray, classes: list[str] | None = None) -> dict:
+    classes = classes or [str(c) for c in range(labels.shape[1])]
+    aps, aucs = per_class_ap(logits, labels), per_class_auc(logits, labels)
+    mean_auc = _mean(aucs)
+    return {"mAP": _mean(aps), "mean_auc": mean_auc, "d_prime": d_prime(mean_auc), **_scored(aps, classes),
+            "per_class": {"AP": dict(zip(classes, aps)), "AUC": dict(zip(classes, aucs)), "classes": classes}}
+
+
+def _mean(values: list[float | None]) -> float:
+    scored = [v for v in values if v is not None]
+    return float(np.mean(scored)) if scored else float("nan")
+
+
+def _scored(values: list[float | None], classes: list[str]) -> dict:
+    unscored = [name for name, v in zip(classes, values) if v is None]
+    return {"classes_scored": len(classes) - len(unscored), "classes_unscored": unscored}

@@ -1,0 +1,11 @@
+"""DVC stages `evaluate@<arch>-<split>-<seed>` and `evaluate_student@<direction>-<split>-<seed>`: a run's model
+(`cnn`, `forward/student`, ...) on its test clips -> results/runs/<split>/seed<k>/<model>/metrics.json, classes.json
+and data/test_logits/<split>/seed<k>/<model>.npz."""
+import sys
+
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.runs import Run
+from pipeline.settings import load_settings
+
+if __name__ == "__main__":
+    evaluate(load_settings(), sys.argv[1], Run(sys.argv[2], int(sys.argv[3])))
