@@ -1,9 +1,14 @@
 """Several processes: torchrun (gloo on this CPU) trains and dumps exactly as one process does, launched by the
-stage scripts themselves from params `distributed`."""
+stage scripts themselves from params `distributed`; a rank that fails stops the job, and the re-run resumes."""
+import copy
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,11 +30,26 @@ def run_stage(root, params: dict, script: str, *args) -> str:
     return result.stdout + result.stderr
 
 
-def test_two_processes_train_the_student_as_one_process_with_the_doubled_batch(with_teacher):
-    root, params = with_teacher
+@pytest.fixture(scope="module")
+def two_processes(teacher_workspace, tiny_workspace, tmp_path_factory):
+    """The student trained by 2 processes (torchrun, gloo), each taking 4 clips of every batch of 8; the stage
+    script starts torchrun itself. Returns (workspace, params, stage output)."""
+    root = tmp_path_factory.mktemp("two_processes")
+    shutil.copytree(teacher_workspace / "data", root / "data")
+    params = copy.deepcopy(tiny_workspace[1])
     params["train"]["batch_size"] = 4
     params["distributed"] = {"nproc_per_node": 2}
-    output = run_stage(root, params, "train_student.py", "forward", "main", "0")
+    return root, params, run_stage(root, params, "train_student.py", "forward", "main", "0")
+
+
+def test_two_processes_train_the_student_as_one_process_with_the_doubled_batch(two_processes, tmp_path,
+                                                                                monkeypatch):
+    source, params, output = two_processes
+    root = tmp_path / "workspace"
+    shutil.copytree(source / "data", root / "data")
+    shutil.copytree(source / "results", root / "results")
+    monkeypatch.chdir(root)
+    params = copy.deepcopy(params)
     assert "launching 2 processes" in output and "torch.distributed.run" in output
     ddp_weights, _, ddp = stored("student")
     curves = (root / layout.live_dir(name("student"), MAIN) / "metrics.json").read_text()  # written once, by rank 0
@@ -66,6 +86,79 @@ def split_key_bias(differences: dict) -> tuple[dict, dict]:
             d = torch.cat([d[:width], d[2 * width :]])
         rest[key] = d.max().item()
     return rest, key_bias
+
+
+TRAIN_WITH_A_FAULT = '''
+"""stages/train_student.py under torchrun, with rank 1 raising in the second step of epoch 2 (once: a marker file
+says it happened)."""
+import os, runpy, sys, time
+from pathlib import Path
+
+from pipeline.training import loop
+
+MARKER = Path({marker!r})
+if os.environ.get("RANK") == "1" and not MARKER.exists():
+    plan, step, epochs = loop.training_plan, loop.train_step, [0, 0]
+
+    def training_plan(*args, **kwargs):
+        epochs[0], epochs[1] = epochs[0] + 1, 0
+        return plan(*args, **kwargs)
+
+    def train_step(*args, **kwargs):
+        epochs[1] += 1
+        if epochs == [2, 2]:
+            MARKER.write_text(str(time.time()))
+            raise RuntimeError("injected fault: rank 1 fails in epoch 2")
+        return step(*args, **kwargs)
+
+    loop.training_plan, loop.train_step = training_plan, train_step
+sys.argv = [{script!r}, *sys.argv[1:]]
+runpy.run_path({script!r}, run_name="__main__")
+'''
+
+
+def torchrun(root: Path, script: Path, *args, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), *args], cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_rank_that_raises_in_epoch_2_stops_the_job_and_the_rerun_resumes_to_the_same_weights(two_processes,
+                                                                                                tmp_path, monkeypatch):
+    """A torchrun rank fails: the job ends (no hang) with the rank's error, the last finished epoch is kept, and the
+    re-run resumes from it to the weights of the uninterrupted run."""
+    source, params, _ = two_processes
+    root = tmp_path / "workspace"
+    shutil.copytree(source / "data", root / "data")
+    monkeypatch.chdir(root)
+    (root / "params.yaml").write_text(json.dumps(params))
+    reference, _, reference_meta = stored("student")  # the uninterrupted 2-process run
+    layout.checkpoint(name("student"), MAIN).unlink()
+    script = REPO / "stages" / "train_student.py"
+
+    marker = tmp_path / "failed_at"
+    faulty = tmp_path / "train_with_a_fault.py"
+    faulty.write_text(TRAIN_WITH_A_FAULT.format(marker=str(marker), script=str(script)))
+    failed = torchrun(root, faulty, "forward", "main", "0")
+    stopped = time.time()
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and marker.exists()
+    assert "injected fault: rank 1 fails in epoch 2" in output
+    assert re.search(r"rank\s*:\s*1 \(local_rank: 1\)", output), output[-2000:]  # torchrun's failure summary
+    reported_after = stopped - float(marker.read_text())
+    assert reported_after < 30, reported_after  # no hang: the job ends with the rank's error
+    resume = torch.load(layout.resume_state(name("student"), MAIN), weights_only=True)
+    assert resume["epoch"] == 1 and resume["world_size"] == 2  # the last finished epoch, and who wrote it
+
+    again = torchrun(root, script, "forward", "main", "0")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming" in again.stdout + again.stderr
+    resumed, _, resumed_meta = stored("student")
+    for key, tensor in reference.items():
+        assert torch.equal(tensor, resumed[key]), key
+    assert [h["train/loss"] for h in resumed_meta.history] == [h["train/loss"] for h in reference_meta.history]
+    assert resumed_meta.world_size == 2
+    print(f"rank 1's error ended the job {reported_after:.1f} s after it was raised")
 
 
 def test_two_rank_dump_writes_the_one_process_store(with_teacher):

@@ -132,6 +132,61 @@ def test_fold_runs_hold_out_validation_groups(tmp_path, monkeypatch, repo_params
         assert all(sets) and not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2]), run
 
 
+FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fsdd"
+
+
+def test_fold_runs_with_few_groups_validate_on_a_whole_training_group(tmp_path, monkeypatch, repo_params):
+    """FSDD as a new user runs it: six speakers, one per fold, and a hash split that put no training speaker into
+    validation. Each run holds one of its own training speakers out whole, says which, and the features stage's
+    store agrees; with a single training group the run says why it cannot and what to set."""
+    from pipeline.prepare import read_dataset
+    from pipeline.runs import ValidationSplitError, run_split
+
+    if not (FSDD / "manifest.csv").is_file():
+        pytest.skip(f"{FSDD} is not here (the real spoken-digit dataset)")
+    params = _user_params(repo_params, FSDD / "manifest.csv")
+    clips, _ = read_dataset(settings(params).data, tmp_path / "raw")
+    split, folds = np.array([c.split for c in clips]), np.array([c.fold for c in clips])
+    groups = np.array([c.group for c in clips])
+    for k in range(1, 7):
+        in_run = run_split(f"fold{k}", split, folds, "fsdd", groups, 0.15)
+        val = set(groups[in_run == "val"])
+        assert len(val) == 1 and (in_run == "val").sum() == 500, k  # one speaker, whole
+        assert not val & set(groups[in_run == "train"]) and not val & set(groups[in_run == "test"])
+        assert set(groups[in_run == "test"]) == set(groups[folds == k])
+
+    two = tmp_path / "two.csv"
+    _manifest(two, [{"path": f"{g}{i}.wav", "labels": "ab"[i % 2], "fold": str(1 + j), "group": g}
+                    for j, g in enumerate(("alice", "bob")) for i in range(4)])
+    monkeypatch.chdir(tmp_path)
+    params = _user_params(repo_params, two, split={"val": 0.0, "test": 0.0})
+    clips, _ = read_dataset(settings(params).data, tmp_path / "two")
+    split, folds = np.array([c.split for c in clips]), np.array([c.fold for c in clips])
+    with pytest.raises(ValidationSplitError, match=r"run 'fold1' of two: no validation clips, and its training clips "
+                                                   r"are 1 group \('bob'\).*split column \(val\)"):
+        run_split("fold1", split, folds, "two", np.array([c.group for c in clips]), 0.15)
+
+
+def test_a_fold_run_that_chose_its_validation_group_says_so(in_workspace):
+    """The store of a run whose manifest marks no validation clip: whole groups held out, named in one line."""
+    import zarr
+
+    from pipeline.stores import FeatureStore
+
+    group = zarr.open_group(layout.FEATURES, mode="r+")
+    n = group["clip_ids"].shape[0]
+    group["fold"][:] = np.arange(n) % 4 + 1
+    speakers = np.array([f"speaker{i % 8}" for i in range(n)])
+    group["group"][:] = speakers.astype(np.dtypes.StringDType())
+    group["split"][:] = np.full(n, "train").astype(np.dtypes.StringDType())
+    store = FeatureStore(layout.FEATURES, "fold2")
+    val = set(store.groups[store.split == "val"].tolist())
+    assert val and not val & set(store.groups[store.split == "train"].tolist())
+    assert store.validation_note().startswith("run fold2: the manifest marks no validation clip in its training "
+                                              f"folds; validating on group{'s' if len(val) > 1 else ''} ")
+    assert FeatureStore(layout.FEATURES, "fold2").split.tolist() == store.split.tolist()  # stable
+
+
 def test_a_group_in_two_splits_or_folds_is_refused(tmp_path, monkeypatch, repo_params):
     user = tmp_path / "speakers"
     _manifest(user.with_suffix(".csv"), [

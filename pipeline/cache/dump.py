@@ -45,66 +45,32 @@ from ..training.cross_fit import PartTeachers, check_part_teacher, part_of_rows,
 def dump(settings, direction: str, run: Run) -> None:
     """data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr from the direction's teacher (and extra
     teachers, or its cross-fit part teachers) in that run."""
-    cfg, teacher_arch = settings.dump, settings.direction(direction).teacher
+    cfg = settings.dump
     store = FeatureStore(layout.FEATURES, run.split)
     if cfg.source == "import":  # predictions made elsewhere (pipeline/cache/imported.py)
         from .imported import import_predictions
 
         write_reports(direction, run, store, import_predictions(settings, direction, run))
         return
-    ranks = world(settings.distributed.backend)
-    dev = device()
+    ranks, dev = world(settings.distributed.backend), device()
     parts = part_of_rows(store, cfg.cross_fit, run.seed) if cfg.cross_fit else None
-    if parts is None:
-        paths = [layout.checkpoint(layout.labels_model(teacher_arch), run),
-                 *(Path(p.format(run=run.split)) for p in cfg.extra_teachers)]
-        model, teacher, teachers, normalization = load_teachers(paths, store, dev)
-    else:
-        model, teacher, teachers, normalization = load_part_teachers(teacher_arch, run, store, parts, dev)
-
-    n, c, views = len(store.clip_ids), len(store.classes), cfg.views
-    k_top = min(cfg.top_k, c) if cfg.top_k else 0
-    augment = settings.augment
-    view_attrs = {"count": views, "config": augment.as_dict(), "top_k": k_top, "seed": run.seed} if views else None
-    blocks = block_ranges(n, cfg.clips_per_shard)
+    model, teacher, teachers, normalization = teachers_of(settings, direction, run, store, parts, dev)
+    k_top = min(cfg.top_k, len(store.classes)) if cfg.top_k else 0
+    view_attrs = {"count": cfg.views, "config": settings.augment.as_dict(), "top_k": k_top, "seed": run.seed} \
+        if cfg.views else None
+    blocks = block_ranges(len(store.clip_ids), cfg.clips_per_shard)
     fingerprint = hashlib.sha256(json.dumps([[t["checkpoint_sha256"] for t in teachers], store.fingerprint,
                                              run.split, view_attrs, cfg.cross_fit]).encode()).hexdigest()
     writer = ResumableStore(layout.predictions(direction, run), fingerprint, len(blocks))
-    if ranks.is_main:
-        group, fresh = writer.open()
-        if fresh:
-            create_arrays(group, store, views, k_top, cfg.clips_per_shard, run.seed)
-            if parts is not None:
-                group.create_array("teacher_part", data=parts, chunks=(cfg.clips_per_shard,))
-    ranks.barrier()  # the other ranks open the store the main process made
-    if not ranks.is_main:
-        group, _ = writer.open()
-    augmenter = Augmenter(augment, store.num_frames, store.num_mel_bins, store.indices("train"),
-                          group["view_seeds"][:]) if views else None
+    group = open_on_every_rank(writer, ranks, store, cfg, k_top, parts, run)
+    augmenter = Augmenter(settings.augment, store.num_frames, store.num_mel_bins, store.indices("train"),
+                          group["view_seeds"][:]) if cfg.views else None
     source = BatchSource(ZarrRows(store), augmenter, cfg.num_workers, pin_memory=dev.type == "cuda")
-
-    # one loader over every pending block (its workers start once): per batch the clean clips, then each view
     pending = writer.pending(group)[ranks.rank :: ranks.size]  # this rank's blocks
     ranks.barrier()  # every rank has read which blocks are pending before any marks one done
-    specs, owner = [], []
-    for b in pending:
-        for start in range(blocks[b][0], blocks[b][1], cfg.batch_size):
-            rows = np.arange(start, min(start + cfg.batch_size, blocks[b][1]))
-            specs += [BatchSpec(rows)] + [BatchSpec(rows, views=np.full(len(rows), k)) for k in range(views)]
-            owner += [b] * (1 + views)
-    collected = {b: [[] for _ in range(1 + views)] for b in pending}  # per block: clean, then view 0..K-1
-    total = f"{n} clips" + (f" x (1 + {views} views)" if views else "")
-    logits = predict_batches(model, source, specs, normalization)
-    for i, batch_logits in enumerate(track(logits, total=len(specs), description=f"teacher logits ({total})",
-                                                    disable=not ranks.is_main)):
-        b, spec = owner[i], specs[i]
-        if parts is not None:  # [clips, k, classes] -> each clip's own part teacher, or their mean
-            batch_logits = pick_part(batch_logits, parts[spec.rows])
-        # kept on the device until the block is written: one host sync per block, not one per batch
-        collected[b][0 if spec.views is None else 1 + int(spec.views[0])].append(batch_logits)
-        if i + 1 == len(specs) or owner[i + 1] != b:
-            write_block(group, blocks[b], collected.pop(b), augmenter, k_top)
-            writer.mark_done(group, b)
+    with writer.writing():
+        predict_blocks(writer, group, source, model, normalization, blocks, pending, cfg, parts, augmenter, k_top,
+                       show=ranks.is_main)
     ranks.barrier()
     if not ranks.is_main:
         return
@@ -115,7 +81,62 @@ def dump(settings, direction: str, run: Run) -> None:
                         "cross_fit": {"k": cfg.cross_fit, "seed": run.seed} if parts is not None else None,
                         "code": code_version()})
     writer.commit(group)
-    write_reports(direction, run, store, {"matched": n, "missing (in the feature store, not in the file)": {}})
+    write_reports(direction, run, store, {"matched": len(store.clip_ids),
+                                          "missing (in the feature store, not in the file)": {}})
+
+
+def teachers_of(settings, direction: str, run: Run, store: FeatureStore, parts: np.ndarray | None,
+                dev: torch.device):
+    """The direction's teacher model (with dump.extra_teachers an Ensemble; with cross-fit its part teachers),
+    its record for the cache, each member's record, and their shared input normalisation."""
+    arch = settings.direction(direction).teacher
+    if parts is not None:
+        return load_part_teachers(arch, run, store, parts, dev)
+    paths = [layout.checkpoint(layout.labels_model(arch), run),
+             *(Path(p.format(run=run.split)) for p in settings.dump.extra_teachers)]
+    return load_teachers(paths, store, dev)
+
+
+def open_on_every_rank(writer: ResumableStore, ranks, store: FeatureStore, cfg, k_top: int,
+                       parts: np.ndarray | None, run: Run):
+    """The partial store: created (or resumed) by the main process, then opened by the others."""
+    if ranks.is_main:
+        group, fresh = writer.open()
+        if fresh:
+            create_arrays(group, store, cfg.views, k_top, cfg.clips_per_shard, run.seed)
+            if parts is not None:
+                group.create_array("teacher_part", data=parts, chunks=(cfg.clips_per_shard,))
+    ranks.barrier()  # the other ranks open the store the main process made
+    if not ranks.is_main:
+        group, _ = writer.open()
+    return group
+
+
+def predict_blocks(writer: ResumableStore, group, source: BatchSource, model, normalization, blocks: list,
+                   pending: list[int], cfg, parts: np.ndarray | None, augmenter: Augmenter | None, k_top: int,
+                   show: bool = True) -> None:
+    """The teacher over every pending block through one loader (its workers start once): per batch the clean clips,
+    then each view; each block written and marked done as soon as its last batch is predicted."""
+    views = cfg.views
+    specs, owner = [], []
+    for b in pending:
+        for start in range(blocks[b][0], blocks[b][1], cfg.batch_size):
+            rows = np.arange(start, min(start + cfg.batch_size, blocks[b][1]))
+            specs += [BatchSpec(rows)] + [BatchSpec(rows, views=np.full(len(rows), k)) for k in range(views)]
+            owner += [b] * (1 + views)
+    collected = {b: [[] for _ in range(1 + views)] for b in pending}  # per block: clean, then view 0..K-1
+    total = f"{blocks[-1][1]} clips" + (f" x (1 + {views} views)" if views else "")
+    logits = predict_batches(model, source, specs, normalization)
+    for i, batch_logits in enumerate(track(logits, total=len(specs), description=f"teacher logits ({total})",
+                                           disable=not show)):
+        b, spec = owner[i], specs[i]
+        if parts is not None:  # [clips, k, classes] -> each clip's own part teacher, or their mean
+            batch_logits = pick_part(batch_logits, parts[spec.rows])
+        # kept on the device until the block is written: one host sync per block, not one per batch
+        collected[b][0 if spec.views is None else 1 + int(spec.views[0])].append(batch_logits)
+        if i + 1 == len(specs) or owner[i + 1] != b:
+            write_block(group, blocks[b], collected.pop(b), augmenter, k_top)
+            writer.mark_done(group, b)
 
 
 def write_reports(direction: str, run: Run, store: FeatureStore, coverage: dict) -> None:

@@ -1,7 +1,11 @@
 """dump.source: import -- teacher predictions made elsewhere, written into the cache store the student reads.
 
 The peers publish teacher outputs rather than teachers:
-- EfficientAT: an N x C `.npy` of logits and a pickle mapping a YouTube id to its row (dump.imported.index);
+- EfficientAT: an N x C `.npy` of logits and a pickle mapping a YouTube id to its row (dump.imported.index; a JSON
+  object {id: row} or a CSV of ids, with a `row` column or in row order, too). The pickle is read by an unpickler
+  that builds only plain containers, strings and numbers (and numpy's scalars): a pickle that would call anything
+  else -- which is how a downloaded pickle runs code -- is refused, naming the file and the call, before any of it
+  runs;
 - CED: an HDF5 file per augmentation epoch with `topk_values` (after sigmoid), `topk_indexes` and `seeds`, and an
   index of file names in row order (a `filenames` dataset, or dump.imported.index: a CSV with a `filename`
   column). The top k become logits; the other classes get PredictionStore.TOP_K_FILL (probability ~0). CED's
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
+import pickle  # the EfficientAT id map, read data-only (DataOnlyUnpickler)
 import re
 from pathlib import Path
 
@@ -96,8 +100,7 @@ def read_predictions(cfg, classes: list[str]) -> tuple[list[str], np.ndarray, li
         values = np.load(path, mmap_mode="r")
         if not cfg.index:
             raise ImportProblem(f"{path}: an .npy needs its id -> row pickle as dump.imported.index")
-        with open(cfg.index, "rb") as f:
-            row_of = pickle.load(f)
+        row_of = read_id_map(Path(cfg.index))
         bad = [(k, r) for k, r in row_of.items() if not (isinstance(r, (int, np.integer)) and 0 <= r < len(values))]
         if bad:
             raise ImportProblem(f"{cfg.index}: {len(bad)} ids map to rows outside the {len(values)} rows of {path} "
@@ -113,6 +116,51 @@ def read_predictions(cfg, classes: list[str]) -> tuple[list[str], np.ndarray, li
     class_names = [c for c in header if c != id_column]
     return ([str(r) for r in rows[id_column]],
             np.stack([np.asarray(rows[c], dtype=np.float32) for c in class_names], axis=1), class_names)
+
+
+class DataOnlyUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, tuples, sets, strings, bytes and numbers; numpy scalars (np.int64 rows) through the three
+    constructors numpy pickles them with. Any other global a pickle asks for is refused before it is called."""
+    ALLOWED = {("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"), ("_codecs", "encode"),
+               ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+    def __init__(self, file, path: Path):
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise ImportProblem(f"{self.path}: refused: the pickle asks for {module}.{name}, and an id map may hold "
+                                "only containers, strings and numbers (a pickle that calls something can run any "
+                                "code when it is loaded); nothing of it was run. Give the map as JSON or CSV")
+        return super().find_class(module, name)
+
+
+def read_id_map(path: Path) -> dict:
+    """{clip id: row} from a pickle (read data-only), a JSON object, or a CSV (an id column and `row`, or the ids in
+    row order)."""
+    if not path.is_file():
+        raise ImportProblem(f"{path}: id map not found (dump.imported.index)")
+    if path.suffix.lower() == ".json":
+        row_of = json.loads(path.read_text())
+    elif path.suffix.lower() == ".csv":
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        column = next((c for c in ID_COLUMNS if rows and c in rows[0]), None)
+        if column is None:
+            raise ImportProblem(f"{path}: an id map CSV needs one of the columns {', '.join(ID_COLUMNS)}")
+        row_of = {r[column]: int(r["row"]) if "row" in r else i for i, r in enumerate(rows)}
+    else:
+        with open(path, "rb") as f:
+            try:
+                row_of = DataOnlyUnpickler(f, path).load()
+            except ImportProblem:
+                raise
+            except Exception as e:
+                raise ImportProblem(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(row_of, dict):
+        raise ImportProblem(f"{path}: expected a mapping {{clip id: row}}, got {type(row_of).__name__}")
+    return row_of
 
 
 def _read_table(path: Path, kind: str) -> tuple[list[str], dict]:

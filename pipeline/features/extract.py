@@ -11,8 +11,9 @@ Store layout (one row per clip, in manifest order):
   clip_stats float64 [clips, 2]                 sum and sum of squares of each clip's features, so that any run's
                                                 normalisation statistics come from its own training clips
   skipped    str     [clips]                    why a clip was left out (features.on_error: skip), or ""
-  attrs: classes, multi_label, feature params, fbank (which implementation: Kaldi per clip on the CPU, batched on
-         a GPU), fingerprint (of manifest, classes and params), created_by, code version
+  attrs: classes, multi_label, validation_fraction (data.split.val, pipeline/runs.py), feature params, fbank (which
+         implementation: Kaldi per clip on the CPU, batched on a GPU), fingerprint (of manifest, classes and params),
+         created_by, code version
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ from .fbank import BatchedFbank, fbank, pad_batch, pad_or_crop
 def extract(settings) -> None:
     """The stage: data/raw -> data/features.zarr (+ results/skipped.csv)."""
     write_feature_store(layout.MANIFEST, layout.CLASSES, layout.FEATURES, settings.features,
-                        settings.data.multi_label, skipped_list=layout.SKIPPED)
+                        settings.data.multi_label, skipped_list=layout.SKIPPED,
+                        validation_fraction=settings.data.split.val)
 
 
 def clip_audio(path: Path, cfg) -> torch.Tensor:
@@ -195,7 +197,7 @@ class _RichDaskProgress(Callback):
 
 
 def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, multi_label: bool,
-                        skipped_list: Path | None = None) -> None:
+                        skipped_list: Path | None = None, validation_fraction: float = 0.15) -> None:
     """Write the feature store at `out` from a manifest; with features.on_error: skip, clips that cannot be used
     are left out of every split, and `skipped_list` (a CSV: clip_id, path, reason) names them."""
     classes = read_classes(classes_file)
@@ -214,7 +216,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
              for b in pending]
     threads = torch.get_num_threads()
     try:
-        with Progress() as progress:
+        with writer.writing(), Progress() as progress:
             resumed = f", {len(blocks) - len(pending)} shards kept from an interrupted run" if not fresh else ""
             bar = progress.add_task(f"fbank ({cfg.fbank}), {n} clips{resumed}", total=len(tasks))
             if cfg.scheduler == "distributed":
@@ -237,6 +239,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
     group.attrs.update({
         "classes": classes,
         "multi_label": multi_label,
+        "validation_fraction": validation_fraction,  # the share of whole groups a fold run validates on, if it must
         "feature_params": cfg.fbank_params(),
         # both agree within 1e-3 (tests/test_batched_fbank.py); recorded so that a store says how it was made
         "fbank": used[0] if len(used) == 1 else used,

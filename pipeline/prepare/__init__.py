@@ -58,18 +58,20 @@ def read_dataset(data, folder: Path) -> tuple[list[Clip], list[str]]:
 
 def prepare(settings) -> None:
     clips, classes = read_dataset(settings.data, layout.RAW)
-    for line in untrained_classes(clips, classes, settings.runs):
+    for line in untrained_classes(clips, classes, settings.runs, settings.data.split.val):
         print(f"warning: {line}")
 
 
-def untrained_classes(clips: list[Clip], classes: list[str], runs: list[str]) -> list[str]:
+def untrained_classes(clips: list[Clip], classes: list[str], runs: list[str],
+                      val_fraction: float = 0.15) -> list[str]:
     """For each run, the classes no training clip has: the model never sees a positive of them (multi-label data
     drawn from a long tail has such classes; their test AP is then chance)."""
     split, folds = np.array([c.split for c in clips]), np.array([c.fold for c in clips])
+    groups = np.array([c.group for c in clips])
     lines = []
     for run in runs:
         try:
-            train = run_split(run, split, folds, str(layout.MANIFEST)) == "train"
+            train = run_split(run, split, folds, str(layout.MANIFEST), groups, val_fraction) == "train"
         except ValueError as e:
             raise ManifestError(str(e)) from e
         counts = class_counts([c for c, t in zip(clips, train) if t], classes)

@@ -27,8 +27,13 @@ class FeatureStore:
         self.task: Task = task_for(self.multi_label)
         self.fingerprint: str = attrs["fingerprint"]
         self.run = run
-        split = run_split(run, self.group["split"][:], self.group["fold"][:], str(self.path))
-        self.split = np.where(self.skipped != "", "skipped", split)  # clips left out by features.on_error: skip
+        usable = self.skipped == ""  # clips left out by features.on_error: skip are in no split
+        manifest_split = self.group["split"][:]
+        split = np.full(len(usable), "skipped", dtype=object)
+        split[usable] = run_split(run, manifest_split[usable], self.folds[usable], str(self.path),
+                                  self.groups[usable], float(attrs.get("validation_fraction", 0.15)))
+        self.split = split.astype(np.dtypes.StringDType())
+        self.groups_chosen_for_validation = (self.split == "val") & (manifest_split != "val")
         self.normalization: Normalization = self.statistics(self.indices("train"))
 
     def statistics(self, rows: np.ndarray) -> Normalization:
@@ -59,7 +64,7 @@ class FeatureStore:
             return np.full(len(self.clip_ids), "", dtype=object)
         return self.group["group"][:]
 
-    @cached_property
+    @property
     def folds(self) -> np.ndarray:
         return self.group["fold"][:]
 
@@ -78,7 +83,24 @@ class FeatureStore:
     def indices(self, split: str) -> np.ndarray:
         rows = np.flatnonzero(self.split == split)
         if len(rows) == 0:
-            raise ValueError(f"{self.path}: no clips in split {split!r} of run {self.run!r}"
-                             + (" (a dataset with folds needs runs fold1, fold2, ...)" if self.run == "main"
-                                and self.folds.any() else ""))
+            raise ValueError(f"{self.path}: no clips in split {split!r} of run {self.run!r}" + self._why_none(split))
         return rows
+
+    def _why_none(self, split: str) -> str:
+        if self.run == "main" and self.folds.any():
+            return " (a dataset with folds needs runs fold1, fold2, ...)"
+        if self.run == "main":
+            return (f": the manifest marks no clip {split!r}; mark some in its split column, or leave the column "
+                    f"empty and data.split sets the shares")
+        return ""
+
+    def validation_note(self) -> str | None:
+        """Which whole groups validate this run, when the run chose them (pipeline/runs.py), else None."""
+        chosen = self.groups_chosen_for_validation
+        if not chosen.any():
+            return None
+        held = sorted(set(self.groups[chosen].tolist()))
+        training = len(set(self.groups[np.isin(self.split, ["train", "val"])].tolist()))
+        return (f"run {self.run}: the manifest marks no validation clip in its training folds; validating on "
+                f"group{'s' if len(held) > 1 else ''} {', '.join(held)} ({int(chosen.sum())} clips), held out whole "
+                f"from the {training} training groups (data.split.val sets the share)")

@@ -5,14 +5,26 @@ leaves no half-written output under DVC's out path (DVC deletes outs before re-r
 partial store records a fingerprint of its inputs and one `_done` flag per block: a re-run with the same inputs
 skips finished blocks; with other inputs it starts over. Each block covers whole shards, so blocks written
 concurrently never touch the same shard file.
+
+Finished blocks are not thrown away lightly: a partial store is started over only when its inputs changed or its
+own metadata is missing or corrupt (a run killed while creating it), and the reason is printed. Any other trouble
+opening it (permissions, a zarr version that reads it otherwise) stops the stage with the error and keeps it; so
+does a full disk while writing, with how many blocks are kept.
 """
 from __future__ import annotations
 
+import errno
+import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import zarr
+
+
+class StoreWriteError(RuntimeError):
+    """A partial store that cannot be opened or written; it is kept, and the message says what to do."""
 
 
 class ResumableStore:
@@ -25,18 +37,37 @@ class ResumableStore:
     def open(self) -> tuple[zarr.Group, bool]:
         """Return (group, fresh): an existing partial store with the same fingerprint is resumed."""
         if self.partial.exists():
-            try:
-                group = zarr.open_group(self.partial, mode="r+")
-                if group.attrs.get("_partial_fingerprint") == self.fingerprint and "_done" in group:
+            unreadable = self.unreadable()
+            if unreadable is None:
+                try:
+                    group = zarr.open_group(self.partial, mode="r+")
+                    done = group["_done"][:]
+                except Exception as e:
+                    raise StoreWriteError(
+                        f"{self.partial}: an interrupted run's store, which cannot be opened ({type(e).__name__}: "
+                        f"{e}); it is kept with its finished blocks: fix the cause (permissions, the zarr version) "
+                        f"and re-run, or delete it to start over") from e
+                if group.attrs.get("_partial_fingerprint") == self.fingerprint and len(done) == self.num_blocks:
                     return group, False
-            except Exception:  # a store killed before its metadata was written: start over
-                pass
+                unreadable = "made from other inputs or params"
+            print(f"{self.partial}: {unreadable}; starting over")
             shutil.rmtree(self.partial)
         group = zarr.open_group(self.partial, mode="w")
         group.attrs["_partial_fingerprint"] = self.fingerprint
         # one chunk per flag: concurrent tasks each write their own file
         group.create_array("_done", shape=(self.num_blocks,), chunks=(1,), dtype="bool", fill_value=False)
         return group, True
+
+    def unreadable(self) -> str | None:
+        """Why the partial store's own metadata cannot be read (missing or corrupt), or None if it can."""
+        for meta in (self.partial / "zarr.json", self.partial / "_done" / "zarr.json"):
+            if not meta.is_file():
+                return f"its metadata {meta.name} in {meta.parent.name} is missing (killed while it was created)"
+            try:
+                json.loads(meta.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                return f"its metadata {meta} is corrupt ({e})"
+        return None
 
     @staticmethod
     def pending(group: zarr.Group) -> list[int]:
@@ -45,6 +76,24 @@ class ResumableStore:
     @staticmethod
     def mark_done(group: zarr.Group, block: int) -> None:
         group["_done"][block] = True
+
+    @contextmanager
+    def writing(self):
+        """Blocks written inside: a full disk (or another write error) stops the stage naming the store and how
+        many of its blocks are finished and kept for the re-run."""
+        try:
+            yield
+        except OSError as e:
+            done = self.finished_blocks()
+            what = "the disk is full" if e.errno == errno.ENOSPC else f"a write failed ({e})"
+            raise StoreWriteError(f"{self.partial}: {what}; {done} of {self.num_blocks} blocks are written and kept: "
+                                  "free space (or fix the cause) and re-run, and only the others are computed") from e
+
+    def finished_blocks(self) -> int:
+        try:
+            return int(zarr.open_group(self.partial, mode="r")["_done"][:].sum())
+        except Exception:
+            return 0
 
     def commit(self, group: zarr.Group) -> None:
         """Drop the bookkeeping and move the finished store to its final path."""

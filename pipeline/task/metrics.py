@@ -13,7 +13,9 @@ from __future__ import annotations
 from statistics import NormalDist
 
 import numpy as np
-from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+# scikit-learn is imported where a metric needs it: it costs 2 s at start-up, which the stages that only train
+# (single-label validation is an accuracy) or prepare data need not pay.
 
 
 def d_prime(auc: float) -> float:
@@ -21,11 +23,15 @@ def d_prime(auc: float) -> float:
 
 
 def per_class_ap(scores: np.ndarray, labels: np.ndarray) -> list[float | None]:
+    from sklearn.metrics import average_precision_score
+
     return [float(average_precision_score(labels[:, c], scores[:, c])) if labels[:, c].any() else None
             for c in range(labels.shape[1])]
 
 
 def per_class_auc(scores: np.ndarray, labels: np.ndarray) -> list[float | None]:
+    from sklearn.metrics import roc_auc_score
+
     return [float(roc_auc_score(labels[:, c], scores[:, c])) if 0 < labels[:, c].sum() < len(labels) else None
             for c in range(labels.shape[1])]
 
@@ -36,6 +42,8 @@ def mean_ap(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def classification(logits: np.ndarray, labels: np.ndarray, classes: list[str] | None = None) -> dict:
+    from sklearn.metrics import confusion_matrix
+
     classes = classes or [str(c) for c in range(labels.shape[1])]
     truth, predicted = labels.argmax(1), logits.argmax(1)
     counts = confusion_matrix(truth, predicted, labels=np.arange(len(classes)))

@@ -14,7 +14,6 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from ..stores import FeatureStore, StoreMismatchError
 
@@ -26,6 +25,8 @@ def part_of_rows(store: FeatureStore, k: int, seed: int) -> np.ndarray:
 
     Stratified by class (multi-label: by each clip's rarest class), groups kept whole, deterministic for a seed.
     """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold  # (2 s to import: only here)
+
     train = store.indices("train")
     if k > len(train):
         raise ValueError(f"dump.cross_fit = {k}: run {store.run!r} has only {len(train)} training clips")

@@ -45,7 +45,8 @@ from .teaching import Labels, teaching_for
 def train(settings, job: Job, run: Run) -> dict:
     """Train `job` in `run`; returns the last epoch's log (on the main process; {} on the others)."""
     s = set_up(settings, job, run)
-    start, history, kept_state = resume(s.resume_path, s.run_id, s.model, s.optimizer, s.scheduler, s.rng)
+    start, history, kept_state = resume(s.resume_path, s.run_id, s.model, s.optimizer, s.scheduler, s.rng,
+                                        s.ranks.size)
     kept = KeptWeights(settings.train, s.epochs, kept_state)
     live = Live(str(layout.live_dir(job.name, run)), dvcyaml=False, save_dvc_exp=False) if s.ranks.is_main else None
     for entry in history if live is not None else []:  # the curves of the epochs before a resume
@@ -82,7 +83,7 @@ def train(settings, job: Job, run: Run) -> dict:
                                             for k, v in history[-1].items()))
             kept.after_epoch(epoch, s.model, score)
             save_resume_state(s.resume_path, s.run_id, epoch, history, s.model, s.optimizer, s.scheduler, s.rng,
-                              kept.state())
+                              kept.state(), s.ranks.size)
             s.ranks.barrier()
 
     if not s.ranks.is_main:
@@ -135,6 +136,8 @@ def set_up(settings, job: Job, run: Run) -> Setup:
     rng = np.random.default_rng(run.seed)  # the same on every rank: every rank draws the same plans
     ranks, dev = world(settings.distributed.backend), device()
     store = FeatureStore(layout.FEATURES, run.split)
+    if ranks.is_main and store.validation_note():
+        print(store.validation_note())
     teaching = teaching_for(job, settings, store, run, dev)
     lam = settings.distill.lam if teaching.record else 1.0  # lambda = 1: the ground-truth loss alone
 
@@ -163,7 +166,7 @@ def set_up(settings, job: Job, run: Run) -> Setup:
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
     this_run = run_id(job.name, run.split, run.seed, model_cfg.model_dump(), cfg.model_dump(),
                       settings.augment.model_dump(), lam, settings.distill.tau, store.fingerprint, teaching.record,
-                      cross_fit)
+                      cross_fit, ranks.size)
     return Setup(job=job, run=run, checkpoint=layout.checkpoint(job.name, run),
                  resume_path=layout.resume_state(job.name, run), model_cfg=model_cfg, epochs=model_cfg.epochs,
                  store=store, task=store.task, teaching=teaching, lam=lam, ranks=ranks, device=dev, model=model,

@@ -3,7 +3,8 @@
 After every epoch the loop writes data/runs/<split>/seed<k>/<role>.resume.pt: model, optimizer, scheduler, RNG
 states, the history so far and what the run keeps across epochs (weight sums, ensemble snapshots). A run started
 again with the same inputs and params (the same `run_id`) continues from there and ends with the same weights as
-an uninterrupted run; a resume file from other params or inputs is discarded.
+an uninterrupted run; a resume file from other params or inputs is discarded, and so is one written by a run of
+another world size (distributed.nproc_per_node x nnodes): its global batch, and so its schedule, differ.
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def run_id(*parts) -> str:
 
 
 def save_resume_state(path: Path, run_id: str, epoch: int, history: list[dict], model, optimizer, scheduler,
-                      rng: np.random.Generator, kept: dict | None = None) -> None:
-    state = {"run_id": run_id, "epoch": epoch, "history": history, "kept": kept or {}, "model": model.state_dict(),
+                      rng: np.random.Generator, kept: dict | None = None, world_size: int = 1) -> None:
+    state = {"run_id": run_id, "world_size": world_size, "epoch": epoch, "history": history, "kept": kept or {},
+             "model": model.state_dict(),
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -33,17 +35,21 @@ def save_resume_state(path: Path, run_id: str, epoch: int, history: list[dict], 
     tmp.replace(path)
 
 
-def resume(path: Path, run_id: str, model, optimizer, scheduler,
-           rng: np.random.Generator) -> tuple[int, list[dict], dict]:
+def resume(path: Path, run_id: str, model, optimizer, scheduler, rng: np.random.Generator,
+           world_size: int = 1) -> tuple[int, list[dict], dict]:
     """Restore model, optimizer, scheduler and RNG states from `path`.
 
-    Returns (first epoch to run, history, what the run kept across epochs: weight sums and ensemble snapshots).
+    Returns (the last finished epoch, history, what the run kept across epochs: weight sums and ensemble snapshots).
     """
     if not path.exists():
         return 0, [], {}
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if state["run_id"] != run_id:  # made by a run with other params or inputs: start over
-        print(f"{path}: made by a run with other params or inputs; starting over")
+    made_by = state.get("world_size", 1)
+    if made_by != world_size or state["run_id"] != run_id:  # start over
+        why = (f"made by a run of {made_by} process{'es' if made_by > 1 else ''}, this one has {world_size}: the "
+               "global batch and the schedule differ" if made_by != world_size else
+               "made by a run with other params or inputs")
+        print(f"{path}: {why}; starting over")
         path.unlink(missing_ok=True)  # (every rank of a distributed run reads it; one of them removes it)
         return 0, [], {}
     model.load_state_dict(state["model"])
