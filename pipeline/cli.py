@@ -279,18 +279,27 @@ def predict(model: Path = typer.Argument(..., exists=True, dir_okay=False, help=
 
 @app.command()
 def export(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="a cmkd checkpoint (.pt)"),
-           fmt: str = typer.Option(..., "--format", help="onnx | torchscript"),
-           out: Path = typer.Option(..., "--out", "-o", help="the file to write"),
-           check_audio: list[Path] = typer.Option(None, "--check-audio", help="audio files whose features the "
-                                                  "export is checked on (repeatable; default: random inputs)"),
-           tolerance: float = typer.Option(1e-3, help="the largest logit difference from PyTorch accepted")):
-    """Export a model for deployment (raw fbank in, logits out, dynamic batch, normalisation inside), checked
-    against PyTorch with onnxruntime or torch.jit.load before it is reported."""
+           fmt: str = typer.Option(..., "--format", help="onnx | torchscript (one graph file) | huggingface (an AST "
+                                   "folder for transformers) | timm (an EfficientNet folder for timm)"),
+           out: Path = typer.Option(..., "--out", "-o", help="the file (onnx, torchscript) or folder to write"),
+           input_kind: str = typer.Option("features", "--input", help="onnx, torchscript: features (raw fbank "
+                                          "[batch, frames, mel bins]) or waveform (16 kHz audio [batch, samples])"),
+           check_audio: list[Path] = typer.Option(None, "--check-audio", help="audio files the export is checked on "
+                                                  "(repeatable; default: random inputs)"),
+           results: Path = typer.Option(None, help="the workspace's results/ whose metrics and report the model card "
+                                        "quotes (default: ./results)"),
+           tolerance: float = typer.Option(1e-3, help="the largest logit difference from the pipeline accepted")):
+    """Export a model for deployment, checked against the pipeline's own path before it is reported: a graph
+    (ONNX, TorchScript) that takes fbank or audio, or the folder `transformers` or timm loads, with a model card."""
     import json
+    import shlex
+    import sys
 
     from .export import export as export_model
 
-    console.print_json(json.dumps(export_model(model, out, fmt, check_audio or None, tolerance)))
+    command = "cmkd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    console.print_json(json.dumps(export_model(model, out, fmt, check_audio or None, tolerance, input_kind, results,
+                                               command)))
 
 
 @app.command()
@@ -301,5 +310,13 @@ def models():
     console.print("\n".join(list_models()))
 
 
+def main() -> None:
+    """The `cmkd` command: a bad param or input file ends it with its message (pipeline/errors.py)."""
+    from .errors import reported
+
+    with reported():
+        app()
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+
 FOLD_RUN = re.compile(r"fold(\d+)")
 
 
@@ -70,7 +72,7 @@ def run_split(split: str, manifest_split: np.ndarray, folds: np.ndarray, source:
     return out.astype(manifest_split.dtype)
 
 
-class ValidationSplitError(ValueError):
+class ValidationSplitError(InputError, ValueError):
     pass
 
 

@@ -29,6 +29,7 @@ from pydantic import (
 from ruamel.yaml import YAML
 
 from .data.augment import AugmentSettings
+from .errors import InputError
 from .runs import Run, check_split_name
 
 ROLES = ("teacher", "baseline", "student")  # the order reports show them in
@@ -300,13 +301,22 @@ class Settings(Section):
         return [Run(split, seed) for split in self.runs for seed in self.seeds]
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError, ValueError):
     pass
 
 
 def read_yaml(path: Path) -> dict:
-    with open(path) as f:
-        return YAML(typ="safe", pure=True).load(f) or {}
+    from ruamel.yaml import YAMLError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return YAML(typ="safe", pure=True).load(f) or {}
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ParamsError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{path}: not UTF-8 text ({e})") from None
 
 
 def load_settings(path: str | Path = PARAMS) -> Settings:
@@ -323,8 +333,11 @@ def settings_from(raw: dict, where: str = "params") -> Settings:
     if not isinstance(raw, dict):
         raise ParamsError(f"{where}: expected a mapping of sections, got {type(raw).__name__}")
     problems, models = [], {}
+    if not isinstance(raw.get("models") or {}, dict):
+        raise ParamsError(f"{where}: 1 problem\n  models: expected a mapping of model configurations (cnn: {{name: "
+                          f"...}}), got {type(raw['models']).__name__}")
     for key, cfg in (raw.get("models") or {}).items():
-        if not isinstance(cfg, dict) or "name" not in cfg:
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
             problems.append(f"models.{key}: needs a mapping with a `name` (a registered model)")
             continue
         try:

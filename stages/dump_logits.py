@@ -3,11 +3,13 @@ data/features.zarr -> data/runs/<split>/seed<k>/<direction>/teacher_predictions.
 import sys
 
 from pipeline.cache.dump import dump
+from pipeline.errors import reported
 from pipeline.runs import Run
 from pipeline.runtime import launch
 from pipeline.settings import load_settings
 
 if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
-    settings = load_settings()
-    launch(settings)  # through torchrun when params `distributed` asks for several processes
-    dump(settings, sys.argv[1], Run(sys.argv[2], int(sys.argv[3])))
+    with reported():  # a bad param or input file: its message, no traceback
+        settings = load_settings()
+        launch(settings)  # through torchrun when params `distributed` asks for several processes
+        dump(settings, sys.argv[1], Run(sys.argv[2], int(sys.argv[3])))

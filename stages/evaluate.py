@@ -3,9 +3,11 @@
 and data/test_logits/<split>/seed<k>/<model>.npz."""
 import sys
 
+from pipeline.errors import reported
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.runs import Run
 from pipeline.settings import load_settings
 
 if __name__ == "__main__":
-    evaluate(load_settings(), sys.argv[1], Run(sys.argv[2], int(sys.argv[3])))
+    with reported():  # a bad param or input file: its message, no traceback
+        evaluate(load_settings(), sys.argv[1], Run(sys.argv[2], int(sys.argv[3])))

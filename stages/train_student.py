@@ -2,6 +2,7 @@
 teacher_predictions.zarr -> data/runs/<split>/seed<k>/<direction>/student/checkpoint.pt (and its curves)."""
 import sys
 
+from pipeline.errors import reported
 from pipeline.runs import Run
 from pipeline.runtime import launch
 from pipeline.settings import load_settings
@@ -9,6 +10,7 @@ from pipeline.training import jobs
 from pipeline.training.loop import train
 
 if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
-    settings = load_settings()
-    launch(settings)  # through torchrun when params `distributed` asks for several processes
-    train(settings, jobs.student(settings.direction(sys.argv[1])), Run(sys.argv[2], int(sys.argv[3])))
+    with reported():  # a bad param or input file: its message, no traceback
+        settings = load_settings()
+        launch(settings)  # through torchrun when params `distributed` asks for several processes
+        train(settings, jobs.student(settings.direction(sys.argv[1])), Run(sys.argv[2], int(sys.argv[3])))

@@ -3,6 +3,7 @@ data/runs/<split>/seed<k>/<arch>/parts/part<j>/checkpoint.pt, the architecture t
 of the training clips."""
 import sys
 
+from pipeline.errors import reported
 from pipeline.runs import Run
 from pipeline.runtime import launch
 from pipeline.settings import load_settings
@@ -10,6 +11,7 @@ from pipeline.training import jobs
 from pipeline.training.loop import train
 
 if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
-    settings = load_settings()
-    launch(settings)  # through torchrun when params `distributed` asks for several processes
-    train(settings, jobs.teacher_part(sys.argv[1], int(sys.argv[4])), Run(sys.argv[2], int(sys.argv[3])))
+    with reported():  # a bad param or input file: its message, no traceback
+        settings = load_settings()
+        launch(settings)  # through torchrun when params `distributed` asks for several processes
+        train(settings, jobs.teacher_part(sys.argv[1], int(sys.argv[4])), Run(sys.argv[2], int(sys.argv[3])))

@@ -40,6 +40,11 @@ def settings(params: dict):
     return settings_from(params, "test params")
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # tests run in one worker per core: one thread each, and so do the
+    torch.set_num_threads(1)                 # stages and workers they start (torchrun, Dask, DVC's stages)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)

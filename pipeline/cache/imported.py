@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import layout
+from ..errors import InputError
 from ..models.checkpoint import file_sha256
 from ..provenance import code_version
 from ..runs import Run
@@ -46,7 +47,7 @@ YOUTUBE = re.compile(r"Y?([A-Za-z0-9_-]{11})(?:_\d+(?:\.\d+)?_\d+(?:\.\d+)?)?")
 EPS = 1e-7
 
 
-class ImportProblem(ValueError):
+class ImportProblem(InputError, ValueError):
     """A predictions file that cannot be imported as it is; the message names the file and the problem."""
 
 

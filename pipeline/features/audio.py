@@ -15,8 +15,10 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from ..errors import InputError
 
-class AudioError(ValueError):
+
+class AudioError(InputError, ValueError):
     pass
 
 

@@ -9,6 +9,8 @@ Kaldi's mel banks reused from torchaudio, log floored at float32 epsilon, no ene
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torchaudio
@@ -74,8 +76,9 @@ class BatchedFbank(nn.Module):
         # log floor, so a cleverer order would differ from it by that much)
         needed = self.samples_for(out_frames)
         x = waves.float()[:, :needed] - mean[:, None]
-        if x.shape[1] < needed:
-            x = nn.functional.pad(x, (0, needed - x.shape[1]))
+        # zeros to `needed` samples (a concatenation, not a branch on the length, so that a traced or exported
+        # graph takes any length; samples past a clip's end never enter a kept frame)
+        x = torch.cat([x, x.new_zeros(x.shape[0], needed)], dim=1)[:, :needed]
 
         frames = x.unfold(1, self.size, self.shift)  # [B, frames, size], a view
         frames = frames - frames.mean(dim=2, keepdim=True)
@@ -94,3 +97,26 @@ def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, w in enumerate(waves):
         batch[i, : len(w)] = w
     return batch, lengths
+
+
+class WaveformFrontEnd(nn.Module):
+    """16 kHz audio [batch, samples] -> the model's features [batch, target_frames, mel bins], as the features stage
+    makes them: the whole-clip mean removed (of the part the stage decodes: at most 4x the window,
+    features/extract.py), Kaldi fbank (BatchedFbank, the recipe's settings), frames past the clip's end zero and
+    a longer clip cropped to its first `target_frames`, rounded to float16 as the store holds them. Every clip of a
+    batch has the batch's length. Traceable and exportable (ONNX's DFT for the FFT), so that an exported model can
+    take audio."""
+
+    def __init__(self, sample_rate: int, num_mel_bins: int, frame_shift_ms: float, frame_length_ms: float,
+                 target_frames: int):
+        super().__init__()
+        self.fbank = BatchedFbank(sample_rate, num_mel_bins, frame_shift_ms, frame_length_ms)
+        self.target_frames = target_frames
+        needed_ms = (target_frames - 1) * frame_shift_ms + frame_length_ms
+        self.max_samples = math.ceil(4 * needed_ms / 1000 * sample_rate)  # what extract.clip_audio decodes
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        waves = waves[:, : self.max_samples].float()
+        lengths = torch.ones_like(waves, dtype=torch.long).sum(dim=1)  # the batch's length, traced as a tensor
+        features, _ = self.fbank(waves, lengths, self.target_frames)
+        return features.half().float()

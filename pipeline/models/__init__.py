@@ -14,6 +14,8 @@ from typing import Callable, ClassVar
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import InputError
+
 
 class ModelConfig(BaseModel):
     """Keys every model config has: `name` (a registered model), training keys (lr, epochs, pretrained); a family's
@@ -31,7 +33,7 @@ class ModelConfig(BaseModel):
         return {k: v for k, v in self.model_dump().items() if k not in self.TRAINING_KEYS}
 
 
-class PretrainedError(ValueError):
+class PretrainedError(InputError, ValueError):
     """A weights file that does not fit the model it is loaded into (pipeline/models/pretrained.py)."""
 
 

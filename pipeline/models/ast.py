@@ -178,6 +178,51 @@ def hf_to_cmkd(sd: dict, meta: dict, path: Path) -> tuple[dict, tuple[int, int]]
     return out, grid
 
 
+def to_hugging_face(sd: dict, meta) -> tuple[dict, dict]:
+    """This family's weights as Hugging Face's ASTForAudioClassification holds them (the Hub's key layout, timm's
+    fused qkv split into query, key and value) and its config.json (ASTConfig's keys), for `cmkd export --format
+    huggingface`; `hf_to_cmkd` reads it back. `meta` is the checkpoint's description (pipeline/models/checkpoint).
+
+    Hugging Face's AST has one LayerNorm eps; the one of the encoder's norms is written (1e-6 for a model trained
+    here, whose classifier LayerNorm has 1e-5: the difference is far below what changes a probability)."""
+    dims = next((d for name, d in SIZES.items() if f"ast_{name}" == meta.network["name"]), None)
+    if dims is None:
+        raise PretrainedError(f"{meta.network['name']}: not a registered AST size")
+    prefix = "audio_spectrogram_transformer."
+    out = {prefix + "embeddings.cls_token": sd["v.cls_token"],
+           prefix + "embeddings.distillation_token": sd["v.dist_token"],
+           prefix + "embeddings.position_embeddings": sd["v.pos_embed"],
+           prefix + "embeddings.patch_embeddings.projection.weight": sd["v.patch_embed.proj.weight"],
+           prefix + "embeddings.patch_embeddings.projection.bias": sd["v.patch_embed.proj.bias"],
+           prefix + "layernorm.weight": sd["v.norm.weight"], prefix + "layernorm.bias": sd["v.norm.bias"],
+           "classifier.layernorm.weight": sd["head.0.weight"], "classifier.layernorm.bias": sd["head.0.bias"],
+           "classifier.dense.weight": sd["head.1.weight"], "classifier.dense.bias": sd["head.1.bias"]}
+    theirs_of = {"norm1": "layernorm_before", "norm2": "layernorm_after", "attn.proj": "attention.output.dense",
+                 "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}
+    for i in range(dims["depth"]):
+        at = f"{prefix}encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            for name, part in zip(HF_QKV[0], sd[f"v.blocks.{i}.attn.qkv.{kind}"].chunk(3)):
+                out[f"{at}{name}.{kind}"] = part.contiguous()
+            for ours, theirs in theirs_of.items():
+                out[f"{at}{theirs}.{kind}"] = sd[f"v.blocks.{i}.{ours}.{kind}"]
+    eps = meta.network.get("layer_norm_eps") or 1e-6
+    width = dims["embed_dim"]
+    config = {
+        "architectures": ["ASTForAudioClassification"], "model_type": "audio-spectrogram-transformer",
+        "hidden_size": width, "num_hidden_layers": dims["depth"], "num_attention_heads": dims["num_heads"],
+        "intermediate_size": 4 * width, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0, "initializer_range": 0.02, "layer_norm_eps": eps, "patch_size": 16,
+        "qkv_bias": True, "frequency_stride": meta.network.get("fstride", 10),
+        "time_stride": meta.network.get("tstride", 10), "max_length": meta.num_frames,
+        "num_mel_bins": meta.num_mel_bins, "id2label": {str(i): c for i, c in enumerate(meta.classes)},
+        "label2id": {c: i for i, c in enumerate(meta.classes)},
+        "problem_type": "multi_label_classification" if meta.task_kind.multi_label else
+        "single_label_classification", "torch_dtype": "float32",
+        "cmkd": {"network": meta.network, "task": meta.task}}  # what `cmkd convert` rebuilds exactly
+    return out, config
+
+
 def adapt_grid(pos: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> torch.Tensor:
     """[1, h*w, D] position embeddings on old_grid -> new_grid: each axis centre-cropped if it shrinks,
     bilinearly interpolated if it grows (AST's rule)."""
@@ -219,11 +264,15 @@ def describe_checkpoint(sd: dict, meta: dict, path: Path, frames: int | None = N
         width, depth = config["hidden_size"], config["num_hidden_layers"]
         fstride, tstride, mel_bins = config["frequency_stride"], config["time_stride"], config["num_mel_bins"]
         num_frames, eps = frames or config["max_length"], config.get("layer_norm_eps", 1e-12)
+        if "cmkd" in config:  # exported by cmkd: its own norms (the classifier's eps differs from the encoder's)
+            eps = config["cmkd"]["network"].get("layer_norm_eps")
         num_classes = sd["classifier.dense.weight"].shape[0]
         id2label = config.get("id2label") or {}
         classes = [id2label.get(str(i), id2label.get(i)) for i in range(num_classes)] if id2label else None
         pre = meta.get("hf_preprocessor") or {}
         normalization = {"mean": pre["mean"], "std": pre["std"]} if "mean" in pre and "std" in pre else None
+        multi_label = {"multi_label_classification": True, "single_label_classification": False}.get(
+            config.get("problem_type"))
     else:
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
         pos = sd["v.pos_embed"]
@@ -237,6 +286,7 @@ def describe_checkpoint(sd: dict, meta: dict, path: Path, frames: int | None = N
         lowest = (cols - 1) * tstride + 16
         num_frames = frames or next((f for f in range(lowest, lowest + tstride) if f % 16 == 0), lowest)
         eps, num_classes, classes, normalization = None, sd["mlp_head.1.weight"].shape[0], None, None
+        multi_label = None
     size = next((name for name, dims in SIZES.items() if dims["embed_dim"] == width and dims["depth"] == depth), None)
     if size is None:
         raise PretrainedError(f"{path}: an AST of width {width} and depth {depth}; registered sizes: "
@@ -244,4 +294,4 @@ def describe_checkpoint(sd: dict, meta: dict, path: Path, frames: int | None = N
     return {"format": kind, "name": f"ast_{size}", "architecture": "ast",
             "model": {"fstride": fstride, "tstride": tstride, "layer_norm_eps": eps},
             "num_frames": num_frames, "num_mel_bins": mel_bins, "num_classes": num_classes, "classes": classes,
-            "normalization": normalization}
+            "normalization": normalization, "multi_label": multi_label}

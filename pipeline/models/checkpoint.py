@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..errors import InputError
 from ..normalization import Normalization
 from ..provenance import code_version
 from ..stores import StoreMismatchError
@@ -30,7 +31,7 @@ SCHEMA_VERSION = 2
 RECIPE_FEATURES = {"sample_rate": 16000, "frame_shift_ms": 10.0, "frame_length_ms": 25.0}  # the AST/PSLA recipe
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A file that is not a cmkd checkpoint this code can read; the message says why."""
 
 
@@ -53,6 +54,7 @@ class Checkpoint(BaseModel):
     seed: int | None = None
     direction: str | None = None             # a student's direction (forward, reverse)
     features_fingerprint: str | None = None  # the feature store it was trained on
+    dataset: dict = Field(default_factory=dict)  # params data.source and its file or folder; clips per split
     teacher: dict | None = None              # what a student learned from (cache, views, online; sha256s)
     distill: dict | None = None              # lambda, tau, ... of a student
     train: dict | None = None                # the recipe (params `train`, `augment`)

@@ -69,7 +69,9 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
     else:
         raise PretrainedError(f"{src}: the file does not say which normalisation the model was trained with; give "
                               "--mean and --std (of the training set's fbank features)")
-    if multi_label is None:
+    if multi_label is None and described.get("multi_label") is not None:
+        multi_label = described["multi_label"]  # the file says (a Hugging Face config's problem_type)
+    elif multi_label is None:
         multi_label = n == 527  # AudioSet is multi-label; a fine-tune on ESC-50 or Speech Commands is not
         notes.append(f"multi-label: {multi_label} (assumed from {n} classes; --multi-label/--single-label to set)")
 

@@ -67,6 +67,7 @@ class EfficientNetAudio(nn.Module):
         super().__init__()
         import timm  # here, not at the top: importing it takes seconds that params validation need not pay
 
+        self.timm_name = timm_name
         self.backbone = timm.create_model(timm_name, pretrained=False, in_chans=1, num_classes=0, global_pool="",
                                           drop_rate=drop_rate)
         channels = self.backbone.num_features
@@ -103,6 +104,22 @@ class EfficientNetAudio(nn.Module):
         if stem.shape[1] == 3:
             sd["backbone.conv_stem.weight"] = stem.mean(dim=1, keepdim=True)
         return sd
+
+
+    def to_timm(self) -> torch.nn.Module:
+        """The same network as timm's own model (`cmkd export --format timm`): timm's EfficientNet with one input
+        channel, average pooling and a linear classifier is exactly the CMKD CNN (`pooling: mean`); it takes the
+        normalised fbank as an image [batch, 1, mel bins, frames] and gives the same logits."""
+        import timm
+
+        if self.pooling != "mean":
+            raise PretrainedError(f"pooling {self.pooling!r} is not a timm model (timm's EfficientNet pools by the "
+                                  "mean); export this model as ONNX or TorchScript instead")
+        model = timm.create_model(self.timm_name, pretrained=False, in_chans=1, num_classes=self.head.out_features)
+        weights = {k.removeprefix("backbone."): v for k, v in self.state_dict().items() if k.startswith("backbone.")}
+        weights.update({"classifier.weight": self.head.weight, "classifier.bias": self.head.bias})
+        model.load_state_dict(weights)
+        return model.eval()
 
 
 def is_psla(sd: dict) -> bool:

@@ -41,19 +41,25 @@ def source(name: str):
 
 def read_dataset(data, folder: Path) -> tuple[list[Clip], list[str]]:
     """The dataset params `data` describe as folder/manifest.csv + classes.txt, validated: every problem at once
-    (labels, splits, duplicate ids, groups across splits). In a scratch folder (`cmkd check`) the problems name the
-    dataset, not the scratch copy of its manifest."""
+    (labels, splits, duplicate ids, groups across splits). They are written under a temporary name and take the
+    place of the old ones only once valid, so a bad dataset leaves an earlier manifest as it was. In a scratch
+    folder (`cmkd check`) the problems name the dataset, not the scratch copy of its manifest."""
     folder = Path(folder)
     rows, classes = SOURCES[data.source](data, folder)
-    manifest = folder / "manifest.csv"
-    write_manifest(manifest, rows, classes)
+    manifest, classes_file = folder / "manifest.csv", folder / "classes.txt"
+    partial, partial_classes = folder / "manifest.csv.partial", folder / "classes.txt.partial"
+    write_manifest(partial, rows, classes, partial_classes)
     try:
-        return read_manifest(manifest, classes, data.multi_label), classes
+        clips = read_manifest(partial, classes, data.multi_label)
     except ManifestError as e:
-        if folder == layout.RAW:
-            raise
-        raise ManifestError(str(e).replace(str(manifest), f"data.source {data.source} "
-                                           f"({data.manifest or data.root or 'generated'})")) from None
+        partial.unlink(missing_ok=True)
+        partial_classes.unlink(missing_ok=True)
+        named = str(manifest) if folder == layout.RAW else \
+            f"data.source {data.source} ({data.manifest or data.root or 'generated'})"
+        raise ManifestError(str(e).replace(str(partial), named)) from None
+    partial.replace(manifest)
+    partial_classes.replace(classes_file)
+    return clips, classes
 
 
 def prepare(settings) -> None:

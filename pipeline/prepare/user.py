@@ -6,10 +6,9 @@ fold K) and `group` (speaker, recording, site: the clips of a group never stradd
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from ..manifest import ManifestError, hash_split, read_classes
+from ..manifest import ManifestError, hash_split, read_classes, read_rows
 from . import source
 
 
@@ -24,18 +23,17 @@ def read(data, folder: Path) -> tuple[list[dict], list[str]]:
     against the source's folder and written absolute; the audio stays where it is.
     """
     source, classes_file, split_fractions = Path(data.manifest), data.classes, data.split.model_dump()
-    with open(source, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"path", "labels"} - set(reader.fieldnames or ())
-        if missing:
-            raise ManifestError(f"{source}: missing columns {sorted(missing)}")
-        rows = list(reader)
+    rows = read_rows(source, ("path", "labels"))
+    empty = [line for line, row in rows if not row["path"].strip()]
+    if empty:
+        raise ManifestError(f"{source}: {len(empty)} rows with an empty path (lines {', '.join(map(str, empty[:10]))}"
+                            f"{' ...' if len(empty) > 10 else ''})")
     if classes_file:
         classes = read_classes(Path(classes_file))
     else:
-        classes = sorted({label for row in rows for label in row["labels"].split(";") if label})
+        classes = sorted({label for _, row in rows for label in row["labels"].split(";") if label})
     out_rows = []
-    for row in rows:
+    for _, row in rows:
         path = (source.parent / row["path"]).resolve()
         clip_id = row.get("clip_id") or str(Path(row["path"]).with_suffix(""))
         group = (row.get("group") or "").strip()

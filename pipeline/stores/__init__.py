@@ -7,8 +7,10 @@ import asyncio
 import numpy as np
 import zarr
 
+from ..errors import InputError
 
-class StoreMismatchError(ValueError):
+
+class StoreMismatchError(InputError, ValueError):
     """An artifact used with a store, run or class list other than the one it was made from."""
 
 

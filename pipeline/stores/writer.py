@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..errors import InputError
 
-class StoreWriteError(RuntimeError):
+
+class StoreWriteError(InputError, RuntimeError):
     """A partial store that cannot be opened or written; it is kept, and the message says what to do."""
 
 

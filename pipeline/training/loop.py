@@ -196,6 +196,9 @@ def describe(settings, s: Setup, history: list[dict], selection: dict, weight_av
         classes=store.classes, task=store.task.name, normalization=store.normalization.as_dict(),
         features=dict(store.group.attrs.get("feature_params", {})), run=s.run.split, seed=s.run.seed,
         direction=job.direction.name if job.direction else None, features_fingerprint=store.fingerprint,
+        dataset={"source": settings.data.source, "from": settings.data.manifest or settings.data.root,
+                 "clips": {"train": len(s.train_rows), "val": len(s.val_rows),
+                           "test": int((store.split == "test").sum())}},
         teacher=s.teaching.record, distill=settings.distill.model_dump(by_alias=True) if s.teaching.record else None,
         train={**settings.train.model_dump(), "augment": settings.augment.model_dump()}, world_size=s.ranks.size,
         history=history, selection=selection, weight_average=weight_average, cross_fit=s.cross_fit)
