@@ -146,14 +146,20 @@ def bench(size: str = typer.Option("cpu", help="tiny | cpu (small models, 500 fr
           workdir: Path = typer.Option(None, help="keep the benchmark's workspace here (default: a temp folder)"),
           clips: int = typer.Option(None, help="override the size's number of clips"),
           workers: int = typer.Option(None, help="override the size's Dask and loader worker count"),
-          repeats: int = typer.Option(None, help="override the size's rounds of training measurements (median)")):
-    """Throughput of extraction, store reads, the teacher dump and student training (pure, cached, online)."""
-    from .bench import SIZES, print_table, run_bench
+          repeats: int = typer.Option(None, help="override the size's rounds of training measurements (median)"),
+          section: list[str] = typer.Option(None, "--section", help="only these sections (repeatable): features, "
+                                            "distributed, read, dump, train, processes, export")):
+    """Throughput of extraction, store reads, the teacher dump and student training (pure, cached, online), and
+    deployment latency of the exports."""
+    from .bench import SECTIONS, SIZES, print_table, run_bench
 
     if size not in SIZES:
         raise typer.BadParameter(f"size must be one of {', '.join(SIZES)}")
+    unknown = set(section or []) - set(SECTIONS)
+    if unknown:
+        raise typer.BadParameter(f"unknown sections {sorted(unknown)}; have {', '.join(SECTIONS)}")
     overrides = {k: v for k, v in {"clips": clips, "workers": workers, "repeats": repeats}.items() if v is not None}
-    report = run_bench(size, out, workdir, compile, overrides=overrides)
+    report = run_bench(size, out, workdir, compile, tuple(section) if section else SECTIONS, overrides=overrides)
     print_table(report, console)
     console.print(f"figures written to {out}")
 

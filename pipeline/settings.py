@@ -193,6 +193,19 @@ class DumpSettings(Section):
         return self
 
 
+class ExportSettings(Section):
+    """Stage `export` (off while `formats` is empty): every run's students exported next to the report."""
+    formats: list[Literal["onnx", "torchscript", "folder"]] = []  # folder: Hugging Face for an AST, timm for a CNN
+    input: Literal["features", "waveform"] = "waveform"             # what the onnx / torchscript graphs take
+
+    @field_validator("formats")
+    @classmethod
+    def _once_each(cls, formats: list) -> list:
+        if len(set(formats)) != len(formats):
+            raise ValueError("lists a format twice")
+        return formats
+
+
 class DistributedSettings(Section):
     nproc_per_node: int = Field(1, ge=1)
     nnodes: int = Field(1, ge=1)
@@ -255,6 +268,7 @@ class Settings(Section):
     train: TrainSettings = Field(default_factory=TrainSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
     dump: DumpSettings = Field(default_factory=DumpSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
     distributed: DistributedSettings = Field(default_factory=DistributedSettings)
 
     @model_validator(mode="after")

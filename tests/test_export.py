@@ -17,7 +17,7 @@ from pipeline.features.fbank import fbank, pad_or_crop
 from pipeline.models import build_model
 from pipeline.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
-from .conftest import ESC50, evaluate, path, settings, train
+from .conftest import ESC50, REPO, evaluate, path, settings, train
 
 onnxruntime = pytest.importorskip("onnxruntime")  # a test-only extra
 FEATURES = {"sample_rate": 16000, "num_mel_bins": 128, "frame_shift_ms": 10.0, "frame_length_ms": 25.0}
@@ -160,7 +160,7 @@ def test_timm_folder_loads_with_timms_own_api_and_gives_the_cmkd_logits(tmp_path
 
 
 def test_a_trained_students_card_says_what_it_is_learned_from_and_scored(with_teacher, tmp_path):
-    _, params = with_teacher
+    root, params = with_teacher
     s = settings(params)
     train(s, "student")
     train(s, "baseline")
@@ -169,7 +169,16 @@ def test_a_trained_students_card_says_what_it_is_learned_from_and_scored(with_te
     from pipeline.evaluation.report import write_report
 
     write_report(s)
+    # the DVC stage export@folder-forward-main-0 (params export.formats: [folder]): Hugging Face's, for an AST
+    (root / "params.yaml").write_text(json.dumps({**params, "export": {"formats": ["folder"]}}))
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "export.py"), "folder", "forward", "main", "0"],
+                            cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = root / "data/exports/main/seed0/forward/folder"
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in folder.iterdir()}
     export(path("student"), tmp_path / "hf", "huggingface", command="cmkd export student.pt --format huggingface")
+    assert (folder / "README.md").read_text().split("## How it was made")[0] == \
+        (tmp_path / "hf" / "README.md").read_text().split("## How it was made")[0]
     card = (tmp_path / "hf" / "README.md").read_text()
     front = card.split("---")[1]
     assert "library_name: \"transformers\"" in front and "\"audio-classification\"" in front

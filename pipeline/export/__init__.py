@@ -8,6 +8,7 @@ written.
                      preprocessor_config.json, README.md (pipeline/export/folders.py)
   timm               a folder timm loads with one line (an EfficientNet with mean pooling): timm's own hub layout,
                      README.md
+  folder             the one of those two the model's family writes (its `ecosystem_folder`)
 
 Every export is checked before it is reported: the exported model and the pipeline's own path score the same inputs
 -- real audio files when given (`--check-audio`), else random ones -- at batch 1 and N, the largest difference is
@@ -22,7 +23,7 @@ from pathlib import Path
 from .graphs import GRAPH_FORMATS, INPUTS, export_graph, onnx_latency
 
 FOLDER_FORMATS = ("huggingface", "timm")
-FORMATS = GRAPH_FORMATS + FOLDER_FORMATS
+FORMATS = GRAPH_FORMATS + FOLDER_FORMATS + ("folder",)
 
 __all__ = ["FORMATS", "INPUTS", "export", "onnx_latency"]
 

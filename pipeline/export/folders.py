@@ -30,6 +30,10 @@ from .graphs import check_inputs
 def export_folder(checkpoint: Path, out: Path, fmt: str, audio: list[Path] | None, tolerance: float,
                   results: Path | None, command: str | None) -> dict:
     model, meta = load_checkpoint(checkpoint, "cpu")
+    if fmt == "folder":  # the ecosystem the model's family belongs to
+        fmt = getattr(model, "ecosystem_folder", None)
+        if fmt is None:
+            raise ValueError(f"{meta.network['name']}: no ecosystem folder for this model; export it as ONNX")
     features, _, described = check_inputs(meta, checkpoint, audio, "features")
     x = meta.input_normalization(features)
     if out.exists() and any(out.iterdir()):

@@ -48,6 +48,8 @@ def overlapping_patch_embed() -> type:
 
 
 class AST(nn.Module):
+    ecosystem_folder = "huggingface"  # `cmkd export --format folder`: ASTForAudioClassification (to_hugging_face)
+
     def __init__(self, num_classes: int, num_frames: int, num_mel_bins: int = 128, embed_dim: int = 768,
                  depth: int = 12, num_heads: int = 12, fstride: int = 10, tstride: int = 10, patch_size: int = 16,
                  layer_norm_eps: float | None = None):

@@ -61,6 +61,7 @@ class PSLAAttentionPool(nn.Module):
 
 class EfficientNetAudio(nn.Module):
     prefers_channels_last = True  # cuDNN's depthwise and 1x1 convolutions run faster in NHWC
+    ecosystem_folder = "timm"     # `cmkd export --format folder`: timm's own hub layout (to_timm)
 
     def __init__(self, num_classes: int, num_frames: int, num_mel_bins: int = 128, timm_name: str = "efficientnet_b2",
                  pooling: str = "mean", drop_rate: float = 0.0):

@@ -1,0 +1,25 @@
+"""DVC stage `export@<format>-<direction>-<split>-<seed>` (params export.formats): the direction's student ->
+data/exports/<split>/seed<k>/<direction>/<format>/ (a graph file or the ecosystem's folder, with its model card)."""
+import shutil
+import sys
+from pathlib import Path
+
+from pipeline import layout
+from pipeline.errors import reported
+from pipeline.export import export
+from pipeline.runs import Run
+from pipeline.settings import load_settings
+
+if __name__ == "__main__":
+    with reported():  # a bad param or input file: its message, no traceback
+        settings = load_settings()
+        fmt, direction, run = sys.argv[1], sys.argv[2], Run(sys.argv[3], int(sys.argv[4]))
+        checkpoint = layout.checkpoint(layout.student_model(direction), run)
+        out = Path("data/exports") / run.folder / direction / fmt
+        shutil.rmtree(out, ignore_errors=True)
+        if fmt == "folder":  # Hugging Face's for an AST, timm's for an EfficientNet
+            export(checkpoint, out, fmt, command=f"dvc repro export@{fmt}-{direction}-{run.split}-{run.seed}")
+        else:
+            out.mkdir(parents=True)
+            export(checkpoint, out / f"student.{'onnx' if fmt == 'onnx' else 'pt'}", fmt,
+                   input_kind=settings.export.input)
