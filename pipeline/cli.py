@@ -132,6 +132,41 @@ def check(params: Path = PARAMS,
 
 
 @app.command()
+def compare(source: Path = typer.Option(None, "--from", help="a saved `dvc exp show --json` (default: run it)"),
+            direction: str = typer.Option(None, help="forward or reverse (default: every one in the report)")):
+    """DVC experiments side by side (the params they vary, the student's validation and test scores, student -
+    baseline with its interval); per direction the setting validation picks, and the pick's test score."""
+    from rich.table import Table
+
+    from .evaluation.compare import choose, read_experiments, varied
+
+    found = read_experiments(source)
+    if not found:
+        raise typer.BadParameter("no experiment with results/report.json and params.yaml in `dvc exp show`")
+    directions = [direction] if direction else sorted({d for e in found for d in e.report if d in ("forward",
+                                                                                                 "reverse")})
+    keys = varied(found)
+    for name in directions:
+        rows, pick = choose(found, name)
+        key = rows[0]["metric"] if rows else "accuracy"
+        table = Table("experiment", *keys, f"val {key} (student)", f"test {key} (student)", "baseline",
+                      "student - baseline [95 %]", title=f"{name}: sorted by the student's validation {key}")
+        for r in rows:
+            gain = r["gain"]
+            table.add_row(("* " if r is pick else "") + r["experiment"], *(str(r["params"][k]) for k in keys),
+                          "?" if r["validation"] is None else f"{r['validation']:.4f}", f"{r['test']:.4f}",
+                          f"{r['baseline']:.4f}", f"{gain['mean']:+.4f} [{gain['ci95_low']:+.4f}, "
+                          f"{gain['ci95_high']:+.4f}]")
+        console.print(table)
+        if pick:
+            gain, chosen = pick["gain"], ", ".join(f"{k}={v}" for k, v in pick["params"].items())
+            console.print(f"{name}: validation picks [bold]{pick['experiment']}[/bold] "
+                          f"({chosen}): test {key} {pick['test']:.4f}, "
+                          f"student - baseline {gain['mean']:+.4f} (95 % interval {gain['ci95_low']:+.4f} to "
+                          f"{gain['ci95_high']:+.4f}, over {gain['over']}); the test scores did not choose")
+
+
+@app.command()
 def check_params(params: Path = PARAMS):
     """Validate params.yaml: every unknown key, wrong type or value out of range, with what is allowed."""
     load_settings(params)

@@ -124,9 +124,12 @@ class TrainSettings(Section):
     weight_decay: float = Field(5.0e-7, ge=0)
     betas: Annotated[tuple[float, float], Lenient] = (0.95, 0.999)
     warmup_steps: int = Field(100, ge=0)
-    lr_decay_start: int = Field(15, ge=0)
+    schedule: Literal["step", "cosine"] = "step"   # step: x lr_decay every lr_decay_every epochs from lr_decay_start
+    lr_decay_start: int = Field(15, ge=0)          # (the AST/PSLA recipes); cosine: to 0 at each model's last epoch
     lr_decay: float = Field(0.8, gt=0, le=1)
     lr_decay_every: int = Field(1, ge=1)
+    bn_stats: Literal["running", "recomputed"] = "running"  # recomputed: a BatchNorm's statistics measured afresh on
+                                                             # clean training clips before each validation and save
     balanced_sampling: bool = False
     average_last: int = Field(0, ge=0)
     ensemble_last: int = Field(0, ge=0)

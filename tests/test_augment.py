@@ -90,3 +90,20 @@ def test_apply_mixes_shifts_and_masks_as_the_parameters_say():
     expected[:, 1:3] = 0
     expected[3, :] = 0
     assert torch.equal(out[1], expected)
+
+
+def test_clip_scaled_time_masks_fit_the_clip_and_window_masks_are_drawn_as_before():
+    """mask_scale: clip: a clip of 20 frames in a 50-frame window gets time masks of at most 9 x 20 / 50 = 3 frames,
+    inside its 20 frames; mask_scale: window draws exactly what the recipe's masks drew (the same generator)."""
+    rows = np.arange(2000) % 4
+    lengths = np.array([20, 50, 80, 5])
+    clip = AugmentSettings(freq_mask=6, time_mask=9, mask_scale="clip")
+    drawn = np.concatenate([draw_batch(seed, rows[i : i + 50], clip, FRAMES, BINS, POOL, lengths)
+                            for seed, i in enumerate(range(0, len(rows), 50))])
+    for row, length in enumerate(lengths):
+        mine = drawn[rows == row]
+        widest = 9 * min(length, FRAMES) // FRAMES
+        assert mine[:, 6].max() == widest and (mine[:, 5] + mine[:, 6] <= min(length, FRAMES)).all()
+    window = AugmentSettings(freq_mask=6, time_mask=9)
+    np.testing.assert_array_equal(draw_batch(3, rows[:50], window, FRAMES, BINS, POOL, lengths),
+                                  draw_batch(3, rows[:50], window, FRAMES, BINS, POOL))

@@ -20,6 +20,41 @@ def test_balanced_weights_follow_psla():
     np.testing.assert_allclose(balanced_weights(labels), expected)
 
 
+def test_cosine_schedule_warms_up_then_reaches_zero_at_the_last_epoch():
+    from pipeline.settings import TrainSettings
+    from pipeline.training.loop import lr_factor
+
+    cfg = TrainSettings(warmup_steps=10, schedule="cosine")
+    factors = [lr_factor(step, 10, cfg, epochs=5) for step in range(50)]
+    assert factors[4] == pytest.approx(0.5) and factors[9] == pytest.approx(1.0)  # linear warm-up
+    assert factors[29] == pytest.approx(0.5, abs=0.02) and factors[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))  # then only down
+    step = TrainSettings(warmup_steps=0, lr_decay_start=2, lr_decay=0.5)  # the recipes' step decay, as it was
+    assert [lr_factor(s, 10, step, 5) for s in (0, 19, 20, 30, 49)] == [1.0, 1.0, 0.5, 0.25, 0.125]
+
+
+def test_batchnorm_statistics_recomputed_on_clean_training_clips(in_workspace):
+    """train.bn_stats: recomputed: the saved CNN's BatchNorm statistics are those of its own weights over clean
+    training clips (a cumulative average), not the momentum's trace of the last augmented batches."""
+    from pipeline import layout
+    from pipeline.data.batches import BatchSource, ZarrRows
+    from pipeline.stores import FeatureStore
+    from pipeline.training.loop import recompute_batchnorm
+
+    _, params = in_workspace
+    params["train"]["bn_stats"] = "recomputed"
+    train(settings(params), "teacher", MAIN)
+    weights, _, meta = stored("teacher")
+    model, _ = load_checkpoint(path("teacher"))
+    store = FeatureStore(layout.FEATURES)
+    again = {k: v.clone() for k, v in model.state_dict().items()}
+    recompute_batchnorm(model, BatchSource(ZarrRows(store)), store.indices("train"), 8, store.normalization)
+    for key, value in model.state_dict().items():  # measuring again gives what was saved
+        if "running_" in key:
+            torch.testing.assert_close(value, again[key], rtol=1e-4, atol=1e-5)
+    assert meta.train["bn_stats"] == "recomputed" and meta.selection["val/accuracy"] == meta.history[-1]["val/accuracy"]
+
+
 def test_weight_average_and_checkpoint_ensemble(in_workspace):
     _, params = in_workspace
     params["models"]["cnn"]["epochs"] = 3

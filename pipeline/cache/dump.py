@@ -64,7 +64,7 @@ def dump(settings, direction: str, run: Run) -> None:
     writer = ResumableStore(layout.predictions(direction, run), fingerprint, len(blocks))
     group = open_on_every_rank(writer, ranks, store, cfg, k_top, parts, run)
     augmenter = Augmenter(settings.augment, store.num_frames, store.num_mel_bins, store.indices("train"),
-                          group["view_seeds"][:]) if cfg.views else None
+                          group["view_seeds"][:], store.clip_frames) if cfg.views else None
     source = BatchSource(ZarrRows(store), augmenter, cfg.num_workers, pin_memory=dev.type == "cuda")
     pending = writer.pending(group)[ranks.rank :: ranks.size]  # this rank's blocks
     ranks.barrier()  # every rank has read which blocks are pending before any marks one done

@@ -9,7 +9,9 @@ online) and the dump's augmented views use `draw` and `apply`, so they all see t
               labels, and a plain cache's teacher targets, are mixed with the same w
   time shift  x rolled along time by s frames, s uniform in -time_shift..time_shift
   masks       one frequency mask and one time mask (SpecAugment) set to 0, widths uniform in 0..freq_mask and
-              0..time_mask (inclusive), each placed uniformly where it fits
+              0..time_mask (inclusive), each placed uniformly where it fits. mask_scale: clip scales the time mask's
+              widest to the clip (time_mask x the clip's frames / the window's) and places it inside the clip: a
+              recipe's 40 frames were set for clips that fill the window, and would erase most of a short word
 
 Where the generator comes from is the only difference between the uses: a training batch draws from a seed the
 epoch's plan gave it (pipeline/data/batches.py); a cached view draws from the 63-bit seed recorded for that
@@ -21,6 +23,7 @@ the training stages and the dump depend on as a whole), its parameters drawn in 
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import numpy as np
 import torch
@@ -37,6 +40,8 @@ class AugmentSettings(BaseModel):
     time_shift: int = Field(0, ge=0)     # roll each clip by up to this many frames
     mixup: float = Field(0.0, ge=0, le=1)   # probability that a clip is mixed with a training clip
     mixup_alpha: float = Field(10.0, gt=0)  # the mixing weight ~ Beta(alpha, alpha)
+    mask_scale: Literal["window", "clip"] = "window"  # the time mask's widest: time_mask frames of the window, or
+                                                      # that share of the clip (inside it)
 
     @property
     def active(self) -> bool:
@@ -47,8 +52,9 @@ class AugmentSettings(BaseModel):
 
 
 def draw(rng: np.random.Generator, row: int, cfg: AugmentSettings, frames: int, bins: int,
-         pool: np.ndarray) -> np.ndarray:
-    """The parameters (FIELDS) of one augmentation of clip `row`; `pool` holds the rows a mixup partner comes from."""
+         pool: np.ndarray, length: int | None = None) -> np.ndarray:
+    """The parameters (FIELDS) of one augmentation of clip `row`; `pool` holds the rows a mixup partner comes from,
+    `length` the clip's frames before padding (mask_scale: clip)."""
     partner, weight = row, 1.0
     if cfg.mixup > 0 and rng.random() < cfg.mixup:
         partner = int(pool[rng.integers(len(pool))])
@@ -56,23 +62,27 @@ def draw(rng: np.random.Generator, row: int, cfg: AugmentSettings, frames: int, 
     shift = int(rng.integers(-cfg.time_shift, cfg.time_shift + 1)) if cfg.time_shift else 0
     freq_width = int(rng.integers(0, min(cfg.freq_mask, bins) + 1)) if cfg.freq_mask else 0
     freq_start = int(rng.integers(0, bins - freq_width + 1))
-    time_width = int(rng.integers(0, min(cfg.time_mask, frames) + 1)) if cfg.time_mask else 0
-    time_start = int(rng.integers(0, frames - time_width + 1))
+    span = frames if cfg.mask_scale == "window" or length is None else int(min(max(length, 1), frames))
+    widest = cfg.time_mask if span == frames else cfg.time_mask * span // frames
+    time_width = int(rng.integers(0, min(widest, span) + 1)) if cfg.time_mask else 0
+    time_start = int(rng.integers(0, span - time_width + 1))
     return np.array([partner, weight, shift, freq_start, freq_width, time_start, time_width], dtype=np.float64)
 
 
 def draw_batch(seed: int, rows: np.ndarray, cfg: AugmentSettings, frames: int, bins: int,
-               pool: np.ndarray) -> np.ndarray:
-    """[len(rows), len(FIELDS)]: one generator seeded by the batch, drawing each clip in turn."""
+               pool: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """[len(rows), len(FIELDS)]: one generator seeded by the batch, drawing each clip in turn (`lengths`: every
+    store row's frames before padding)."""
     rng = np.random.default_rng(seed)
-    return np.stack([draw(rng, int(r), cfg, frames, bins, pool) for r in rows])
+    return np.stack([draw(rng, int(r), cfg, frames, bins, pool, None if lengths is None else int(lengths[r]))
+                     for r in rows])
 
 
 def draw_views(seeds: np.ndarray, rows: np.ndarray, cfg: AugmentSettings, frames: int, bins: int,
-               pool: np.ndarray) -> np.ndarray:
+               pool: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
     """[len(rows), len(FIELDS)]: clip rows[i] drawn from its own view seed seeds[i]."""
-    return np.stack([draw(np.random.Generator(np.random.PCG64(int(s))), int(r), cfg, frames, bins, pool)
-                     for s, r in zip(seeds, rows)])
+    return np.stack([draw(np.random.Generator(np.random.PCG64(int(s))), int(r), cfg, frames, bins, pool,
+                          None if lengths is None else int(lengths[r])) for s, r in zip(seeds, rows)])
 
 
 def view_seeds(clip_ids: np.ndarray, views: int, seed: int) -> np.ndarray:

@@ -67,13 +67,14 @@ class Augmenter:
     bins: int
     pool: np.ndarray                      # mixup partners: the run's training clips
     view_seeds: np.ndarray | None = None  # uint64 [clips, K] of a cache with views
+    lengths: np.ndarray | None = None     # every store row's frames before padding (augment.mask_scale: clip)
 
     def params(self, spec: BatchSpec) -> np.ndarray | None:
         if spec.views is not None:
             return draw_views(self.view_seeds[spec.rows, spec.views], spec.rows, self.cfg, self.frames, self.bins,
-                              self.pool)
+                              self.pool, self.lengths)
         if spec.seed is not None:
-            return draw_batch(spec.seed, spec.rows, self.cfg, self.frames, self.bins, self.pool)
+            return draw_batch(spec.seed, spec.rows, self.cfg, self.frames, self.bins, self.pool, self.lengths)
         return None
 
 

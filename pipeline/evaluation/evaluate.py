@@ -26,13 +26,17 @@ def evaluate(settings, name: str, run: Run) -> dict:
     path = layout.checkpoint(name, run)
     model, meta = load_checkpoint(path, device())
     check_trained_on(meta, path, store)
-    rows = store.indices("test")
+    rows, val_rows = store.indices("test"), store.indices("val")
     source = BatchSource(ZarrRows(store), num_workers=settings.train.num_workers)
     logits = predict(model, source, rows, settings.train.batch_size, meta.input_normalization)
     metrics = store.task.metrics(logits, store.labels[rows], store.classes)
     per_class = {**metrics.pop("per_class"), "unscored": metrics.pop("classes_unscored")}
-    result = {**metrics, "clips": int(len(rows)), "run": run.split, "seed": run.seed, "task": store.task.name,
-              "model": meta.network["name"], "architecture": meta.architecture}
+    # the model as saved scored on the validation clips too: what settings are chosen by (cmkd compare)
+    val = store.task.score(predict(model, source, val_rows, settings.train.batch_size, meta.input_normalization),
+                           store.labels[val_rows])
+    result = {**metrics, f"val_{store.task.headline}": val, "clips": int(len(rows)), "val_clips": int(len(val_rows)),
+              "run": run.split, "seed": run.seed, "task": store.task.name, "model": meta.network["name"],
+              "architecture": meta.architecture}
     layout.results_dir(name, run).mkdir(parents=True, exist_ok=True)
     layout.metrics(name, run).write_text(json.dumps(result, indent=2) + "\n")
     layout.per_class(name, run).write_text(json.dumps(per_class, indent=1) + "\n")

@@ -102,7 +102,10 @@ class DirectionResults:
         mean = {role: {k: float(np.mean(self.values(role, k))) for k in keys} for role in ROLES}
         std = {role: {k: float(np.std(self.values(role, k), ddof=1)) if len(self.runs) > 1 else 0.0 for k in keys}
                for role in ROLES}
+        validation = {role: float(np.mean(self.values(role, f"val_{key}"))) for role in ROLES
+                      if f"val_{key}" in self.metrics[role][self.runs[0]]}
         return {"teacher": self.direction.teacher, "student": self.direction.student, "mean": mean, "std": std,
+                "validation": validation,
                 "student_minus_baseline": difference(self.paired("student", "baseline"), self.task),
                 "student_minus_teacher": difference(self.paired("student", "teacher"), self.task), "metric": key}
 

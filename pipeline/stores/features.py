@@ -49,6 +49,11 @@ class FeatureStore:
         return self.group["clip_ids"][:]
 
     @cached_property
+    def clip_frames(self) -> np.ndarray:
+        """Each clip's frames before padding or cropping."""
+        return self.group["num_frames"][:]
+
+    @cached_property
     def labels(self) -> np.ndarray:
         return self.group["labels"][:]
 

@@ -25,7 +25,7 @@ from rich.progress import Progress
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import layout
-from ..data.batches import Augmenter, BatchSource, ZarrRows, balanced_weights, to_device, training_plan
+from ..data.batches import Augmenter, BatchSource, ZarrRows, balanced_weights, inference_plan, to_device, training_plan
 from ..data.resident import ResidentRows, use_resident
 from ..evaluation.inference import predict
 from ..models import build_model
@@ -126,6 +126,7 @@ class Setup:
     rng: np.random.Generator
     cross_fit: dict | None
     run_id: str
+    bn_rows: np.ndarray | None = None    # train.bn_stats: recomputed: the clean training clips measured on
 
 
 def set_up(settings, job: Job, run: Run) -> Setup:
@@ -159,10 +160,11 @@ def set_up(settings, job: Job, run: Run) -> Setup:
     steps_per_epoch = max(1, len(train_rows) // global_batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=model_cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
                                  fused=dev.type == "cuda")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg, model_cfg.epochs))
     augment, seeds = teaching.augmentation(settings.augment)
-    source = batch_source(store, teaching, Augmenter(augment, store.num_frames, store.num_mel_bins, train_rows, seeds),
-                          cfg, dev, ranks.part)
+    augmenter = Augmenter(augment, store.num_frames, store.num_mel_bins, train_rows, seeds, store.clip_frames)
+    source = batch_source(store, teaching, augmenter, cfg, dev, ranks.part)
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
     this_run = run_id(job.name, run.split, run.seed, model_cfg.model_dump(), cfg.model_dump(),
                       settings.augment.model_dump(), lam, settings.distill.tau, store.fingerprint, teaching.record,
@@ -174,7 +176,9 @@ def set_up(settings, job: Job, run: Run) -> Setup:
                  weights=balanced_weights(store.labels[train_rows]) if cfg.balanced_sampling else None,
                  global_batch=global_batch, batch_size=cfg.batch_size, steps_per_epoch=steps_per_epoch,
                  optimizer=optimizer, scheduler=scheduler, augment=augment, source=source, rng=rng,
-                 cross_fit=cross_fit, run_id=this_run)
+                 cross_fit=cross_fit, run_id=this_run, bn_rows=np.sort(np.random.default_rng(run.seed).choice(
+                     train_rows, min(len(train_rows), BN_CLIPS), replace=False))
+                 if cfg.bn_stats == "recomputed" else None)
 
 
 def cross_fit_rows(settings, store: FeatureStore, train_rows: np.ndarray, part: int, run: Run):
@@ -229,9 +233,14 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, x:
     return torch.stack([loss, gt, kd]).detach()
 
 
-def lr_factor(step: int, steps_per_epoch: int, cfg) -> float:
-    """Linear warm-up over the first `warmup_steps` steps, then step decay by epoch (the AST/PSLA schedule)."""
+def lr_factor(step: int, steps_per_epoch: int, cfg, epochs: int) -> float:
+    """Linear warm-up over the first `warmup_steps` steps, then step decay by epoch (the AST/PSLA schedule) or a
+    cosine from the warm-up's end to 0 after the last of `epochs` (train.schedule)."""
     warmup = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.schedule == "cosine":
+        total = max(1, epochs * steps_per_epoch - cfg.warmup_steps)
+        progress = min(1.0, max(0, step + 1 - cfg.warmup_steps) / total)
+        return warmup * 0.5 * (1 + math.cos(math.pi * progress))
     epoch = step // steps_per_epoch
     decays = 0 if epoch < cfg.lr_decay_start else (epoch - cfg.lr_decay_start) // cfg.lr_decay_every + 1
     return warmup * cfg.lr_decay**decays
@@ -264,10 +273,32 @@ def batch_source(store: FeatureStore, teaching, augmenter: Augmenter, cfg, dev: 
 
 
 def validate(s: Setup) -> float:
-    """The headline metric on the validation clips, scored in the one process that validates."""
+    """The headline metric on the validation clips, scored in the one process that validates (with train.bn_stats:
+    recomputed, after measuring the BatchNorm statistics afresh: they then belong to exactly these weights)."""
     whole = replace(s.source, part=(0, 1))  # every clip
+    if s.bn_rows is not None:
+        recompute_batchnorm(s.model, whole, s.bn_rows, s.batch_size, s.store.normalization)
     logits = predict(s.model, whole, s.val_rows, s.batch_size, s.store.normalization)
     return s.task.score(logits, s.store.labels[s.val_rows])
+
+
+BN_CLIPS = 2048  # training clips the statistics are measured on, at most
+
+
+def recompute_batchnorm(model: nn.Module, source: BatchSource, rows: np.ndarray, batch_size: int,
+                        normalization) -> None:
+    """Every BatchNorm's running mean and variance measured on clean training clips with the current weights
+    (torch.optim.swa_utils.update_bn: a cumulative average, not the momentum's lag over the last few batches of
+    augmented clips). A model without BatchNorm is left as it is."""
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return
+    from torch.optim.swa_utils import update_bn
+
+    dev = next(model.parameters()).device
+    inputs = (to_device(batch, normalization, dev)[0] for batch in source.batches(inference_plan(rows, batch_size)))
+    was_training = model.training
+    update_bn(inputs, model, dev)
+    model.train(was_training)
 
 
 def log_epoch(live: Live, entry: dict) -> None:
