@@ -2,6 +2,7 @@
 
 The central check: the student's replayed input is bit-identical to the input the teacher saw at dump time."""
 import numpy as np
+import pytest
 import torch
 
 from pipeline import layout
@@ -15,8 +16,8 @@ from .conftest import MAIN, cache_path, checkpoint, dump, path, settings, train
 VIEWS = {"freq_mask": 24, "time_mask": 30, "mixup": 0.5, "mixup_alpha": 10.0, "time_shift": 10}
 
 
-def dump_views(params, views=3, top_k=0):
-    params["augment"].update(VIEWS)
+def dump_views(params, views=3, top_k=0, **augment):
+    params["augment"].update(VIEWS, **augment)
     params["dump"].update(views=views, top_k=top_k)
     s = settings(params)
     train(s, "teacher", MAIN)
@@ -26,13 +27,14 @@ def dump_views(params, views=3, top_k=0):
 
 def view_augmenter(store, cache):
     return Augmenter(AugmentSettings(**cache.views["config"]), store.num_frames, store.num_mel_bins,
-                     store.indices("train"), cache.view_seeds)
+                     store.indices("train"), cache.view_seeds, store.clip_frames)
 
 
-def test_replayed_views_are_bit_identical_to_what_the_teacher_saw(in_workspace):
+@pytest.mark.parametrize("scale", ["window", "clip"])
+def test_replayed_views_are_bit_identical_to_what_the_teacher_saw(in_workspace, scale):
     _, params = in_workspace
-    store, cache = dump_views(params)
-    assert cache.views["config"] == VIEWS
+    store, cache = dump_views(params, mask_scale=scale)
+    assert cache.views["config"] == {**VIEWS, "mask_scale": scale}
     augmenter = view_augmenter(store, cache)
     rows = np.arange(store.features.shape[0])
     for k in range(3):  # the parameters redrawn from the recorded seeds are the ones recorded at dump time
