@@ -23,7 +23,7 @@ class Task:
     name: str
     multi_label: bool
     headline: str               # the metric a report leads with and validation selects by
-    reported: tuple[str, ...]   # the metrics a report tabulates
+    reported: tuple[str, ...]   # the metrics a report tabulates (metrics.REPORTED)
     per_class: str              # the per-class value (classes.json, the report's per-class plot)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
@@ -75,7 +75,7 @@ class Task:
 
 class SingleLabel(Task):
     name, multi_label, headline = "single-label", False, "accuracy"
-    reported, per_class = ("accuracy",), "accuracy"
+    reported, per_class = metrics.REPORTED["single-label"], "accuracy"
 
     def probabilities(self, logits):
         return torch.softmax(logits, dim=-1)
@@ -106,7 +106,7 @@ class SingleLabel(Task):
 
 class MultiLabel(Task):
     name, multi_label, headline = "multi-label", True, "mAP"
-    reported, per_class = ("mAP", "mean_auc", "d_prime"), "AP"
+    reported, per_class = metrics.REPORTED["multi-label"], "AP"
 
     def probabilities(self, logits):
         return torch.sigmoid(logits)

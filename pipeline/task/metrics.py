@@ -6,13 +6,16 @@ result does not depend on the order of the clips), mean ROC-AUC (`roc_auc_score`
 and per class its AP and AUC. A class with no positive (or, for AUC, no negative) test clip has no AP: the means are
 over the classes that can be scored, and the result says how many and which could not.
 
-A new metric goes here, and into the task's `reported` tuple (pipeline/task/__init__.py) for the report's table.
+A new metric touches this file alone: computed in `classification` or `tagging`, and named in REPORTED for the
+report's table (the first name of each is the headline, which validation selects by).
 """
 from __future__ import annotations
 
 from statistics import NormalDist
 
 import numpy as np
+
+REPORTED = {"single-label": ("accuracy",), "multi-label": ("mAP", "mean_auc", "d_prime")}
 
 # scikit-learn is imported where a metric needs it: it costs 2 s at start-up, which the stages that only train
 # (single-label validation is an accuracy) or prepare data need not pay.
