@@ -35,7 +35,7 @@ def draw_figures(results: list) -> None:
 def roles_figure(r) -> None:
     key, runs = r.task.headline, r.runs
     labels = [f"{run.split}\nseed {run.seed}" for run in runs] + (["mean"] if len(runs) > 1 else [])
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(labels) + 1.5), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.3 * len(labels) + 1.5), 4.0))
     width = 0.25
     for i, role in enumerate(ROLES):
         values, lows, highs = [], [], []
@@ -55,11 +55,12 @@ def roles_figure(r) -> None:
                     ecolor="black", elinewidth=0.8, capsize=2)
     ax.set_xticks(np.arange(len(labels)), labels, fontsize=8)
     ax.set_ylabel(f"test {key}")
-    ax.set_title(f"{r.direction}: test {key} per run (95 % bootstrap intervals over test clips)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"{r.direction}: test {key} per run\n(bars: 95 % bootstrap intervals over the test clips)",
+                 fontsize=9)
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncol=3, loc="lower center", frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(layout.FIGURES / f"{r.direction.name}-roles.png", dpi=DPI)
     plt.close(fig)
 
@@ -76,7 +77,8 @@ def validation_figure(r) -> None:
                 label=f"{role} ({r.direction.architecture(role)})")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {r.task.headline}")
-    ax.set_title(f"{r.direction}: validation {r.task.headline} (mean over runs; each run faint)", fontsize=9)
+    ax.set_title(f"{r.direction}: validation {r.task.headline} per epoch\n(mean over runs and seeds; each run faint)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -86,7 +88,7 @@ def validation_figure(r) -> None:
 
 def confusion_figure(r) -> None:
     _, classes, _ = r.per_class_means()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.6))
     for ax, role in zip(axes, ("baseline", "student")):
         counts = r.confusion(role)
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -100,6 +102,6 @@ def confusion_figure(r) -> None:
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual")
     fig.suptitle(f"{r.direction}: confusion on the test clips of every run (rows: share of each class)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     fig.savefig(layout.FIGURES / f"{r.direction.name}-confusion.png", dpi=DPI)
     plt.close(fig)
