@@ -350,6 +350,9 @@ def settings_from(raw: dict, where: str = "params") -> Settings:
     if not isinstance(raw, dict):
         raise ParamsError(f"{where}: expected a mapping of sections, got {type(raw).__name__}")
     problems, models = [], {}
+    if "models" not in raw:
+        raise ParamsError(f"{where}: 1 problem\n  models: missing (required: a configuration per architecture, "
+                          "e.g. cnn: {name: efficientnet_test} and ast: {name: ast_test})")
     if not isinstance(raw.get("models") or {}, dict):
         raise ParamsError(f"{where}: 1 problem\n  models: expected a mapping of model configurations (cnn: {{name: "
                           f"...}}), got {type(raw['models']).__name__}")
@@ -391,6 +394,8 @@ def _describe(prefix: tuple, err: dict, root: type[BaseModel]) -> str:
         return f"{key}: missing (required)"
     message = err["msg"].removeprefix("Value error, ")
     shown = err.get("input")
+    if not key:  # a check across sections: its message names the keys
+        return message
     return f"{key}: {message}" if isinstance(shown, dict) or not loc else f"{key} = {shown!r}: {message}"
 
 
