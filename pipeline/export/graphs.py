@@ -74,9 +74,13 @@ def metadata(meta: Checkpoint, input_kind: str) -> dict:
 
 def check_inputs(meta: Checkpoint, checkpoint: Path, audio: list[Path] | None, input_kind: str,
                  count: int = 4) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(exported graph's input, the pipeline's features for it, what they are): real audio when given."""
+    """(exported graph's input, the pipeline's features for it, what they are): real audio when given. For audio
+    the features are the features stage's own (pipeline/features/extract.py: the clip decoded as far as the stage
+    decodes it, torchaudio's Kaldi fbank, padded or cropped, float16)."""
+    from types import SimpleNamespace
+
     from ..features.audio import load_audio
-    from ..features.fbank import fbank, pad_or_crop
+    from ..features.extract import clip_features
 
     f, g = meta.fbank, torch.Generator().manual_seed(0)
     rate = int(f["sample_rate"])
@@ -89,10 +93,9 @@ def check_inputs(meta: Checkpoint, checkpoint: Path, audio: list[Path] | None, i
         else:
             waves = 0.1 * torch.randn(count, int(rate * 3.7), generator=g)
             described = f"{count} random clips of 3.7 s (no --check-audio)"
-        decoded = front_end(meta).max_samples  # what the features stage decodes of a clip
-        expected = torch.stack([pad_or_crop(fbank(w[:decoded], rate, meta.num_mel_bins, f["frame_shift_ms"],
-                                                  f["frame_length_ms"]), meta.num_frames)
-                                for w in waves]).half().float()
+        stage = SimpleNamespace(**{**f, "num_mel_bins": meta.num_mel_bins, "target_frames": meta.num_frames})
+        decoded = front_end(meta).max_samples  # what the features stage decodes of a clip (extract.clip_audio)
+        expected = torch.stack([torch.from_numpy(clip_features(w[:decoded], stage)[0]).float() for w in waves])
         return waves, expected, described
     if audio:
         from ..predict import Predictor
