@@ -68,6 +68,7 @@ def train(settings, job: Job, run: Run) -> dict:
 
             totals = s.ranks.sum(torch.cat([sums, torch.tensor([seen], device=s.device, dtype=sums.dtype)]))
             loss, gt_loss, kd_loss, seen = totals.tolist()  # waits for the device: the time below is complete
+            train_seconds = time.perf_counter() - started
             if not all(math.isfinite(v) for v in (loss, gt_loss, kd_loss)):
                 raise FloatingPointError(f"{job}: loss is not finite in epoch {epoch} ({loss}, {gt_loss}, {kd_loss})")
             if not s.ranks.is_main:  # the main process validates, logs and saves; the others wait for it
@@ -76,7 +77,7 @@ def train(settings, job: Job, run: Run) -> dict:
             score = validate(s)
             history.append({"epoch": epoch, "lr": s.optimizer.param_groups[0]["lr"],
                             "train/loss": loss / seen, "train/gt_loss": gt_loss / seen, "train/kd_loss": kd_loss / seen,
-                            "train/samples_per_s": seen / (time.perf_counter() - started),
+                            "train/samples_per_s": seen / train_seconds,
                             "train/seconds": time.perf_counter() - started, f"val/{s.task.headline}": score})
             log_epoch(live, history[-1])
             progress.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
