@@ -93,3 +93,32 @@ def test_numbers_read_as_yaml_1_2(tmp_path):
     text = (REPO / "params.yaml").read_text().replace("lr: 1.0e-3\n", "lr: 5e-4\n", 1)
     (tmp_path / "params.yaml").write_text(text)
     assert load_settings(tmp_path / "params.yaml").models["cnn"].lr == 5e-4  # PyYAML would read a string
+
+
+def test_params_yaml_lists_every_knob():
+    """Every key the settings read is in params.yaml, with its default: `dvc exp run -S key=value` can only set a
+    key the file has, and a stage's params deps only see what the file holds."""
+    from pipeline.settings import Settings
+
+    def keys(model, prefix=()):
+        out = set()
+        for name, field in model.model_fields.items():
+            key = prefix + (field.alias or name,)
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, __import__("pydantic").BaseModel):
+                out |= keys(kind, key)
+            else:
+                out.add(key)
+        return out
+
+    def present(tree, prefix=()):
+        out = set()
+        for key, value in tree.items():
+            out.add(prefix + (key,))
+            if isinstance(value, dict):
+                out |= present(value, prefix + (key,))
+        return out
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    missing = sorted(".".join(k) for k in keys(Settings) - present(params) if k[0] != "models")
+    assert not missing, f"params.yaml lacks {missing}"
