@@ -80,7 +80,7 @@ def test_student_trains_on_replayed_views(in_workspace):
     # this is
     assert train(settings(params), "student", MAIN)["train/kd_loss"] > 0
     ckpt = checkpoint("student")
-    assert ckpt.teacher["views"]["count"] == 2 and ckpt.teacher["views"]["config"] == VIEWS
+    assert ckpt.teacher["views"]["count"] == 2 and ckpt.teacher["views"]["config"] == {**VIEWS, "mask_scale": "window"}
 
 
 def test_top_k_views_keep_the_largest_logits(in_workspace):
