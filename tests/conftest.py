@@ -40,6 +40,17 @@ def settings(params: dict):
     return settings_from(params, "test params")
 
 
+# The longest tests (each a minute or more of subprocesses: DVC's stages, torchrun's ranks) start first, so that
+# the workers do not wait for one of them at the end of the suite.
+LONGEST_FIRST = ("test_dvc_pipeline.py::test_dvc_repro_and_experiments", "test_distributed.py", "test_bench.py",
+                 "test_interruption.py", "test_models.py::test_compiled")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: next((i for i, name in enumerate(LONGEST_FIRST) if name in item.nodeid),
+                                     len(LONGEST_FIRST)))
+
+
 if os.environ.get("PYTEST_XDIST_WORKER"):  # tests run in one worker per core: one thread each, and so do the
     torch.set_num_threads(1)                 # stages and workers they start (torchrun, Dask, DVC's stages)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

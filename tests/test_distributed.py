@@ -42,6 +42,7 @@ def two_processes(teacher_workspace, tiny_workspace, tmp_path_factory):
     return root, params, run_stage(root, params, "train_student.py", "forward", "main", "0")
 
 
+@pytest.mark.xdist_group("two_processes")  # one worker trains the module fixture once for both tests
 def test_two_processes_train_the_student_as_one_process_with_the_doubled_batch(two_processes, tmp_path,
                                                                                 monkeypatch):
     source, params, output = two_processes
@@ -123,6 +124,7 @@ def torchrun(root: Path, script: Path, *args, timeout: int = 300) -> subprocess.
                            str(script), *args], cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.xdist_group("two_processes")
 def test_a_rank_that_raises_in_epoch_2_stops_the_job_and_the_rerun_resumes_to_the_same_weights(two_processes,
                                                                                                 tmp_path, monkeypatch):
     """A torchrun rank fails: the job ends (no hang) with the rank's error, the last finished epoch is kept, and the
