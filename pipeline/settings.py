@@ -128,8 +128,8 @@ class TrainSettings(Section):
     lr_decay_start: int = Field(15, ge=0)          # (the AST/PSLA recipes); cosine: to 0 at each model's last epoch
     lr_decay: float = Field(0.8, gt=0, le=1)
     lr_decay_every: int = Field(1, ge=1)
-    bn_stats: Literal["running", "recomputed"] = "running"  # recomputed: a BatchNorm's statistics measured afresh on
-                                                             # clean training clips before each validation and save
+    bn_stats: Literal["running", "recomputed"] = "recomputed"  # a BatchNorm's statistics measured afresh on clean
+                                                                # training clips before each validation and save
     balanced_sampling: bool = False
     average_last: int = Field(0, ge=0)
     ensemble_last: int = Field(0, ge=0)
