@@ -58,7 +58,9 @@ def test_batchnorm_statistics_recomputed_on_clean_training_clips(in_workspace):
 def test_weight_average_and_checkpoint_ensemble(in_workspace):
     _, params = in_workspace
     params["models"]["cnn"]["epochs"] = 3
-    params["train"].update(average_last=2, ensemble_last=2, balanced_sampling=True)
+    # running BatchNorm statistics: then every float tensor, buffers too, is the members' mean (with recomputed ones
+    # the averaged weights get statistics of their own: test_batchnorm_statistics_recomputed_on_clean_training_clips)
+    params["train"].update(average_last=2, ensemble_last=2, balanced_sampling=True, bn_stats="running")
     train(settings(params), "teacher", MAIN)
     weights, ensemble, ckpt = stored("teacher")
     assert ckpt.weight_average["epochs"] == 2 and len(ensemble) == 2
