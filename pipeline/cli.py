@@ -104,7 +104,7 @@ def check(params: Path = PARAMS,
     (file, problem); exits 1 if a clip cannot be used. Decoder warnings are listed with their file."""
     import json
 
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from .features.check import check_dataset
     from .manifest import ManifestError
@@ -136,7 +136,7 @@ def compare(source: Path = typer.Option(None, "--from", help="a saved `dvc exp s
             direction: str = typer.Option(None, help="forward or reverse (default: every one in the report)")):
     """DVC experiments side by side (the params they vary, the student's validation and test scores, student -
     baseline with its interval); per direction the setting validation picks, and the pick's test score."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from .evaluation.compare import choose, read_experiments, varied
 
@@ -149,7 +149,7 @@ def compare(source: Path = typer.Option(None, "--from", help="a saved `dvc exp s
     for name in directions:
         rows, pick = choose(found, name)
         key = rows[0]["metric"] if rows else "accuracy"
-        table = Table("experiment", *keys, f"val {key} (student)", f"test {key} (student)", "baseline",
+        table = Table(Column("experiment", no_wrap=True), *keys, f"val {key} (student)", f"test {key} (student)", "baseline",
                       "student - baseline [95 %]", title=f"{name}: sorted by the student's validation {key}")
         for r in rows:
             gain = r["gain"]

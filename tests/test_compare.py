@@ -28,7 +28,11 @@ SHOWN = [{"rev": "workspace", **{k: v for k, v in exp("workspace", 4.0, 0.60, 0.
 
 def test_the_pick_is_made_on_validation_and_reported_with_its_test_interval(tmp_path):
     found = experiments(SHOWN)
-    assert {e.name for e in found} == {"workspace", "aaaaaaa", "tau1", "tau2"}  # a commit by its short rev
+    # a commit by its short rev; the workspace, the same params and results as that commit, once
+    assert [e.name for e in found] == ["aaaaaaa", "tau1", "tau2"]
+    changed = json.loads(json.dumps(SHOWN))
+    changed[0]["data"]["params"]["params.yaml"]["data"]["distill"]["tau"] = 8.0
+    assert [e.name for e in experiments(changed)] == ["workspace", "aaaaaaa", "tau1", "tau2"]
     rows, pick = choose(found, "forward")
     assert pick["experiment"] == "tau1"  # best on validation, though tau2 scores higher on test
     assert [r["experiment"] for r in rows][:2] == ["tau1", "tau2"] and pick["params"] == {"distill.tau": 1.0}

@@ -46,11 +46,14 @@ def experiments(shown: list) -> list[Experiment]:
             found.append(Experiment(entry.get("name") or fallback, flatten(params), report))
 
     for entry in shown:
-        add(entry, (entry.get("rev") or "?")[:7])
+        rev = entry.get("rev") or "?"
+        add(entry, rev if rev == "workspace" else rev[:7])
         for group in entry.get("experiments") or []:
             for rev in group.get("revs") or []:
                 add(rev, (rev.get("rev") or "?")[:7])
-    return found
+    # the workspace is listed apart from the commit it was committed as, with the same params and results
+    return [e for e in found if not (e.name == "workspace" and any(
+        o is not e and o.params == e.params and o.report == e.report for o in found))]
 
 
 def read_experiments(path: Path | None = None) -> list[Experiment]:
