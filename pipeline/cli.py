@@ -104,7 +104,7 @@ def check(params: Path = PARAMS,
     (file, problem); exits 1 if a clip cannot be used. Decoder warnings are listed with their file."""
     import json
 
-    from rich.table import Column, Table
+    from rich.table import Table
 
     from .features.check import check_dataset
     from .manifest import ManifestError
