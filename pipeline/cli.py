@@ -149,8 +149,9 @@ def compare(source: Path = typer.Option(None, "--from", help="a saved `dvc exp s
     for name in directions:
         rows, pick = choose(found, name)
         key = rows[0]["metric"] if rows else "accuracy"
-        table = Table(Column("experiment", no_wrap=True), *keys, f"val {key} (student)", f"test {key} (student)", "baseline",
-                      "student - baseline [95 %]", title=f"{name}: sorted by the student's validation {key}")
+        table = Table(Column("experiment", no_wrap=True), *keys, f"val {key} (student)", f"test {key} (student)",
+                      "baseline", "student - baseline [95 %]",
+                      title=f"{name}: sorted by the student's validation {key}")
         for r in rows:
             gain = r["gain"]
             table.add_row(("* " if r is pick else "") + r["experiment"], *(str(r["params"][k]) for k in keys),
