@@ -46,8 +46,8 @@ def experiments(shown: list) -> list[Experiment]:
             found.append(Experiment(entry.get("name") or fallback, flatten(params), report))
 
     for entry in shown:
-        rev = entry.get("rev") or "?"
-        add(entry, rev if rev == "workspace" else rev[:7])
+        top = entry.get("rev") or "?"
+        add(entry, top if top == "workspace" else top[:7])
         for group in entry.get("experiments") or []:
             for rev in group.get("revs") or []:
                 add(rev, (rev.get("rev") or "?")[:7])
