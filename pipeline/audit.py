@@ -19,8 +19,10 @@ from rich.table import Table
 
 from .cache.dump import split_statistics
 from .models.checkpoint import read_checkpoint
-from .stores import FeatureStore, PredictionStore, read_rows
-from .task.metrics import per_class_ap
+from .stores.features import FeatureStore
+from .stores.predictions import PredictionStore
+from .stores.schema import read_rows
+from .task import task_for
 
 
 def inspect_path(path: Path, clip: str | None = None) -> dict:
@@ -143,16 +145,16 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
         out["cross-fit"] = cross_fit_summary(cache, store, cache_rows, attrs)
     test = cached[store.split[cached] == "test"]
     rows = test if len(test) else cached
-    probs = store.task.teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0).numpy()
+    task = task_for(store.multi_label)
+    probs = task.teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0).numpy()
     scope = "test" if len(test) else "all"
-    out[f"calibration ({scope} clips)"] = calibration(probs, labels[rows], store.task.multi_label)
-    out["lowest AP" if store.multi_label else "most confused"] = confusions(probs, labels[rows], store.classes,
-                                                                          store.multi_label)
+    out[f"calibration ({scope} clips)"] = calibration(*task.confidence(probs, labels[rows]))
+    out["where it errs most"] = task.weakest(probs, labels[rows], store.classes)
     if clip is not None:
         row = _row(store, clip)
         info = _clip_features(store, clip)
         if cache_rows[row] >= 0:
-            p = store.task.teacher_targets(torch.from_numpy(logits[cache_rows[row]]), 1.0).numpy()
+            p = task.teacher_targets(torch.from_numpy(logits[cache_rows[row]]), 1.0).numpy()
             info["teacher top 5"] = [{"class": store.classes[c], "probability": round(float(p[c]), 4)}
                                      for c in np.argsort(-p)[:5]]
         else:
@@ -181,32 +183,14 @@ def cross_fit_summary(cache: PredictionStore, store: FeatureStore, cache_rows: n
     return {"k": attrs["cross_fit"]["k"], "split seed": attrs["cross_fit"]["seed"], **rows}
 
 
-def calibration(probs: np.ndarray, labels: np.ndarray, multi_label: bool, bins: int = 15) -> dict:
-    """Expected calibration error: single-label on the top class, multi-label over every (clip, class) pair."""
-    if multi_label:
-        confidence, correct = probs.ravel(), labels.ravel().astype(bool)
-        hits = correct.astype(np.float64)
-    else:
-        confidence, hits = probs.max(1), (probs.argmax(1) == labels.argmax(1)).astype(np.float64)
+def calibration(confidence: np.ndarray, hits: np.ndarray, bins: int = 15) -> dict:
+    """Expected calibration error of predictions with these confidences and correctness (Task.confidence)."""
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
     ece = sum(abs(hits[which == b].mean() - confidence[which == b].mean()) * (which == b).mean()
               for b in range(bins) if (which == b).any())
     return {"ECE": float(ece), "mean confidence": float(confidence.mean()), "mean correctness": float(hits.mean()),
             "bins": bins}
-
-
-def confusions(probs: np.ndarray, labels: np.ndarray, classes: list[str], multi_label: bool,
-               top: int = 5) -> list[dict]:
-    """Single-label: the most frequent (true -> predicted) mistakes; multi-label: the classes with the lowest AP."""
-    if multi_label:
-        aps = sorted((ap, c) for c, ap in enumerate(per_class_ap(probs, labels)) if ap is not None)[:top]
-        return [{"class": classes[c], "AP": round(ap, 4), "positives": int(labels[:, c].sum())} for ap, c in aps]
-    truth, guess = labels.argmax(1), probs.argmax(1)
-    pairs, counts = np.unique(np.stack([truth, guess], 1)[truth != guess], axis=0, return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:top]
-    return [{"true": classes[pairs[i][0]], "predicted": classes[pairs[i][1]], "clips": int(counts[i]),
-             "of true class": int((truth == pairs[i][0]).sum())} for i in order]
 
 
 def inspect_checkpoint(path: Path) -> dict:

@@ -36,13 +36,14 @@ from .data.resident import ResidentRows
 from .evaluation.inference import predict_batches
 from .features.extract import write_feature_store
 from .features.fbank import BatchedFbank, fbank, pad_batch
-from .models import build_model
+from .models import build_model, family
 from .models.checkpoint import Checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from .prepare import prepare
 from .runs import Run
 from .runtime import device as default_device
 from .settings import settings_from
-from .stores import FeatureStore, PredictionStore
+from .stores.features import FeatureStore
+from .stores.predictions import PredictionStore
 from .task import SingleLabel
 from .training.loop import for_training, train_step
 from .training.teaching import CachedTeacher, OnlineTeacher
@@ -53,10 +54,8 @@ class Size:
     clips: int
     clip_seconds: float
     frames: int
-    ast: str
-    cnn: str
-    batch: int      # the AST student's batch
-    cnn_batch: int  # the CNN student's: its step is ~3x faster and keeps a GPU busy only at larger batches
+    batch: int      # a transformer student's batch
+    cnn_batch: int  # a CNN student's: its step is ~3x faster and keeps a GPU busy only at larger batches
     steps: int  # timed steps (or batches) per measurement, after `warmup` untimed ones
     warmup: int
     repeats: int  # rounds of the training measurements; each row is their median
@@ -65,14 +64,23 @@ class Size:
 
 
 SIZES = {
-    "tiny": Size(clips=40, clip_seconds=1.0, frames=100, ast="ast_test", cnn="efficientnet_test", batch=8,
+    "tiny": Size(clips=40, clip_seconds=1.0, frames=100, batch=8,
                  cnn_batch=8, steps=3, warmup=1, repeats=1, workers=2, fbank_batch=8),
-    "cpu": Size(clips=200, clip_seconds=5.0, frames=500, ast="ast_test", cnn="efficientnet_test", batch=16,
+    "cpu": Size(clips=200, clip_seconds=5.0, frames=500, batch=16,
                 cnn_batch=16, steps=20, warmup=3, repeats=3, workers=2, fbank_batch=32),
-    "gpu": Size(clips=1500, clip_seconds=10.0, frames=1024, ast="ast_base", cnn="efficientnet_b2", batch=48,
+    "gpu": Size(clips=1500, clip_seconds=10.0, frames=1024, batch=48,
                 cnn_batch=96, steps=60, warmup=8, repeats=3, workers=12, fbank_batch=256),
 }
 NUM_CLASSES = 10
+
+
+def bench_models(size_name: str, rows: str = "bench_models") -> dict[str, str]:
+    """family -> the model of it the size times (each family's `bench_models` / `export_models`)."""
+    from .models import all_families
+
+    return {f.name: getattr(f, rows)[size_name] for f in all_families() if size_name in getattr(f, rows)}
+
+
 SECTIONS = ("features", "distributed", "read", "dump", "train", "processes", "export")
 TRAIN = {"mixup": 0.5, "mixup_alpha": 10.0, "channels_last": True}
 
@@ -275,7 +283,7 @@ def bench_train(size: Size, dev: torch.device, settings, student: str, teacher: 
     """Every way of feeding the student, timed `size.repeats` times in interleaved rounds (so that drift in the
     machine's speed hits them alike); each row is the median, with the range in its detail."""
     store = FeatureStore(layout.FEATURES)
-    batch_size = size.cnn_batch if student == size.cnn else size.batch
+    batch_size = size.cnn_batch if family(student).kind == "cnn" else size.batch
     variants = train_variants(size, dev, settings, store, student, teacher, predictions, batch_size, compile_step)
     speeds = {name: [] for name in variants}
     compile_seconds = None
@@ -391,7 +399,7 @@ def train_details(median: dict, teacher: str, batch_size: int, size: Size, dev: 
     return details
 
 
-def bench_processes(size: Size, dev: torch.device, settings, results: Results) -> None:
+def bench_processes(size: Size, dev: torch.device, settings, results: Results, teacher: str) -> None:
     """The AST student through the real training stage (`cmkd train student`), in 1 and 2 processes: torchrun with
     DistributedDataParallel (gloo on the CPU, NCCL on GPUs), the same global batch. Samples/s of the whole run
     (every process), the median over its epochs after the first."""
@@ -400,10 +408,10 @@ def bench_processes(size: Size, dev: torch.device, settings, results: Results) -
 
     run = Run()
     shutil.rmtree(layout.predictions("forward", run), ignore_errors=True)
-    shutil.copytree(layout.DATA / f"predictions_{size.cnn}.zarr", layout.predictions("forward", run))  # CNN's
+    shutil.copytree(layout.DATA / f"predictions_{teacher}.zarr", layout.predictions("forward", run))
     counts = [1, 2] if dev.type != "cuda" else [1] + ([2] if torch.cuda.device_count() >= 2 else [])
     for count in counts:
-        params = settings.model_dump(by_alias=True)
+        params = settings.as_params()
         params["models"]["student"]["epochs"] = 3
         params["train"].update(batch_size=size.batch // count, num_workers=0)
         params["distributed"].update(nproc_per_node=count)
@@ -412,14 +420,10 @@ def bench_processes(size: Size, dev: torch.device, settings, results: Results) -
                        check=True, stdout=subprocess.DEVNULL)
         history = read_checkpoint(layout.checkpoint(layout.student_model("forward"), run))[2].history
         rate = float(np.median([h["train/samples_per_s"] for h in history[1:]]))
-        results.add("train", f"{size.ast} student, real stage, {count} process{'es' if count > 1 else ''}", rate,
+        results.add("train", f"{params['models']['student']['name']} student, real stage, {count} process{'es' if count > 1 else ''}", rate,
                     "samples/s", f"global batch {size.batch}, {'DDP, ' if count > 1 else ''}median of epochs 2-3")
     if dev.type == "cuda" and len(counts) == 1:
         print("  train     2 processes: not measured (one GPU)")
-
-
-EXPORT_MODELS = {"tiny": ("ast_test", "efficientnet_test"), "cpu": ("ast_tiny", "efficientnet_b0"),
-                 "gpu": ("ast_tiny", "efficientnet_b0")}
 
 
 def bench_export(size_name: str, results: Results, frames: int = 1024) -> None:
@@ -431,7 +435,7 @@ def bench_export(size_name: str, results: Results, frames: int = 1024) -> None:
     wave = (0.1 * np.random.default_rng(0).standard_normal((1, 160_000))).astype(np.float32)  # 10 s at 16 kHz
     features = {"sample_rate": 16000, "num_mel_bins": 128, "frame_shift_ms": 10.0, "frame_length_ms": 25.0,
                 "target_frames": frames}
-    for name in EXPORT_MODELS[size_name]:
+    for name in bench_models(size_name, "export_models").values():
         path = random_checkpoint(name, Path(f"export_{name}.pt"), [f"c{i}" for i in range(NUM_CLASSES)], frames,
                                  normalization={"mean": -4.27, "std": 4.57}, features=features)
         model, meta = load_checkpoint(path)
@@ -471,19 +475,20 @@ def run_bench(size_name: str, out: Path | None = None, workdir: Path | None = No
             if set(sections) - {"export"}:  # every other section reads the feature store this one writes
                 prepare(settings)
                 bench_features(size, dev, settings, results, cluster="distributed" in sections)
+            names = list(bench_models(size_name).values())
             predictions = {}
-            for teacher in (size.ast, size.cnn):
+            for teacher in names:
                 if "dump" in sections or "train" in sections or "read" in sections:
                     predictions[teacher] = bench_dump(size, dev, settings, teacher, results)
             if "read" in sections:
-                bench_read(size, dev, predictions[size.ast], results)
-            if "train" in sections:
-                for student, teacher in ((size.cnn, size.ast), (size.ast, size.cnn)):
+                bench_read(size, dev, predictions[names[0]], results)
+            if "train" in sections:  # each family's model the student of the next family's
+                for student, teacher in zip(names, names[1:] + names[:1]):
                     bench_train(size, dev, settings, student, teacher, predictions[teacher], compile_step, results)
                     if dev.type == "cuda":  # the finished student's models and resident stores
                         torch.cuda.empty_cache()
             if "processes" in sections:
-                bench_processes(size, dev, settings, results)
+                bench_processes(size, dev, settings, results, names[-1])
             if "export" in sections:
                 bench_export(size_name, results)
     finally:

@@ -8,6 +8,7 @@ Every model a run trains has a name, which is its folder below the run's: `<arch
 for the architecture trained on labels, `<arch>/parts/part<j>` for its cross-fit part teachers, `<direction>/student`
 (`forward/student`, `reverse/student`) for a distilled student.
 
+    results/code/<arch>.json                    model_code@<arch>: the library files models.<arch>'s family runs
     data/raw/                                   prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
     data/features.zarr, results/skipped.csv     features: one fbank store for every run; the clips left out
     data/runs/<split>/seed<k>/<arch>/checkpoint.pt                   train@<arch>-<split>-<k>: trained on labels
@@ -38,6 +39,11 @@ REPORT = RESULTS / "report.md"
 REPORT_JSON = RESULTS / "report.json"
 PLOTS = RESULTS / "plots"
 FIGURES = RESULTS / "figures"
+
+
+def code_record(arch: str) -> Path:
+    """The files (and their sha256) the family of models.<arch> runs: what its stages depend on (pipeline/codedeps)."""
+    return RESULTS / "code" / f"{arch}.json"
 
 
 def labels_model(arch: str) -> str:

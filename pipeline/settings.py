@@ -1,12 +1,17 @@
-"""params.yaml, read once into typed, validated settings; every default lives here.
+"""params.yaml, read once; each section validated where it is read, by the class of the code that owns it.
 
-`load_settings()` is the only reader of params.yaml. An unknown or misspelt key, a wrong type, an unknown choice or
-an out-of-range value stops the stage with one message that lists every problem, naming the key, the value and
-what is allowed (and the closest valid key for a typo). params.yaml is read as YAML 1.2 (ruamel.yaml, as DVC reads
-it), so `5e-4` is a number.
+`load_settings()` is the only reader of params.yaml. A stage passes the keys it reads (`reads`, the same list as its
+params in dvc.yaml): the sections among them are validated on first use and any other read is refused, so a stage
+can neither depend on a key DVC does not re-run it for nor import code to validate a section it never uses. Without
+`reads` (the `cmkd` commands) every section can be read. `cmkd check-params` (`validate_all`) checks the whole file.
 
-Each model family declares its own settings class next to its code (pipeline/models); `models.<key>` is validated
-against the class of the family its `name` belongs to.
+An unknown or misspelt key, a wrong type, an unknown choice or an out-of-range value stops with one message that
+lists every problem of the section, naming the key, the value and what is allowed (and the closest valid key for a
+typo). params.yaml is read as YAML 1.2 (ruamel.yaml, as DVC reads it), so `5e-4` is a number.
+
+The sections defined here are plain values. Two are owned elsewhere and register their validator on import:
+`augment` (pipeline/data/augment.py, with the augmentation it configures) and `models.<key>` (pipeline/models, by
+the settings class of the family its `name` belongs to).
 """
 from __future__ import annotations
 
@@ -14,21 +19,11 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    Strict,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 from ruamel.yaml import YAML
 
-from .data.augment import AugmentSettings
 from .errors import InputError
 from .runs import Run, check_split_name
 
@@ -62,7 +57,7 @@ class AudioSetFiles(Section):
 
 
 class DataSettings(Section):
-    source: str = "builtin"
+    source: str = "builtin"              # a source of pipeline/prepare (checked there, where sources are loaded)
     manifest: str | None = None
     classes: str | None = None
     root: str | None = None
@@ -76,17 +71,6 @@ class DataSettings(Section):
     sample_rate: int = Field(16000, gt=0)
     max_events: int = Field(3, ge=1)
     snr_db: Annotated[tuple[float, float], Lenient] = (3.0, 20.0)
-
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, source: str) -> str:
-        from .prepare import SOURCES
-
-        if source not in SOURCES:
-            close = difflib.get_close_matches(source, SOURCES, n=1)
-            raise ValueError(f"not a data source ({'did you mean ' + close[0] + '? ' if close else ''}"
-                             f"have {', '.join(sorted(SOURCES))})")
-        return source
 
     @model_validator(mode="after")
     def _source_has_its_inputs(self):
@@ -149,7 +133,7 @@ class TrainSettings(Section):
 
 class DistillSettings(Section):
     lam: float = Field(0.5, ge=0, le=1, alias="lambda")
-    tau: float = Field(4.0, gt=0)  # the best of 1, 2, 4 on ESC-50 (README "Making distillation pay off")
+    tau: float = Field(4.0, gt=0)  # chosen on validation (docs/measurements.md "The sweep")
     missing: Literal["error", "gt_only"] = "error"
     online: bool = False
 
@@ -198,15 +182,14 @@ class DumpSettings(Section):
 
 class ExportSettings(Section):
     """Stage `export` (off while `formats` is empty): every run's students exported next to the report."""
-    formats: list[Literal["onnx", "torchscript", "folder"]] = []  # folder: Hugging Face for an AST, timm for a CNN
+    formats: list[Literal["onnx", "torchscript", "folder"]] = []  # folder: the ecosystem folder of its family
     input: Literal["features", "waveform"] = "waveform"             # what the onnx / torchscript graphs take
 
-    @field_validator("formats")
-    @classmethod
-    def _once_each(cls, formats: list) -> list:
-        if len(set(formats)) != len(formats):
-            raise ValueError("lists a format twice")
-        return formats
+    @model_validator(mode="after")
+    def _once_each(self):
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError("formats lists a format twice")
+        return self
 
 
 class DistributedSettings(Section):
@@ -228,12 +211,62 @@ def _split_name(split: str) -> str:
     return split
 
 
+MODEL_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+class Plan(Section):
+    """The top-level keys: which runs and seeds, which two architectures (keys of models), which directions."""
+    runs: list[Annotated[str, AfterValidator(_split_name)]] = ["main"]
+    seeds: list[int] = Field([0], min_length=1)
+    teacher: str = "cnn"
+    student: str = "ast"
+    directions: list[Literal["forward", "reverse"]] = Field(["forward"], min_length=1)
+    models: list[str] = []  # the keys of models (their configurations are validated by their families)
+
+    @model_validator(mode="after")
+    def _roles_and_runs(self):
+        for key in self.models:
+            if not MODEL_KEY.fullmatch(key) or key in DIRECTIONS:
+                raise ValueError(f"models.{key}: a model key names a folder of each run: letters, digits and _, "
+                                 f"starting with a letter, and not {' or '.join(DIRECTIONS)}")
+        for role in ("teacher", "student"):
+            if getattr(self, role) not in self.models:
+                raise ValueError(f"{role}: {getattr(self, role)!r} is not a key of models "
+                                 f"(have {', '.join(sorted(self.models))})")
+        if self.teacher == self.student:
+            raise ValueError(f"teacher and student are both {self.teacher!r}: each is trained on labels once per run "
+                             "(the student's is its baseline); for self-distillation give the same model a second "
+                             "key under models")
+        if len(set(self.runs)) != len(self.runs) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("runs and seeds must not repeat an entry")
+        if len(set(self.directions)) != len(self.directions):
+            raise ValueError("directions must not repeat an entry")
+        return self
+
+
+SECTIONS: dict[str, type[BaseModel] | None] = {  # params.yaml's sections; None: validated by the owner's class
+    "runs": Plan, "seeds": Plan, "teacher": Plan, "student": Plan, "directions": Plan,
+    "data": DataSettings, "features": FeatureSettings, "models": None, "augment": None, "train": TrainSettings,
+    "distill": DistillSettings, "dump": DumpSettings, "export": ExportSettings, "distributed": DistributedSettings,
+}
+PLAN_KEYS = ("runs", "seeds", "teacher", "student", "directions")
+OWNERS = {"augment": "pipeline.data.augment", "models": "pipeline.models"}  # where the owned sections' classes live
+
 MOVED = {  # keys that moved or went, with where to look instead
     ("train", "epochs"): "each model sets its own: models.<key>.epochs",
     ("dump", "time_shift"): "the augmentation has its own section: augment.time_shift",
-    **{("train", key): f"the augmentation has its own section: augment.{key}" for key in AugmentSettings.model_fields},
+    **{("train", key): f"the augmentation has its own section: augment.{key}"
+       for key in ("freq_mask", "time_mask", "time_shift", "mixup", "mixup_alpha", "mask_scale")},
     ("seed",): "seeds: [0, 1, ...] (training), data.seed (the built-in dataset)",
 }
+
+_OWNED: dict[str, Callable[[str, Any, str], Any]] = {}  # section -> its owner's validator
+
+
+def owned_section(name: str, validate: Callable[[str, Any, str], Any]) -> None:
+    """Called by the module that owns section `name` (augment, models) when it is imported: its validator of one
+    raw value (the section, or one `models.<key>` entry) as validate(key, value, where), raising ParamsError."""
+    _OWNED[name] = validate
 
 
 @dataclass(frozen=True)
@@ -255,47 +288,136 @@ class Direction:
         return f"{self.teacher} -> {self.student}"
 
 
-MODEL_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+class ParamsError(InputError, ValueError):
+    pass
 
 
-class Settings(Section):
-    runs: list[Annotated[str, AfterValidator(_split_name)]] = ["main"]
-    seeds: list[int] = Field([0], min_length=1)
-    data: DataSettings = Field(default_factory=DataSettings)
-    features: FeatureSettings = Field(default_factory=FeatureSettings)
-    models: dict[str, Any]  # validated per family in load_settings
-    teacher: str = "cnn"
-    student: str = "ast"
-    directions: list[Literal["forward", "reverse"]] = Field(["forward"], min_length=1)
-    augment: AugmentSettings = Field(default_factory=AugmentSettings)
-    train: TrainSettings = Field(default_factory=TrainSettings)
-    distill: DistillSettings = Field(default_factory=DistillSettings)
-    dump: DumpSettings = Field(default_factory=DumpSettings)
-    export: ExportSettings = Field(default_factory=ExportSettings)
-    distributed: DistributedSettings = Field(default_factory=DistributedSettings)
+class UndeclaredRead(RuntimeError):
+    """A stage read a params key it does not declare: DVC would not re-run it when that key changes."""
 
-    @model_validator(mode="after")
-    def _roles_and_runs(self):
-        for key in self.models:
-            if not MODEL_KEY.fullmatch(key) or key in DIRECTIONS:
-                raise ValueError(f"models.{key}: a model key names a folder of each run: letters, digits and _, "
-                                 f"starting with a letter, and not {' or '.join(DIRECTIONS)}")
-        for role in ("teacher", "student"):
-            if getattr(self, role) not in self.models:
-                raise ValueError(f"{role}: {getattr(self, role)!r} is not a key of models "
-                                 f"(have {', '.join(sorted(self.models))})")
-        if self.teacher == self.student:
-            raise ValueError(f"teacher and student are both {self.teacher!r}: each is trained on labels once per run "
-                             "(the student's is its baseline); for self-distillation give the same model a second "
-                             "key under models")
-        if len(set(self.runs)) != len(self.runs) or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError("runs and seeds must not repeat an entry")
-        if len(set(self.directions)) != len(self.directions):
-            raise ValueError("directions must not repeat an entry")
-        if self.distill.online and self.dump.cross_fit:
-            raise ValueError("distill.online runs the full teacher in the loop; dump.cross_fit needs the cache")
-        return self
 
+class Partial:
+    """A section of which a stage reads some keys only (`data.multi_label`): those keys, nothing else."""
+
+    def __init__(self, section: BaseModel, name: str, keys: set[str]):
+        self._section, self._name, self._keys = section, name, keys
+
+    def __getattr__(self, key: str):
+        if key.startswith("_"):
+            raise AttributeError(key)
+        if key not in self._keys:
+            raise UndeclaredRead(f"reads params {self._name}.{key}, which this stage does not declare (it reads "
+                                 f"{', '.join(sorted(f'{self._name}.{k}' for k in self._keys))})")
+        return getattr(self._section, key)
+
+
+class Models:
+    """params `models`: its keys, and each configuration validated by its family when first read."""
+
+    def __init__(self, settings: "Settings", raw: dict):
+        self._settings, self._raw, self._valid = settings, raw, {}
+
+    def keys(self):
+        return self._raw.keys()
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __contains__(self, key) -> bool:
+        return key in self._raw
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __getitem__(self, key: str):
+        self._settings._check_read(f"models.{key}")
+        if key not in self._raw:
+            raise KeyError(key)
+        if key not in self._valid:
+            self._valid[key] = self._settings._owner("models")(key, self._raw[key], self._settings._where)
+        return self._valid[key]
+
+    def items(self):
+        return [(key, self[key]) for key in self._raw]
+
+    def values(self):
+        return [self[key] for key in self._raw]
+
+
+class Settings:
+    """params.yaml as one stage sees it: sections validated on first read, reads outside `reads` refused."""
+
+    def __init__(self, raw: dict, where: str = "params", reads: tuple[str, ...] | None = None, **item: str):
+        if not isinstance(raw, dict):
+            raise ParamsError(f"{where}: expected a mapping of sections, got {type(raw).__name__}")
+        self._raw, self._where, self._sections = raw, where, {}
+        problems = [_describe((), {"type": "extra_forbidden", "loc": (key,), "msg": "", "input": None}, None)
+                    for key in raw if key not in SECTIONS]
+        if "models" not in raw:
+            problems.append("models: missing (required: a configuration per architecture, e.g. cnn: {name: "
+                            "efficientnet_test} and ast: {name: ast_test})")
+        elif not isinstance(raw["models"] or {}, dict):
+            problems.append(f"models: expected a mapping of model configurations (cnn: {{name: ...}}), got "
+                            f"{type(raw['models']).__name__}")
+        _raise(problems, where)
+        self.models = Models(self, raw["models"] or {})
+        self._reads = None if reads is None else {key.format(**item, **self._named_models()) for key in reads}
+
+    def _named_models(self) -> dict:
+        """{teacher} and {student} in a declared key: the models keys they name (read as `teacher`, `student`)."""
+        return {role: self._raw.get(role, Plan.model_fields[role].default) for role in ("teacher", "student")}
+
+    # --- reading ---
+    def _check_read(self, key: str) -> None:
+        if self._reads is None or key in self._reads or key.split(".")[0] in self._reads:
+            return
+        raise UndeclaredRead(f"reads params {key}, which this stage does not declare (declared: "
+                             f"{', '.join(sorted(self._reads))}): add it to the stage's PARAMS and its params in "
+                             "dvc.yaml")
+
+    def _owner(self, name: str) -> Callable:
+        if name not in _OWNED:
+            import importlib
+
+            importlib.import_module(OWNERS[name])  # the owner registers its validator on import
+        return _OWNED[name]
+
+    def _section(self, name: str):
+        cached = "plan" if name in PLAN_KEYS else name
+        if cached not in self._sections:
+            if name == "augment":
+                self._sections[cached] = self._owner(name)(name, self._raw.get(name) or {}, self._where)
+            elif name in PLAN_KEYS:
+                raw = {**{k: self._raw[k] for k in PLAN_KEYS if k in self._raw}, "models": list(self.models.keys())}
+                self._sections[cached] = validated(Plan, raw, (), self._where)
+            else:
+                self._sections[cached] = validated(SECTIONS[name], self._raw.get(name) or {}, (name,), self._where)
+        return self._sections[cached]
+
+    def _read(self, name: str):
+        if self._reads is not None and name not in self._reads:
+            keys = {k.split(".", 1)[1] for k in self._reads if k.startswith(name + ".")}
+            if keys:
+                return Partial(self._section(name), name, keys)
+        self._check_read(name)
+        section = self._section(name)
+        return getattr(section, name) if name in PLAN_KEYS else section
+
+    runs = property(lambda self: self._read("runs"))
+    seeds = property(lambda self: self._read("seeds"))
+    teacher = property(lambda self: self._read("teacher"))
+    student = property(lambda self: self._read("student"))
+    directions = property(lambda self: self._read("directions"))
+    data = property(lambda self: self._read("data"))
+    features = property(lambda self: self._read("features"))
+    augment = property(lambda self: self._read("augment"))
+    train = property(lambda self: self._read("train"))
+    distill = property(lambda self: self._read("distill"))
+    dump = property(lambda self: self._read("dump"))
+    export = property(lambda self: self._read("export"))
+    distributed = property(lambda self: self._read("distributed"))
+
+    # --- what the sections say together ---
     def direction(self, name: str = "forward") -> Direction:
         if name not in DIRECTIONS:
             raise ValueError(f"unknown direction {name!r}; expected one of {', '.join(DIRECTIONS)}")
@@ -317,9 +439,49 @@ class Settings(Section):
     def all_runs(self) -> list[Run]:
         return [Run(split, seed) for split in self.runs for seed in self.seeds]
 
+    def as_params(self) -> dict:
+        """The params tree as params.yaml holds it (for writing a changed copy)."""
+        import copy
 
-class ParamsError(InputError, ValueError):
-    pass
+        return copy.deepcopy(self._raw)
+
+    def validate_all(self) -> "Settings":
+        """Every section validated now, every problem of the file in one ParamsError (`cmkd check-params`)."""
+        import importlib  # by name: the sources register on import, and no stage imports them through here
+
+        problems = []
+        for name in [*SECTIONS, *(f"models.{k}" for k in self.models.keys())]:
+            try:
+                if name.startswith("models."):
+                    self.models[name.split(".", 1)[1]]
+                elif name != "models":
+                    self._read(name)
+                if name == "data":
+                    problems += importlib.import_module("pipeline.prepare").source_problems(self.data.source)
+            except ParamsError as e:
+                problems += [line for line in _lines(e) if line not in problems]
+        _raise(problems, self._where)
+        return self
+
+
+def validated(cls: type[BaseModel], raw: Any, prefix: tuple, where: str):
+    """`raw` validated by `cls`; every problem, by key, in one ParamsError."""
+    if prefix and raw is not None and not isinstance(raw, dict):
+        _raise([f"{'.'.join(prefix)}: expected a mapping, got {type(raw).__name__}"], where)
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as e:
+        _raise([_describe(prefix, err, cls) for err in e.errors()], where)
+
+
+def _raise(problems: list[str], where: str) -> None:
+    if problems:
+        raise ParamsError(f"{where}: {len(problems)} problem{'s' if len(problems) > 1 else ''}\n  "
+                          + "\n  ".join(problems))
+
+
+def _lines(error: ParamsError) -> list[str]:
+    return [line.strip() for line in str(error).splitlines()[1:]]
 
 
 def read_yaml(path: Path) -> dict:
@@ -336,56 +498,29 @@ def read_yaml(path: Path) -> dict:
         raise ParamsError(f"{path}: not UTF-8 text ({e})") from None
 
 
-def load_settings(path: str | Path = PARAMS) -> Settings:
+def load_settings(path: str | Path = PARAMS, reads: tuple[str, ...] | None = None, **item: str) -> Settings:
+    """params.yaml as a stage reads it: `reads` the keys it may read ("models.{arch}" formatted with `item`, and
+    "{teacher}", "{student}" with the models keys params names), None for every key."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: not found")
-    return settings_from(read_yaml(path), str(path))
+    return Settings(read_yaml(path), str(path), reads, **item)
 
 
 def settings_from(raw: dict, where: str = "params") -> Settings:
-    """Validate a params tree (as params.yaml holds it); every problem at once in one ParamsError."""
-    from .models import config_class
-
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{where}: expected a mapping of sections, got {type(raw).__name__}")
-    problems, models = [], {}
-    if "models" not in raw:
-        raise ParamsError(f"{where}: 1 problem\n  models: missing (required: a configuration per architecture, "
-                          "e.g. cnn: {name: efficientnet_test} and ast: {name: ast_test})")
-    if not isinstance(raw.get("models") or {}, dict):
-        raise ParamsError(f"{where}: 1 problem\n  models: expected a mapping of model configurations (cnn: {{name: "
-                          f"...}}), got {type(raw['models']).__name__}")
-    for key, cfg in (raw.get("models") or {}).items():
-        if not isinstance(cfg, dict) or not isinstance(cfg.get("name"), str):
-            problems.append(f"models.{key}: needs a mapping with a `name` (a registered model)")
-            continue
-        try:
-            cls = config_class(cfg["name"])
-            models[key] = cls.model_validate(cfg)
-        except KeyError as e:
-            problems.append(f"models.{key}.name = {cfg['name']!r}: {e.args[0]}")
-        except ValidationError as e:
-            problems += [_describe(("models", key), err, cls) for err in e.errors()]
-    try:
-        settings = Settings.model_validate({**raw, "models": models})
-    except ValidationError as e:
-        settings = None
-        problems += [_describe((), err, Settings) for err in e.errors()]
-    if problems:
-        raise ParamsError(f"{where}: {len(problems)} problem{'s' if len(problems) > 1 else ''}\n  "
-                          + "\n  ".join(problems))
-    return settings
+    """A params tree (as params.yaml holds it) validated whole: every problem at once in one ParamsError."""
+    return Settings(raw, where).validate_all()
 
 
-def _describe(prefix: tuple, err: dict, root: type[BaseModel]) -> str:
+def _describe(prefix: tuple, err: dict, root: type[BaseModel] | None) -> str:
     """One line for one validation error: the dotted key, the value, and what is allowed."""
     loc = err["loc"]
     key = ".".join(str(part) for part in (*prefix, *loc))
-    if err["type"] == "extra_forbidden" and tuple(map(str, loc)) in MOVED:
-        return f"{key}: no longer a key ({MOVED[tuple(map(str, loc))]})"
+    full = tuple(map(str, (*prefix, *loc)))
+    if err["type"] == "extra_forbidden" and full in MOVED:
+        return f"{key}: no longer a key ({MOVED[full]})"
     if err["type"] == "extra_forbidden":
-        allowed = _keys_under(root, loc[:-1])
+        allowed = list(SECTIONS) if root is None else _keys_under(root, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
         hint = f"did you mean {'.'.join(str(p) for p in (*prefix, *loc[:-1], close[0]))}?" if close else \
             f"allowed here: {', '.join(sorted(allowed))}"
@@ -394,7 +529,7 @@ def _describe(prefix: tuple, err: dict, root: type[BaseModel]) -> str:
         return f"{key}: missing (required)"
     message = err["msg"].removeprefix("Value error, ")
     shown = err.get("input")
-    if not key:  # a check across sections: its message names the keys
+    if not key:  # a check across keys: its message names them
         return message
     return f"{key}: {message}" if isinstance(shown, dict) or not loc else f"{key} = {shown!r}: {message}"
 

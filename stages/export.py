@@ -10,14 +10,16 @@ from pipeline.export import export
 from pipeline.runs import Run
 from pipeline.settings import load_settings
 
+PARAMS = ("export",)
+
 if __name__ == "__main__":
     with reported():  # a bad param or input file: its message, no traceback
-        settings = load_settings()
+        settings = load_settings(reads=PARAMS)
         fmt, direction, run = sys.argv[1], sys.argv[2], Run(sys.argv[3], int(sys.argv[4]))
         checkpoint = layout.checkpoint(layout.student_model(direction), run)
         out = Path("data/exports") / run.folder / direction / fmt
         shutil.rmtree(out, ignore_errors=True)
-        if fmt == "folder":  # Hugging Face's for an AST, timm's for an EfficientNet
+        if fmt == "folder":  # the ecosystem folder of the student's family (Hugging Face's for an AST, timm's ...)
             export(checkpoint, out, fmt, command=f"dvc repro export@{fmt}-{direction}-{run.split}-{run.seed}")
         else:
             out.mkdir(parents=True)

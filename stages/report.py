@@ -4,6 +4,8 @@ from pipeline.errors import reported
 from pipeline.evaluation.report import write_report
 from pipeline.settings import load_settings
 
-if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import this module again
+PARAMS = ("runs", "seeds", "teacher", "student", "directions")
+
+if __name__ == "__main__":
     with reported():  # a bad param or input file: its message, no traceback
-        write_report(load_settings())
+        write_report(load_settings(reads=PARAMS))

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from pipeline import layout
 from pipeline.cli import app
-from pipeline.stores import FeatureStore, PredictionStore
+from pipeline.stores.features import FeatureStore
+from pipeline.stores.predictions import PredictionStore
 
 from .conftest import MAIN, cache_path, evaluate, name, path, settings
 

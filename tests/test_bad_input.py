@@ -12,7 +12,7 @@ from pipeline.features.audio import AudioError, load_audio
 from pipeline.features.extract import write_feature_store
 from pipeline.manifest import write_manifest
 from pipeline.settings import FeatureSettings, ParamsError, settings_from
-from pipeline.stores import FeatureStore
+from pipeline.stores.features import FeatureStore
 
 CFG = FeatureSettings(target_frames=50, clips_per_shard=4, workers=1, scheduler="synchronous", fbank="kaldi")
 

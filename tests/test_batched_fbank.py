@@ -13,7 +13,7 @@ from pipeline import layout
 from pipeline.features.audio import load_audio
 from pipeline.features.extract import write_feature_store
 from pipeline.features.fbank import BatchedFbank, fbank, pad_batch, pad_or_crop
-from pipeline.stores import FeatureStore
+from pipeline.stores.features import FeatureStore
 
 from .conftest import ESC50, settings
 

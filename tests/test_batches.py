@@ -9,7 +9,8 @@ from pipeline.data import resident
 from pipeline.data.augment import AugmentSettings
 from pipeline.data.batches import Augmenter, BatchSource, ZarrRows, training_plan
 from pipeline.data.resident import ResidentRows, use_resident
-from pipeline.stores import FeatureStore, PredictionStore
+from pipeline.stores.features import FeatureStore
+from pipeline.stores.predictions import PredictionStore
 
 from .conftest import MAIN, cache_path, dump, settings, stored, train
 

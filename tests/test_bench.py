@@ -6,7 +6,7 @@ import pytest
 import zarr
 
 from pipeline.bench import run_bench
-from pipeline.stores import read_rows
+from pipeline.stores.schema import read_rows
 
 
 def test_read_rows_returns_rows_in_the_order_asked(tmp_path):

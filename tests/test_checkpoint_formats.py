@@ -214,7 +214,8 @@ def test_a_ready_teacher_is_adopted_as_is_and_evaluated_with_its_own_normalisati
     """A converted checkpoint that predicts the dataset's own classes is the teacher without training; the
     pipeline feeds it inputs normalised as it was trained (not with this dataset's statistics)."""
     from pipeline import layout
-    from pipeline.stores import FeatureStore, PredictionStore
+    from pipeline.stores.features import FeatureStore
+    from pipeline.stores.predictions import PredictionStore
 
     from .conftest import MAIN, cache_path, checkpoint, dump, evaluate, settings, train
 

@@ -12,7 +12,9 @@ from pipeline.data.batches import BatchSource, ZarrRows
 from pipeline.evaluation.inference import predict
 from pipeline.models.checkpoint import load_checkpoint
 from pipeline.settings import ParamsError
-from pipeline.stores import FeatureStore, PredictionStore, StoreMismatchError
+from pipeline.stores.features import FeatureStore
+from pipeline.stores.predictions import PredictionStore
+from pipeline.stores.schema import StoreMismatchError
 from pipeline.training import jobs
 from pipeline.training.cross_fit import MEAN_OF_PARTS, part_of_rows
 from pipeline.training.loop import train as train_job

@@ -12,7 +12,7 @@ from pipeline.features.extract import write_feature_store
 from pipeline.manifest import ManifestError, read_classes, read_manifest
 from pipeline.prepare import prepare
 from pipeline.settings import FeatureSettings
-from pipeline.stores import FeatureStore
+from pipeline.stores.features import FeatureStore
 
 from .conftest import ESC50, settings
 

@@ -66,7 +66,7 @@ def test_two_processes_train_the_student_as_one_process_with_the_doubled_batch(t
     # The attention's key bias adds one constant to every score of a query, which softmax ignores: its gradient is
     # 0 but for float rounding, and Adam turns that noise into steps of +-lr. It differs as much between one
     # process on 1 and on 2 threads; it can move no further than lr per step.
-    from pipeline.stores import FeatureStore
+    from pipeline.stores.features import FeatureStore
 
     steps = len(ddp.history) * (len(FeatureStore(layout.FEATURES).indices("train")) // 8)
     assert max(key_bias.values()) <= 2 * params["models"]["ast"]["lr"] * steps

@@ -7,7 +7,7 @@ import torchaudio
 from pipeline.features.audio import AudioError, load_audio
 from pipeline.features.fbank import fbank, pad_or_crop
 from pipeline.manifest import ManifestError, read_classes, read_manifest, write_manifest
-from pipeline.stores import FeatureStore
+from pipeline.stores.features import FeatureStore
 
 from .conftest import ESC50
 

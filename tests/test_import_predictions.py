@@ -11,7 +11,9 @@ import pytest
 from pipeline import layout
 from pipeline.audit import inspect_predictions
 from pipeline.cache.imported import ImportProblem, normalise_id
-from pipeline.stores import FeatureStore, PredictionStore, StoreMismatchError
+from pipeline.stores.features import FeatureStore
+from pipeline.stores.predictions import PredictionStore
+from pipeline.stores.schema import StoreMismatchError
 
 from .conftest import MAIN, cache_path, dump, settings
 

@@ -18,7 +18,7 @@ from pipeline.models import create_model
 from pipeline.models.checkpoint import Checkpoint, save_checkpoint
 from pipeline.prepare import prepare
 from pipeline.settings import read_yaml
-from pipeline.stores import FeatureStore
+from pipeline.stores.features import FeatureStore
 
 from .conftest import MAIN, REPO, cache_path, dump, path, settings, tiny
 

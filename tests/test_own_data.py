@@ -17,7 +17,7 @@ from pipeline.features.extract import extract
 from pipeline.manifest import ManifestError
 from pipeline.prepare import prepare
 from pipeline.settings import ParamsError
-from pipeline.stores import FeatureStore
+from pipeline.stores.features import FeatureStore
 
 from .conftest import MAIN, checkpoint, evaluate, path, settings, tiny, train
 
@@ -171,7 +171,7 @@ def test_a_fold_run_that_chose_its_validation_group_says_so(in_workspace):
     """The store of a run whose manifest marks no validation clip: whole groups held out, named in one line."""
     import zarr
 
-    from pipeline.stores import FeatureStore
+    from pipeline.stores.features import FeatureStore
 
     group = zarr.open_group(layout.FEATURES, mode="r+")
     n = group["clip_ids"].shape[0]

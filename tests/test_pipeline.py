@@ -9,7 +9,9 @@ import zarr
 
 from pipeline import layout
 from pipeline.evaluation.report import write_report
-from pipeline.stores import FeatureStore, PredictionStore, StoreMismatchError
+from pipeline.stores.features import FeatureStore
+from pipeline.stores.predictions import PredictionStore
+from pipeline.stores.schema import StoreMismatchError
 from pipeline.task import SingleLabel
 from pipeline.training.loop import train_step
 

@@ -16,7 +16,7 @@ from pipeline.evaluation.inference import predict as predict_rows
 from pipeline.features.audio import AudioError
 from pipeline.models.checkpoint import load_checkpoint
 from pipeline.predict import Predictor
-from pipeline.stores import FeatureStore
+from pipeline.stores.features import FeatureStore
 
 from .conftest import ESC50, MAIN, path
 

@@ -38,7 +38,7 @@ def test_batchnorm_statistics_recomputed_on_clean_training_clips(in_workspace):
     training clips (a cumulative average), not the momentum's trace of the last augmented batches."""
     from pipeline import layout
     from pipeline.data.batches import BatchSource, ZarrRows
-    from pipeline.stores import FeatureStore
+    from pipeline.stores.features import FeatureStore
     from pipeline.training.loop import recompute_batchnorm
 
     _, params = in_workspace

@@ -9,7 +9,7 @@ from pipeline import layout
 from pipeline.features.extract import extract
 from pipeline.manifest import ManifestError
 from pipeline.prepare import prepare
-from pipeline.stores import FeatureStore
+from pipeline.stores.features import FeatureStore
 
 from .conftest import settings
 

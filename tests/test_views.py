@@ -9,7 +9,8 @@ from pipeline import layout
 from pipeline.data.augment import AugmentSettings, mix, view_seeds
 from pipeline.data.batches import Augmenter, BatchSpec, ZarrRows, assemble, to_device
 from pipeline.models.checkpoint import load_checkpoint
-from pipeline.stores import FeatureStore, PredictionStore
+from pipeline.stores.features import FeatureStore
+from pipeline.stores.predictions import PredictionStore
 
 from .conftest import MAIN, cache_path, checkpoint, dump, path, settings, train
 

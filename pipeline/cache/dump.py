@@ -3,10 +3,11 @@ Zarr store.
 
 Rows follow the feature store's clip order exactly (its clip ids are copied alongside), and the attributes record
 which teacher checkpoints, which feature store, run and class list produced them; the student stage checks all
-of it. Logits are stored raw (before tau), so tau stays a student-side parameter.
+of it. Logits are stored raw (before tau), so tau stays a student-side parameter. The store's layout is
+pipeline/stores/predictions.py's.
 
 - dump.views = K > 0: also the teacher's logits on K augmented views of every clip, each drawn from a recorded
-  seed with the training augmentation (pipeline/training/augment.py), all classes or, with dump.top_k, the top k
+  seed with the training augmentation (pipeline/data/augment.py), all classes or, with dump.top_k, the top k
   logits and their classes.
 - dump.extra_teachers: more checkpoints of the same run ("{run}" in a path is replaced by the run's split); the
   cache then holds the ensemble's mean logits (pipeline/models/ensemble.py).
@@ -29,16 +30,18 @@ import torch
 from rich.progress import track
 
 from .. import layout
-from ..data.augment import FIELDS, view_seeds
+from ..data.augment import FIELDS, as_columns, view_seeds
 from ..data.batches import Augmenter, BatchSource, BatchSpec, ZarrRows
 from ..evaluation.inference import predict_batches
 from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_record
 from ..models.ensemble import Ensemble
-from ..provenance import code_version
 from ..runs import Run
 from ..runtime import device, world
-from ..stores import FeatureStore, PredictionStore
+from ..stores.features import FeatureStore
+from ..stores import predictions
+from ..stores.predictions import PredictionStore
 from ..stores.writer import ResumableStore, block_ranges
+from ..task import task_for
 from ..training.cross_fit import PartTeachers, check_part_teacher, part_of_rows, pick_part
 
 
@@ -74,12 +77,8 @@ def dump(settings, direction: str, run: Run) -> None:
     ranks.barrier()
     if not ranks.is_main:
         return
-    group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
-                        "features": str(store.path), "run": run.split, "seed": run.seed, "teacher": teacher,
-                        "views": view_attrs, "multi_label": store.multi_label, "created_by": "cmkd dump_logits",
-                        "direction": direction,
-                        "cross_fit": {"k": cfg.cross_fit, "seed": run.seed} if parts is not None else None,
-                        "code": code_version()})
+    predictions.describe(group, store, run, direction, teacher, view_attrs,
+                         cross_fit={"k": cfg.cross_fit, "seed": run.seed} if parts is not None else None)
     writer.commit(group)
     write_reports(direction, run, store, {"matched": len(store.clip_ids),
                                           "missing (in the feature store, not in the file)": {}})
@@ -103,7 +102,9 @@ def open_on_every_rank(writer: ResumableStore, ranks, store: FeatureStore, cfg, 
     if ranks.is_main:
         group, fresh = writer.open()
         if fresh:
-            create_arrays(group, store, cfg.views, k_top, cfg.clips_per_shard, run.seed)
+            predictions.create_arrays(group, store.clip_ids, len(store.classes), cfg.clips_per_shard, cfg.views,
+                                      k_top, view_seeds(store.clip_ids, cfg.views, run.seed) if cfg.views else None,
+                                      FIELDS)
             if parts is not None:
                 group.create_array("teacher_part", data=parts, chunks=(cfg.clips_per_shard,))
     ranks.barrier()  # the other ranks open the store the main process made
@@ -157,7 +158,7 @@ def split_statistics(logits: np.ndarray, store: FeatureStore, cache_rows: np.nda
     for split in ("train", "val", "test"):
         rows = np.flatnonzero((store.split == split) & (cache_rows >= 0))
         if len(rows):
-            z, labels, task = logits[cache_rows[rows]], store.labels[rows], store.task
+            z, labels, task = logits[cache_rows[rows]], store.labels[rows], task_for(store.multi_label)
             probs = task.teacher_targets(torch.from_numpy(z), 1.0).numpy()
             out[split] = {"clips": int(len(rows)), task.headline: task.score(z, labels),
                           **task.target_statistics(probs, labels)}
@@ -206,35 +207,15 @@ def load_part_teachers(arch: str, run: Run, store: FeatureStore, parts: np.ndarr
     return PartTeachers(members).to(dev).eval(), record, records, shared_normalization(metas, paths)
 
 
-def create_arrays(group, store: FeatureStore, views: int, k_top: int, clips_per_shard: int, seed: int) -> None:
-    n, c = len(store.clip_ids), len(store.classes)
-    group.create_array("logits", shape=(n, c), chunks=(1, c), shards=(clips_per_shard, c), dtype="float32")
-    group.create_array("clip_ids", data=store.clip_ids.astype(np.dtypes.StringDType()))
-    if not views:
-        return
-    group.create_array("view_seeds", data=view_seeds(store.clip_ids, views, seed), chunks=(clips_per_shard, views))
-    group.create_array("view_params", shape=(n, views, len(FIELDS)), chunks=(clips_per_shard, views, len(FIELDS)),
-                       dtype="float32")
-    for name, width, dtype in ((("view_top_logits", k_top, "float32"), ("view_top_classes", k_top, "int32"))
-                               if k_top else (("view_logits", c, "float32"),)):
-        group.create_array(name, shape=(n, views, width), chunks=(1, views, width),
-                           shards=(clips_per_shard, views, width), dtype=dtype)
-
-
 def write_block(group, block: tuple[int, int], parts: list[list[torch.Tensor]], augmenter: Augmenter | None,
                 k_top: int) -> None:
+    """One block's logits (parts[0]: the clean clips', parts[1 + k]: view k's) into the store."""
     start, end = block
-    group["logits"][start:end] = torch.cat(parts[0]).cpu().numpy()
+    logits = torch.cat(parts[0]).cpu().numpy()
     if augmenter is None:
-        return
-    per_view = torch.stack([torch.cat(v) for v in parts[1:]], dim=1).cpu()  # [clips, K, classes]
+        return predictions.write_block(group, start, logits)
+    per_view = torch.stack([torch.cat(v) for v in parts[1:]], dim=1).cpu().numpy()  # [clips, K, classes]
     rows = np.arange(start, end)
-    group["view_params"][start:end] = np.stack(
-        [augmenter.params(BatchSpec(rows, views=np.full(len(rows), k))) for k in range(len(parts) - 1)],
-        axis=1).astype(np.float32)
-    if k_top:
-        top = per_view.topk(k_top, dim=-1)
-        group["view_top_logits"][start:end] = top.values.numpy()
-        group["view_top_classes"][start:end] = top.indices.numpy().astype(np.int32)
-    else:
-        group["view_logits"][start:end] = per_view.numpy()
+    params = np.stack([as_columns(augmenter.params(BatchSpec(rows, views=np.full(len(rows), k))))
+                       for k in range(len(parts) - 1)], axis=1)
+    predictions.write_block(group, start, logits, per_view, params, k_top)

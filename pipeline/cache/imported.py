@@ -37,10 +37,12 @@ import numpy as np
 from .. import layout
 from ..errors import InputError
 from ..models.checkpoint import file_sha256
-from ..provenance import code_version
 from ..runs import Run
-from ..stores import FeatureStore, PredictionStore
+from ..stores.features import FeatureStore
+from ..stores import predictions
+from ..stores.predictions import PredictionStore
 from ..stores.writer import ResumableStore
+from ..task import task_for
 
 ID_COLUMNS = ("clip_id", "filename", "path", "file", "youtube_id", "id")
 YOUTUBE = re.compile(r"Y?([A-Za-z0-9_-]{11})(?:_\d+(?:\.\d+)?_\d+(?:\.\d+)?)?")
@@ -234,7 +236,7 @@ def import_predictions(settings, direction: str, run: Run) -> dict:
     where = str(cfg.path)
     ids, values, file_classes = read_predictions(cfg, store.classes)
     columns = class_columns(file_classes, store.classes, where)
-    logits = to_logits(values[:, columns], cfg.outputs, store.task, where)
+    logits = to_logits(values[:, columns], cfg.outputs, task_for(store.multi_label), where)
 
     normalised = {}
     for i, raw in enumerate(ids):
@@ -268,18 +270,11 @@ def import_predictions(settings, direction: str, run: Run) -> dict:
                                               "index": cfg.index, "classes": cfg.classes}}
     fingerprint = json.dumps([sha, store.fingerprint, run.split, cfg.model_dump()])
     writer = ResumableStore(layout.predictions(direction, run), fingerprint, 1)
-    group, _ = writer.open()
-    n, c = len(matched), len(store.classes)
-    chunk = settings.dump.clips_per_shard
-    for name in [k for k in group.array_keys() if k in ("logits", "clip_ids")]:
-        del group[name]
-    group.create_array("logits", data=logits[row_in_file[matched]], chunks=(1, c), shards=(min(chunk, n), c))
-    group.create_array("clip_ids", data=store.clip_ids[matched].astype(np.dtypes.StringDType()))
+    group, fresh = writer.open()
+    if fresh:
+        predictions.create_arrays(group, store.clip_ids[matched], len(store.classes), settings.dump.clips_per_shard)
+    predictions.write_block(group, 0, logits[row_in_file[matched]])
     writer.mark_done(group, 0)
-    group.attrs.update({"classes": store.classes, "features_fingerprint": store.fingerprint,
-                        "features": str(store.path), "run": run.split, "seed": run.seed, "teacher": teacher,
-                        "views": None, "multi_label": store.multi_label, "created_by": "cmkd dump_logits",
-                        "direction": direction,
-                        "coverage": coverage, "code": code_version()})
+    predictions.describe(group, store, run, direction, teacher, coverage=coverage)
     writer.commit(group)
     return coverage

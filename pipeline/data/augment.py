@@ -13,6 +13,9 @@ online) and the dump's augmented views use `draw` and `apply`, so they all see t
               widest to the clip (time_mask x the clip's frames / the window's) and places it inside the clip: a
               recipe's 40 frames were set for clips that fill the window, and would erase most of a short word
 
+A clip's draws travel by name (`Draws`: one array per field of FIELDS, a row per clip), from `draw` to `apply`
+and `mix`; only a cache's audit record (view_params) stores them as columns, in FIELDS order.
+
 Where the generator comes from is the only difference between the uses: a training batch draws from a seed the
 epoch's plan gave it (pipeline/data/batches.py); a cached view draws from the 63-bit seed recorded for that
 (clip, view) in the cache (`view_seeds`), so the student replays bit for bit the input the teacher saw.
@@ -29,7 +32,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..settings import owned_section, validated
+
 FIELDS = ("partner", "weight", "shift", "freq_start", "freq_width", "time_start", "time_width")
+Draws = dict  # field name -> [clips] array (numpy, or a tensor once on the device)
 
 
 class AugmentSettings(BaseModel):
@@ -51,10 +57,13 @@ class AugmentSettings(BaseModel):
         return self.model_dump()
 
 
+owned_section("augment", lambda key, raw, where: validated(AugmentSettings, raw, (key,), where))
+
+
 def draw(rng: np.random.Generator, row: int, cfg: AugmentSettings, frames: int, bins: int,
-         pool: np.ndarray, length: int | None = None) -> np.ndarray:
-    """The parameters (FIELDS) of one augmentation of clip `row`; `pool` holds the rows a mixup partner comes from,
-    `length` the clip's frames before padding (mask_scale: clip)."""
+         pool: np.ndarray, length: int | None = None) -> tuple:
+    """The parameters of one augmentation of clip `row`, in FIELDS order; `pool` holds the rows a mixup partner
+    comes from, `length` the clip's frames before padding (mask_scale: clip)."""
     partner, weight = row, 1.0
     if cfg.mixup > 0 and rng.random() < cfg.mixup:
         partner = int(pool[rng.integers(len(pool))])
@@ -66,23 +75,44 @@ def draw(rng: np.random.Generator, row: int, cfg: AugmentSettings, frames: int, 
     widest = cfg.time_mask if span == frames else cfg.time_mask * span // frames
     time_width = int(rng.integers(0, min(widest, span) + 1)) if cfg.time_mask else 0
     time_start = int(rng.integers(0, span - time_width + 1))
-    return np.array([partner, weight, shift, freq_start, freq_width, time_start, time_width], dtype=np.float64)
+    return partner, weight, shift, freq_start, freq_width, time_start, time_width
+
+
+def _by_name(drawn: list[tuple]) -> Draws:
+    columns = list(zip(*drawn)) if drawn else [()] * len(FIELDS)
+    return {name: np.array(values, dtype=np.float64 if name == "weight" else np.int64)
+            for name, values in zip(FIELDS, columns)}
 
 
 def draw_batch(seed: int, rows: np.ndarray, cfg: AugmentSettings, frames: int, bins: int,
-               pool: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-    """[len(rows), len(FIELDS)]: one generator seeded by the batch, drawing each clip in turn (`lengths`: every
-    store row's frames before padding)."""
+               pool: np.ndarray, lengths: np.ndarray | None = None) -> Draws:
+    """Each clip's draws: one generator seeded by the batch, drawing each clip in turn (`lengths`: every store
+    row's frames before padding)."""
     rng = np.random.default_rng(seed)
-    return np.stack([draw(rng, int(r), cfg, frames, bins, pool, None if lengths is None else int(lengths[r]))
+    return _by_name([draw(rng, int(r), cfg, frames, bins, pool, None if lengths is None else int(lengths[r]))
                      for r in rows])
 
 
 def draw_views(seeds: np.ndarray, rows: np.ndarray, cfg: AugmentSettings, frames: int, bins: int,
-               pool: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-    """[len(rows), len(FIELDS)]: clip rows[i] drawn from its own view seed seeds[i]."""
-    return np.stack([draw(np.random.Generator(np.random.PCG64(int(s))), int(r), cfg, frames, bins, pool,
+               pool: np.ndarray, lengths: np.ndarray | None = None) -> Draws:
+    """Each clip's draws: clip rows[i] drawn from its own view seed seeds[i]."""
+    return _by_name([draw(np.random.Generator(np.random.PCG64(int(s))), int(r), cfg, frames, bins, pool,
                           None if lengths is None else int(lengths[r])) for s, r in zip(seeds, rows)])
+
+
+def take(draws: Draws, index) -> Draws:
+    """The draws of some clips (an index or a slice of the batch)."""
+    return {name: values[index] for name, values in draws.items()}
+
+
+def to_device(draws: Draws, device) -> Draws:
+    """The draws as tensors on `device` (where `apply` and `mix` run)."""
+    return {name: torch.as_tensor(values).to(device, non_blocking=True) for name, values in draws.items()}
+
+
+def as_columns(draws: Draws) -> np.ndarray:
+    """[clips, len(FIELDS)]: the draws as a cache's audit record stores them (view_params)."""
+    return np.stack([np.asarray(draws[name], dtype=np.float64) for name in FIELDS], axis=1)
 
 
 def view_seeds(clip_ids: np.ndarray, views: int, seed: int) -> np.ndarray:
@@ -95,21 +125,22 @@ def view_seeds(clip_ids: np.ndarray, views: int, seed: int) -> np.ndarray:
     return seeds
 
 
-def apply(x: torch.Tensor, x_partner: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+def apply(x: torch.Tensor, x_partner: torch.Tensor, draws: Draws) -> torch.Tensor:
     """Each clip's augmentation applied to normalised features x [B, T, F] (x_partner: each clip's mixup partner)."""
     b, t, f = x.shape
-    p = params.to(x.device)
-    x = mix(x, x_partner, p)
-    source = (torch.arange(t, device=x.device).view(1, t) - p[:, 2].long().view(b, 1)) % t  # roll by the shift
+    d = to_device(draws, x.device)
+    x = mix(x, x_partner, d)
+    source = (torch.arange(t, device=x.device).view(1, t) - d["shift"].view(b, 1)) % t  # roll by the shift
     x = torch.gather(x, 1, source.unsqueeze(-1).expand(b, t, f))
     bins, frames = torch.arange(f, device=x.device).view(1, f), torch.arange(t, device=x.device).view(1, t)
-    freq_masked = (bins >= p[:, 3:4]) & (bins < p[:, 3:4] + p[:, 4:5])
-    time_masked = (frames >= p[:, 5:6]) & (frames < p[:, 5:6] + p[:, 6:7])
+    freq_start, time_start = d["freq_start"].view(b, 1), d["time_start"].view(b, 1)
+    freq_masked = (bins >= freq_start) & (bins < freq_start + d["freq_width"].view(b, 1))
+    time_masked = (frames >= time_start) & (frames < time_start + d["time_width"].view(b, 1))
     keep = ~(freq_masked.unsqueeze(1) | time_masked.unsqueeze(2))
     return x * keep.to(x.dtype)
 
 
-def mix(a: torch.Tensor, a_partner: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+def mix(a: torch.Tensor, a_partner: torch.Tensor, draws: Draws) -> torch.Tensor:
     """w * a + (1 - w) * a_partner with each clip's mixup weight: features, labels or teacher targets alike."""
-    weight = params[:, 1].to(a.device, a.dtype).view(-1, *([1] * (a.dim() - 1)))
+    weight = torch.as_tensor(draws["weight"]).to(a.device, a.dtype).view(-1, *([1] * (a.dim() - 1)))
     return weight * a + (1 - weight) * a_partner

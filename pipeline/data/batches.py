@@ -19,8 +19,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..stores import FeatureStore, PredictionStore, read_rows
-from .augment import AugmentSettings, apply, draw_batch, draw_views, mix
+from ..stores.features import FeatureStore
+from ..stores.predictions import PredictionStore
+from ..stores.schema import read_rows
+from .augment import AugmentSettings, Draws, apply, draw_batch, draw_views, mix, take
+from .augment import to_device as draws_to
 
 TEACHER_READS = ("none", "clean", "views")  # which cached logits a batch carries
 
@@ -69,7 +72,7 @@ class Augmenter:
     view_seeds: np.ndarray | None = None  # uint64 [clips, K] of a cache with views
     lengths: np.ndarray | None = None     # every store row's frames before padding (augment.mask_scale: clip)
 
-    def params(self, spec: BatchSpec) -> np.ndarray | None:
+    def params(self, spec: BatchSpec) -> Draws | None:
         if spec.views is not None:
             return draw_views(self.view_seeds[spec.rows, spec.views], spec.rows, self.cfg, self.frames, self.bins,
                               self.pool, self.lengths)
@@ -105,7 +108,7 @@ def assemble(source, spec: BatchSpec, augmenter: Augmenter | None = None, teache
     """The batch `spec` describes, read from `source` (ZarrRows or ResidentRows); with part = (rank, ranks), this
     process's share of it.
 
-    Keys: rows, x (stored features), y (labels); when augmented, params [B, len(FIELDS)], x_partner and y_partner
+    Keys: rows, x (stored features), y (labels); when augmented, params (each clip's draws by name), x_partner and y_partner
     (each clip's mixup partner); with teacher "clean", teacher_logits / has_teacher of each clip and of its
     partner (partner_logits / partner_has_teacher); with teacher "views", those of the view each clip replays.
     """
@@ -115,15 +118,15 @@ def assemble(source, spec: BatchSpec, augmenter: Augmenter | None = None, teache
     if ranks > 1:
         share = slice(rank * len(rows) // ranks, (rank + 1) * len(rows) // ranks)
         rows, views = rows[share], None if views is None else views[share]
-        params = None if params is None else params[share]
+        params = None if params is None else take(params, share)
     order = np.argsort(rows, kind="stable")
     rows = rows[order]
     batch = {"rows": torch.from_numpy(rows), "x": source.features(rows), "y": source.labels(rows)}
     if params is not None:
-        params = params[order]
-        partners = params[:, 0].astype(np.int64)
+        params = take(params, order)
+        partners = params["partner"]
         mixed = np.flatnonzero(partners != rows)  # a clip without mixup is its own partner: read only the others
-        batch["params"] = torch.from_numpy(params)
+        batch["params"] = {name: torch.from_numpy(values) for name, values in params.items()}
         (batch["x_partner"],) = _partners((batch["x"],), lambda r: (source.features(r),), partners, mixed)
         batch["y_partner"] = source.labels(partners)
     if teacher == "clean":
@@ -186,7 +189,7 @@ def to_device(batch: dict, normalization, device: torch.device) -> tuple[torch.T
     x = normalization(batch["x"].to(device, non_blocking=True))
     y = batch["y"].to(device, non_blocking=True)
     if "params" in batch:
-        params = batch["params"].to(device, non_blocking=True)
+        params = draws_to(batch["params"], device)
         x = apply(x, normalization(batch["x_partner"].to(device, non_blocking=True)), params)
         y = mix(y, batch["y_partner"].to(device, non_blocking=True), params)
     return x, y

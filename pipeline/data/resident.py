@@ -16,7 +16,8 @@ import dask.array as da
 import numpy as np
 import torch
 
-from ..stores import FeatureStore, PredictionStore
+from ..stores.features import FeatureStore
+from ..stores.predictions import PredictionStore
 
 MEMORY_FRACTION = 0.5  # of the device's available memory, at most, for the resident stores
 

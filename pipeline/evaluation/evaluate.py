@@ -16,7 +16,8 @@ from ..data.batches import BatchSource, ZarrRows
 from ..models.checkpoint import check_trained_on, load_checkpoint
 from ..runs import Run
 from ..runtime import device
-from ..stores import FeatureStore
+from ..stores.features import FeatureStore
+from ..task import metrics, task_for
 from .inference import predict
 
 
@@ -29,14 +30,15 @@ def evaluate(settings, name: str, run: Run) -> dict:
     rows, val_rows = store.indices("test"), store.indices("val")
     source = BatchSource(ZarrRows(store), num_workers=settings.train.num_workers)
     logits = predict(model, source, rows, settings.train.batch_size, meta.input_normalization)
-    metrics = store.task.metrics(logits, store.labels[rows], store.classes)
-    per_class = {**metrics.pop("per_class"), "unscored": metrics.pop("classes_unscored")}
+    task = task_for(store.multi_label)
+    scores = metrics.compute(task, logits, store.labels[rows], store.classes)
+    per_class = {**scores.pop("per_class"), "unscored": scores.pop("classes_unscored")}
     # the model as saved scored on the validation clips too: what settings are chosen by (cmkd compare)
-    val = store.task.score(predict(model, source, val_rows, settings.train.batch_size, meta.input_normalization),
+    val = task.score(predict(model, source, val_rows, settings.train.batch_size, meta.input_normalization),
                            store.labels[val_rows])
-    result = {**metrics, f"val_{store.task.headline}": val, "clips": int(len(rows)), "val_clips": int(len(val_rows)),
-              "run": run.split, "seed": run.seed, "task": store.task.name, "model": meta.network["name"],
-              "architecture": meta.architecture}
+    result = {**scores, f"val_{task.headline}": val, "clips": int(len(rows)), "val_clips": int(len(val_rows)),
+              "run": run.split, "seed": run.seed, "task": task.name, "model": meta.network["name"],
+              "architecture": meta.architecture, "distill": meta.distill}
     layout.results_dir(name, run).mkdir(parents=True, exist_ok=True)
     layout.metrics(name, run).write_text(json.dumps(result, indent=2) + "\n")
     layout.per_class(name, run).write_text(json.dumps(per_class, indent=1) + "\n")

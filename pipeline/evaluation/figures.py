@@ -28,7 +28,7 @@ def draw_figures(results: list) -> None:
     for r in results:
         roles_figure(r)
         validation_figure(r)
-        if not r.task.multi_label:
+        if r.task.confusion:
             confusion_figure(r)
 
 

@@ -119,7 +119,7 @@ def write_report(settings) -> str:
     if len(results) > 1:
         lines += side_by_side(results, summaries, key)
     for r in results:
-        lines += direction_section(settings, r, summaries[r.direction.name])
+        lines += direction_section(r, summaries[r.direction.name])
     text = "\n".join(lines)
     layout.RESULTS.mkdir(parents=True, exist_ok=True)
     layout.REPORT.write_text(text)
@@ -145,14 +145,17 @@ def side_by_side(results: list[DirectionResults], summaries: dict, key: str) -> 
     return lines + [""]
 
 
-def direction_section(settings, r: DirectionResults, s: dict) -> list[str]:
+def direction_section(r: DirectionResults, s: dict) -> list[str]:
     key, runs, first = r.task.headline, r.runs, r.metrics
     name = r.direction.name
+    distilled = {json.dumps(first["student"][run].get("distill"), sort_keys=True) for run in runs}
+    with_ = "; ".join(f"lambda = {d.get('lambda')}, tau = {d.get('tau')}" for d in map(json.loads, sorted(distilled))
+                      if d) or "lambda, tau: not recorded"
     lines = [
         f"## {name}: {r.direction.teacher} ({first['teacher'][runs[0]]['model']}) -> {r.direction.student} "
         f"({first['student'][runs[0]]['model']})",
         "",
-        f"lambda = {settings.distill.lam}, tau = {settings.distill.tau}; test-split {key} per run and seed"
+        f"{with_}; test-split {key} per run and seed"
         + (f", and the mean ± standard deviation over all {len(runs)}." if len(runs) > 1 else "."),
         "",
         "| run | seed | test clips | " + " | ".join(DESCRIPTIONS[role] for role in ROLES) + " |",
@@ -176,7 +179,7 @@ def direction_section(settings, r: DirectionResults, s: dict) -> list[str]:
     lines += class_changes(r)
     lines += [f"![the three roles per run, with 95 % intervals](figures/{name}-roles.png)",
               f"![validation curves](figures/{name}-validation.png)"]
-    if not r.task.multi_label:
+    if r.task.confusion:
         lines.append(f"![the student's and the baseline's confusion matrices](figures/{name}-confusion.png)")
     return lines + [""]
 

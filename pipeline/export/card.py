@@ -41,15 +41,16 @@ def read_results(meta: Checkpoint, results: Path | None) -> tuple[dict | None, d
     return metrics, summary
 
 
-def write_card(out: Path, checkpoint: Path, meta: Checkpoint, fmt: str, loads_with: str, difference: float,
+def write_card(out: Path, checkpoint: Path, meta: Checkpoint, family, loads_with: str, difference: float,
                results: Path | None, command: str | None) -> Path:
+    """README.md in `out` for a model of `family` (pipeline/models) exported as its ecosystem's folder."""
+    fmt = family.folder_format
     metrics, summary = read_results(meta, results)
     task = meta.task_kind
     key = task.headline
     source = meta.dataset.get("source") or "unknown"
     front = {"library_name": LIBRARIES[fmt], "pipeline_tag": "audio-classification",
-             "tags": ["audio-classification", "knowledge-distillation", "cmkd",
-                      "audio-spectrogram-transformer" if fmt == "huggingface" else "efficientnet"],
+             "tags": ["audio-classification", "knowledge-distillation", "cmkd", *family.card_tags],
              "datasets": [source], "metrics": [key]}
     if metrics is not None:
         front["model-index"] = [{"name": f"cmkd {meta.network['name']}", "results": [{
@@ -124,7 +125,7 @@ def results_section(meta: Checkpoint, metrics: dict | None, summary: dict | None
     if metrics is None:
         lines += ["- No test metrics found beside it (run `dvc repro` in its workspace, or give `--results`).", ""]
         return lines
-    shown = {k: round(v, 4) for k, v in metrics.items() if k in ("accuracy", "mAP", "mean_auc", "d_prime")}
+    shown = {k: round(metrics[k], 4) for k in meta.task_kind.reported if k in metrics}
     lines += [f"- Test split of run {meta.run} (seed {meta.seed}, {metrics['clips']} clips): "
               + ", ".join(f"{k} {v}" for k, v in shown.items()) + "."]
     if summary:

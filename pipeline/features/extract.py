@@ -1,19 +1,5 @@
-"""Stage `features`: Kaldi fbank for every clip, computed in parallel with Dask, written to a sharded Zarr store.
-
-Store layout (one row per clip, in manifest order):
-  features   float16 [clips, frames, mel_bins]  raw log-mel, chunk = one clip, shard = `clips_per_shard` clips
-  labels     uint8   [clips, classes]           multi-hot
-  clip_ids   str     [clips]
-  split      str     [clips]                    the manifest's train / val / test
-  fold       int16   [clips]                    the dataset's own fold, 0 if none (runs foldK, pipeline/runs.py)
-  group      str     [clips]                    the clip's group (speaker, recording, ...), "" if none
-  num_frames int32   [clips]                    frames before padding or cropping
-  clip_stats float64 [clips, 2]                 sum and sum of squares of each clip's features, so that any run's
-                                                normalisation statistics come from its own training clips
-  skipped    str     [clips]                    why a clip was left out (features.on_error: skip), or ""
-  attrs: classes, multi_label, validation_fraction (data.split.val, pipeline/runs.py), feature params, fbank (which
-         implementation: Kaldi per clip on the CPU, batched on a GPU), fingerprint (of manifest, classes and params),
-         created_by, code version
+"""Stage `features`: Kaldi fbank for every clip, computed in parallel with Dask, written to a sharded Zarr store
+(its layout: pipeline/stores/features.py), block by block, resumably (pipeline/stores/writer.py).
 """
 from __future__ import annotations
 
@@ -34,6 +20,8 @@ from rich.progress import Progress
 from .. import layout
 from ..manifest import Clip, read_classes, read_manifest
 from ..provenance import code_version
+from ..stores.features import VERSION, create_arrays, write_block
+from ..stores.schema import schema
 from ..stores.writer import ResumableStore, block_ranges
 from .audio import AudioError, load_audio
 from .fbank import BatchedFbank, fbank, pad_batch, pad_or_crop
@@ -175,12 +163,7 @@ def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg) 
     bad = [(str(clip.path), reason.removeprefix(f"{clip.path}: ")) for clip, reason in zip(clips, reasons) if reason]
     if bad and cfg.on_error == "fail":
         return bad, used
-    end = start + len(clips)
-    group["features"][start:end] = block_feats
-    group["num_frames"][start:end] = frames
-    group["skipped"][start:end] = np.array(reasons, dtype=np.dtypes.StringDType())
-    as64 = block_feats.astype(np.float64)
-    group["clip_stats"][start:end] = np.stack([as64.sum(axis=(1, 2)), (as64**2).sum(axis=(1, 2))], axis=1)
+    write_block(group, start, block_feats, frames, reasons)
     ResumableStore.mark_done(group, block)
     return bad, used
 
@@ -200,6 +183,8 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
                         skipped_list: Path | None = None, validation_fraction: float = 0.15) -> None:
     """Write the feature store at `out` from a manifest; with features.on_error: skip, clips that cannot be used
     are left out of every split, and `skipped_list` (a CSV: clip_id, path, reason) names them."""
+    source = Path(manifest).with_name("source.json")
+    dataset = json.loads(source.read_text()) if source.is_file() else {}
     classes = read_classes(classes_file)
     clips = read_manifest(manifest, classes, multi_label)
     n, shard = len(clips), cfg.clips_per_shard
@@ -207,7 +192,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
     writer = ResumableStore(out, fingerprint(manifest, classes, cfg, multi_label), len(blocks))
     group, fresh = writer.open()
     if fresh:
-        create_arrays(group, clips, classes, cfg)
+        create_arrays(group, clips, classes, cfg.target_frames, cfg.num_mel_bins, shard)
 
     pending = writer.pending(group)
     # named by block, so Dask's order is the same on every run (random names made it vary from run to run)
@@ -237,6 +222,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
                          f"files, or set features.on_error: skip to leave them out:\n" + problem_table(bad))
 
     group.attrs.update({
+        **schema("features", VERSION),
         "classes": classes,
         "multi_label": multi_label,
         "validation_fraction": validation_fraction,  # the share of whole groups a fold run validates on, if it must
@@ -245,6 +231,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         "fbank": used[0] if len(used) == 1 else used,
         "fingerprint": writer.fingerprint,
         "manifest": str(manifest),
+        "dataset": dataset,  # where prepare read it from (data/raw/source.json): what a checkpoint records
         "created_by": "cmkd features",
         "code": code_version(),
     })
@@ -255,24 +242,6 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         raise AudioError(f"{manifest}: every clip was skipped (see {skipped_list})")
     del group.attrs["_fbank"]
     writer.commit(group)
-
-
-def create_arrays(group: zarr.Group, clips: list[Clip], classes: list[str], cfg) -> None:
-    n, shard, frames, bins = len(clips), cfg.clips_per_shard, cfg.target_frames, cfg.num_mel_bins
-    group.create_array("features", shape=(n, frames, bins), chunks=(1, frames, bins), shards=(shard, frames, bins),
-                       dtype="float16")
-    group.create_array("num_frames", shape=(n,), chunks=(shard,), dtype="int32")
-    group.create_array("clip_stats", shape=(n, 2), chunks=(shard, 2), dtype="float64")
-    labels = np.zeros((n, len(classes)), dtype=np.uint8)
-    index = {c: i for i, c in enumerate(classes)}
-    for row, clip in enumerate(clips):
-        labels[row, [index[label] for label in clip.labels]] = 1
-    group.create_array("labels", data=labels, chunks=(min(n, 65536), len(classes)))
-    group.create_array("clip_ids", data=np.array([c.clip_id for c in clips], dtype=np.dtypes.StringDType()))
-    group.create_array("split", data=np.array([c.split for c in clips], dtype=np.dtypes.StringDType()))
-    group.create_array("fold", data=np.array([c.fold for c in clips], dtype=np.int16))
-    group.create_array("group", data=np.array([c.group for c in clips], dtype=np.dtypes.StringDType()))
-    group.create_array("skipped", shape=(n,), chunks=(shard,), dtype=np.dtypes.StringDType(), fill_value="")
 
 
 def problem_table(problems: list[tuple[str, str]]) -> str:

@@ -1,20 +1,32 @@
-"""One entry point, `create_model(name, ...)`, over a registry of named configurations (as in timm).
+"""One entry point, `create_model(name, ...)`, over a registry of model families (as in timm).
 
-Every model takes log-mel features [batch, frames, mel_bins] and returns logits [batch, classes]. A model family
-lives in one file of this package: its network, its settings class (a ModelConfig: the keys `models.<key>` may
-hold in params.yaml) and the adapters for the checkpoints people have of it. Every module here is imported below,
-so a new family registers itself by being a file in this folder.
+Every model takes log-mel features [batch, frames, mel_bins] and returns logits [batch, classes]. A model family is
+one `Family` object in one file of pipeline/models/families/, registered with `register_family`: its settings class
+(the keys `models.<key>` may hold in params.yaml), its named models, the adapter that loads the checkpoints people
+have of it, what `cmkd convert` reads, the folder its ecosystem loads, and what a model card and the benchmark say
+of it. A new family is a new file there; nothing else names it.
+
+Families are imported when a model of theirs is asked for, and only then: a model's family is the first of the
+`_`-separated words of its name that names a file in families/ (`efficientnet_b0` and `tf_efficientnet_b2` in
+efficientnet.py, `mobilenetv3_large_100` in mobilenetv3.py). A stage that trains the CNN never imports the AST's
+file, so a change there cannot change it (DVC learns which file a `models.<key>` uses from stage `model_code`).
 """
 from __future__ import annotations
 
 import importlib
-import pkgutil
-from typing import Callable, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError
+from ..settings import ParamsError, owned_section, validated
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+FAMILIES = Path(__file__).resolve().parent / "families"
 
 
 class ModelConfig(BaseModel):
@@ -37,28 +49,95 @@ class PretrainedError(InputError, ValueError):
     """A weights file that does not fit the model it is loaded into (pipeline/models/pretrained.py)."""
 
 
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], type[ModelConfig]]] = {}
+class Family:
+    """Everything about one kind of network. A family file subclasses this, fills `models` and overrides what its
+    checkpoints and ecosystem need; the defaults say "not supported" in words a user can act on."""
+    name: str = ""                         # its file's name
+    kind: str = ""                         # "cnn" or "transformer": what a model card and the bench call it
+    config: type[ModelConfig] = ModelConfig
+    folder_format: str | None = None       # `cmkd export --format folder`: the ecosystem folder it writes
+    card_tags: tuple[str, ...] = ()        # the model card's tags beyond cmkd's own
+    bench_models: dict[str, str] = {}      # `cmkd bench --size` tiny | cpu | gpu: the model its training rows time
+    export_models: dict[str, str] = {}     # ... and the one its deployment rows time
+
+    def __init__(self):
+        self.models: dict[str, Callable[..., nn.Module]] = {}
+
+    def build(self, name: str, num_classes: int, num_frames: int, num_mel_bins: int, **kwargs) -> nn.Module:
+        model = self.models[name](num_classes=num_classes, num_frames=num_frames, num_mel_bins=num_mel_bins, **kwargs)
+        model.family = self  # what loads weights into it and exports it (not part of its state)
+        return model
+
+    def pretrained_state(self, model: nn.Module, sd: dict[str, torch.Tensor], meta: dict,
+                         path: Path) -> dict[str, torch.Tensor]:
+        """A weights file's state dict in `model`'s keys and shapes (pipeline/models/pretrained.py loads it)."""
+        if "checkpoint" in meta:
+            return dict(sd)  # a checkpoint this project wrote
+        raise PretrainedError(f"{path}: the {self.name} family reads no weights but cmkd checkpoints of its own")
+
+    def describe_checkpoint(self, sd: dict, meta: dict, path: Path, frames: int | None) -> dict | None:
+        """What `cmkd convert` needs to rebuild a model of this family from `sd` (the keys of
+        pipeline/models/convert.py), or None when the file is not one of this family's."""
+        return None
+
+    def write_folder(self, model: nn.Module, meta, out: Path) -> tuple[Callable, str]:
+        """Write `model` as its ecosystem's folder in `out`; returns (a function from the normalised fbank [batch,
+        frames, mel bins] to the folder's logits, read back by the ecosystem's own loader, and the line that loads
+        it)."""
+        raise ValueError(f"{meta.network['name']}: the {self.name} family has no ecosystem folder; export it as ONNX "
+                         "or TorchScript")
 
 
-def register_model(name: str, factory: Callable[..., nn.Module], config: type[ModelConfig] = ModelConfig) -> None:
-    if name in _REGISTRY:
-        raise ValueError(f"model {name!r} registered twice")
-    _REGISTRY[name] = (factory, config)
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Called once by each family file with its Family (its models filled)."""
+    if family.name in _FAMILIES:
+        raise ValueError(f"model family {family.name!r} registered twice")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def family_names() -> list[str]:
+    return sorted(p.stem for p in FAMILIES.glob("*.py") if p.stem != "__init__")
+
+
+def family_file(name: str) -> Path | None:
+    """The file of the family a model name belongs to (by the naming rule above), or None."""
+    files = set(family_names())
+    stem = next((word for word in name.split("_") if word in files), None)
+    return FAMILIES / f"{stem}.py" if stem else None
+
+
+def family(name: str) -> Family:
+    """The family of the model `name`, its file imported on first use."""
+    path = family_file(name)
+    if path is not None:
+        importlib.import_module(f"{__name__}.families.{path.stem}")
+        found = _FAMILIES.get(path.stem)
+        if found is not None and name in found.models:
+            return found
+    raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+
+
+def all_families() -> list[Family]:
+    """Every family, each file imported (`cmkd models`, `cmkd convert`, the bench)."""
+    for stem in family_names():
+        importlib.import_module(f"{__name__}.families.{stem}")
+    return [_FAMILIES[stem] for stem in sorted(_FAMILIES)]
 
 
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(name for f in all_families() for name in f.models)
 
 
 def config_class(name: str) -> type[ModelConfig]:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    return _REGISTRY[name][1]
+    return family(name).config
 
 
 def create_model(name: str, num_classes: int, num_frames: int, num_mel_bins: int = 128, **kwargs) -> nn.Module:
-    config_class(name)  # the error names the registered models
-    return _REGISTRY[name][0](num_classes=num_classes, num_frames=num_frames, num_mel_bins=num_mel_bins, **kwargs)
+    return family(name).build(name, num_classes, num_frames, num_mel_bins, **kwargs)
 
 
 def build_model(cfg: ModelConfig | dict, num_classes: int, num_frames: int, num_mel_bins: int) -> nn.Module:
@@ -69,5 +148,15 @@ def build_model(cfg: ModelConfig | dict, num_classes: int, num_frames: int, num_
                         **cfg.build_kwargs())
 
 
-for _module in pkgutil.iter_modules(__path__):  # fills the registry: every family is a module of this package
-    importlib.import_module(f"{__name__}.{_module.name}")
+def validate_config(key: str, raw: Any, where: str) -> ModelConfig:
+    """params `models.<key>`, validated by its family's settings class (the owner of params `models`)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise ParamsError(f"{where}: 1 problem\n  models.{key}: needs a mapping with a `name` (a registered model)")
+    try:
+        cls = config_class(raw["name"])
+    except KeyError as e:
+        raise ParamsError(f"{where}: 1 problem\n  models.{key}.name = {raw['name']!r}: {e.args[0]}") from None
+    return validated(cls, raw, ("models", key), where)
+
+
+owned_section("models", validate_config)

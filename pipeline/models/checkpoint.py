@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import InputError
 from ..normalization import Normalization
 from ..provenance import code_version
-from ..stores import StoreMismatchError
+from ..stores.schema import StoreMismatchError
 from ..task import Task, task_named
 from . import build_model
 from .ensemble import Ensemble
@@ -80,6 +80,19 @@ class Checkpoint(BaseModel):
     def fbank(self) -> dict:
         """The Kaldi fbank parameters its inputs are computed with: the recipe's, with what it records on top."""
         return {**RECIPE_FEATURES, **self.features}
+
+
+def trained_on(store, normalization: Normalization | None = None) -> dict:
+    """The Checkpoint fields a feature store decides (pipeline/stores/features.py): what the model is fed (frames, mel
+    bins, fbank, normalisation: the run's training statistics unless given), what it predicts (classes, task) and
+    which store and run it was trained on. Every checkpoint made from a store is described through here."""
+    clips = {split: int((store.split == split).sum()) for split in ("train", "val", "test")}
+    return {"num_classes": len(store.classes), "num_frames": store.num_frames, "num_mel_bins": store.num_mel_bins,
+            "classes": list(store.classes), "task": "multi-label" if store.multi_label else "single-label",
+            "normalization": (normalization or store.normalization).as_dict(),
+            "features": dict(store.group.attrs.get("feature_params", {})), "run": store.run,
+            "features_fingerprint": store.fingerprint,
+            "dataset": {**dict(store.group.attrs.get("dataset", {})), "clips": clips}}
 
 
 def save_checkpoint(path: Path, model: nn.Module, meta: Checkpoint, ensemble: list[dict] | None = None) -> None:

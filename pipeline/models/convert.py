@@ -1,9 +1,9 @@
 """`cmkd convert SRC --out model.pt`: a checkpoint people have (the AST repository's .pth, a Hugging Face
-ASTForAudioClassification folder, a PSLA EfficientNet .pth) as a cmkd checkpoint, which every stage and
-`cmkd predict` loads.
+ASTForAudioClassification folder, a PSLA EfficientNet .pth, a timm folder cmkd exported) as a cmkd checkpoint,
+which every stage and `cmkd predict` loads.
 
-The format is told from the keys; each family says what a file of its holds (`describe_checkpoint` in its module)
-and maps the keys (`pretrained_state`). The result carries what the model was trained with: its class list, its
+The format is told from the keys; each family says what a file of its holds (its `describe_checkpoint`) and maps
+the keys (its `pretrained_state`): the families are asked in turn (pipeline/models/families/). The result carries what the model was trained with: its class list, its
 input normalisation, its features (frames, mel bins), and where it came from (the source file's sha256).
 """
 from __future__ import annotations
@@ -11,13 +11,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from . import PretrainedError, build_model, config_class
-from .ast import describe_checkpoint as describe_ast
+from . import PretrainedError, all_families, build_model, config_class
 from .checkpoint import Checkpoint, file_sha256, save_checkpoint
-from .efficientnet import describe_checkpoint as describe_psla
 from .pretrained import read_state_dict, weights_file
-
-DESCRIBERS = (describe_ast, describe_psla)  # a family with checkpoints to convert adds its `describe_checkpoint` here
 
 # The normalisation (mean, std; input = (x - mean) / (2 std)) a file's training set implies, where the file itself
 # does not say: AudioSet's 527 classes (method.md, the AST recipe).
@@ -45,10 +41,11 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
     """Write `src` as a cmkd checkpoint at `out`; returns what was read, mapped and assumed."""
     src = Path(src)
     sd, meta = read_state_dict(src)
-    described = next((d for describe in DESCRIBERS if (d := describe(sd, meta, src, frames)) is not None), None)
+    described = next((d for family in all_families()
+                      if (d := family.describe_checkpoint(sd, meta, src, frames)) is not None), None)
     if described is None:
         raise PretrainedError(f"{src}: not a checkpoint cmkd can convert (the AST repository's .pth, a Hugging "
-                              "Face ASTForAudioClassification, a PSLA EfficientNet)")
+                              "Face ASTForAudioClassification, a PSLA EfficientNet, a timm folder cmkd exported)")
     n = described["num_classes"]
     notes = []
     if classes is not None:
@@ -77,7 +74,7 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
 
     model_config = config_class(described["name"]).model_validate({"name": described["name"], **described["model"]})
     model = build_model(model_config, n, described["num_frames"], described["num_mel_bins"])
-    mapped = model.pretrained_state(sd, meta, src)
+    mapped = model.family.pretrained_state(model, sd, meta, src)
     own = model.state_dict()
     if set(mapped) != set(own) or any(mapped[k].shape != own[k].shape for k in own):
         raise PretrainedError(f"{src}: mapped weights do not fit {described['name']} (missing "

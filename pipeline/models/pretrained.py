@@ -3,7 +3,7 @@
 Accepted files: a timm ImageNet checkpoint (`.pth`/`.pt`/`.bin` state dict, or `.safetensors`) of the matching
 family, or a checkpoint this project wrote (any class count, any number of frames). Reading the file and checking
 that the result fits happen here, for every family; mapping a file's keys and shapes onto a family's network is
-that family's own `pretrained_state` method, in its file (pipeline/models/ast.py, efficientnet.py). The classifier
+that family's own `pretrained_state`, in its file (pipeline/models/families/). The classifier
 is always re-initialised when the class count differs, and never copied from ImageNet.
 """
 from __future__ import annotations
@@ -78,9 +78,7 @@ def load_pretrained(model: nn.Module, path: Path) -> dict:
     """
     path = Path(path)
     sd, meta = read_state_dict(path)
-    if not hasattr(model, "pretrained_state"):
-        raise PretrainedError(f"no pretrained-weight adapter for {type(model).__name__}")
-    sd = model.pretrained_state(sd, meta, path)  # the family's own adapter, in its file
+    sd = model.family.pretrained_state(model, sd, meta, path)  # the family's own adapter, in its file
 
     own = model.state_dict()
     head = {k for k in own if k.startswith("head.")}

@@ -16,15 +16,14 @@ stage and for `cmkd check` alike:
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from .. import layout
-from ..manifest import Clip, ManifestError, class_counts, read_manifest, write_manifest
-from ..runs import run_split
+from ..manifest import Clip, ManifestError, read_manifest, write_manifest
+from ..settings import ParamsError
 
 SOURCES: dict[str, Callable] = {}
 
@@ -39,12 +38,26 @@ def source(name: str):
     return register
 
 
+def source_problems(name: str) -> list[str]:
+    """What is wrong with params `data.source` (a line naming the key), or nothing."""
+    if name in SOURCES:
+        return []
+    import difflib
+
+    close = difflib.get_close_matches(name, SOURCES, n=1)
+    return [f"data.source = {name!r}: not a data source ({'did you mean ' + close[0] + '? ' if close else ''}"
+            f"have {', '.join(sorted(SOURCES))})"]
+
+
 def read_dataset(data, folder: Path) -> tuple[list[Clip], list[str]]:
     """The dataset params `data` describe as folder/manifest.csv + classes.txt, validated: every problem at once
     (labels, splits, duplicate ids, groups across splits). They are written under a temporary name and take the
     place of the old ones only once valid, so a bad dataset leaves an earlier manifest as it was. In a scratch
     folder (`cmkd check`) the problems name the dataset, not the scratch copy of its manifest."""
     folder = Path(folder)
+    problems = source_problems(data.source)
+    if problems:
+        raise ParamsError("params: 1 problem\n  " + problems[0])
     rows, classes = SOURCES[data.source](data, folder)
     manifest, classes_file = folder / "manifest.csv", folder / "classes.txt"
     partial, partial_classes = folder / "manifest.csv.partial", folder / "classes.txt.partial"
@@ -63,29 +76,12 @@ def read_dataset(data, folder: Path) -> tuple[list[Clip], list[str]]:
 
 
 def prepare(settings) -> None:
-    clips, classes = read_dataset(settings.data, layout.RAW)
-    for line in untrained_classes(clips, classes, settings.runs, settings.data.split.val):
-        print(f"warning: {line}")
-
-
-def untrained_classes(clips: list[Clip], classes: list[str], runs: list[str],
-                      val_fraction: float = 0.15) -> list[str]:
-    """For each run, the classes no training clip has: the model never sees a positive of them (multi-label data
-    drawn from a long tail has such classes; their test AP is then chance)."""
-    split, folds = np.array([c.split for c in clips]), np.array([c.fold for c in clips])
-    groups = np.array([c.group for c in clips])
-    lines = []
-    for run in runs:
-        try:
-            train = run_split(run, split, folds, str(layout.MANIFEST), groups, val_fraction) == "train"
-        except ValueError as e:
-            raise ManifestError(str(e)) from e
-        counts = class_counts([c for c, t in zip(clips, train) if t], classes)
-        missing = [name for name, n in counts.items() if n == 0]
-        if missing:
-            lines.append(f"run {run}: {len(missing)} of {len(classes)} classes have no training clip: "
-                         + ", ".join(missing))
-    return lines
+    """The stage: params `data` -> data/raw (manifest.csv, classes.txt) and data/raw/source.json, where the dataset
+    was read from (the feature store, and so every checkpoint, records it)."""
+    data = settings.data
+    read_dataset(data, layout.RAW)
+    source = {"source": data.source, "from": data.manifest or data.root or data.audioset.train or data.audioset.test}
+    (layout.RAW / "source.json").write_text(json.dumps(source) + "\n")
 
 
 for _module in pkgutil.iter_modules(__path__):  # fills SOURCES: every source is a module of this package

@@ -1,4 +1,22 @@
-"""The feature store the features stage writes (layout in pipeline/features/extract.py), seen through one run."""
+"""The feature store: its layout, written here block by block for the features stage (pipeline/features/extract.py),
+and read here, seen through one run.
+
+Layout (schema version 1; one row per clip, in manifest order):
+  features   float16 [clips, frames, mel_bins]  raw log-mel, chunk = one clip, shard = `clips_per_shard` clips
+  labels     uint8   [clips, classes]           multi-hot
+  clip_ids   str     [clips]
+  split      str     [clips]                    the manifest's train / val / test
+  fold       int16   [clips]                    the dataset's own fold, 0 if none (runs foldK, pipeline/runs.py)
+  group      str     [clips]                    the clip's group (speaker, recording, ...), "" if none
+  num_frames int32   [clips]                    frames before padding or cropping
+  clip_stats float64 [clips, 2]                 sum and sum of squares of each clip's features, so that any run's
+                                                normalisation statistics come from its own training clips
+  skipped    str     [clips]                    why a clip was left out (features.on_error: skip), or ""
+  attrs: cmkd_schema, classes, multi_label, validation_fraction (data.split.val, pipeline/runs.py), feature_params,
+         fbank (which implementation), fingerprint (of manifest, classes and params), manifest, dataset (where
+         prepare read it from), created_by, code version
+Version 0 (before the schema) is read as version 1: a store without `group` has every clip in no group.
+"""
 from __future__ import annotations
 
 from functools import cached_property
@@ -9,22 +27,53 @@ import zarr
 
 from ..normalization import Normalization
 from ..runs import run_split
-from ..task import Task, task_for
+from .schema import check_schema
+
+VERSION = 1
+
+
+def create_arrays(group: zarr.Group, clips: list, classes: list[str], frames: int, bins: int, shard: int) -> None:
+    """The arrays of a new store for `clips` (pipeline/manifest.py Clip), those known before extraction filled."""
+    n = len(clips)
+    group.create_array("features", shape=(n, frames, bins), chunks=(1, frames, bins), shards=(shard, frames, bins),
+                       dtype="float16")
+    group.create_array("num_frames", shape=(n,), chunks=(shard,), dtype="int32")
+    group.create_array("clip_stats", shape=(n, 2), chunks=(shard, 2), dtype="float64")
+    labels = np.zeros((n, len(classes)), dtype=np.uint8)
+    index = {c: i for i, c in enumerate(classes)}
+    for row, clip in enumerate(clips):
+        labels[row, [index[label] for label in clip.labels]] = 1
+    group.create_array("labels", data=labels, chunks=(min(n, 65536), len(classes)))
+    group.create_array("clip_ids", data=np.array([c.clip_id for c in clips], dtype=np.dtypes.StringDType()))
+    group.create_array("split", data=np.array([c.split for c in clips], dtype=np.dtypes.StringDType()))
+    group.create_array("fold", data=np.array([c.fold for c in clips], dtype=np.int16))
+    group.create_array("group", data=np.array([c.group for c in clips], dtype=np.dtypes.StringDType()))
+    group.create_array("skipped", shape=(n,), chunks=(shard,), dtype=np.dtypes.StringDType(), fill_value="")
+
+
+def write_block(group: zarr.Group, start: int, features: np.ndarray, frames: np.ndarray, reasons: list[str]) -> None:
+    """One block of clips from row `start`: their features, frames, why any was skipped, and each clip's sums."""
+    end = start + len(features)
+    group["features"][start:end] = features
+    group["num_frames"][start:end] = frames
+    group["skipped"][start:end] = np.array(reasons, dtype=np.dtypes.StringDType())
+    as64 = features.astype(np.float64)
+    group["clip_stats"][start:end] = np.stack([as64.sum(axis=(1, 2)), (as64**2).sum(axis=(1, 2))], axis=1)
 
 
 class FeatureStore:
-    """Read access to the store written by the features stage (layout in pipeline/features/extract.py), seen through one
-    run (pipeline/runs.py): `split` and the normalisation statistics are that run's."""
+    """Read access to the store written by the features stage, seen through one run (pipeline/runs.py): `split`
+    and the normalisation statistics are that run's."""
 
     def __init__(self, path: Path, run: str = "main"):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: feature store not found (run the features stage)")
         self.group = zarr.open_group(self.path, mode="r")
+        check_schema(self.group, self.path, "features", VERSION)
         attrs = self.group.attrs
         self.classes: list[str] = list(attrs["classes"])
         self.multi_label: bool = bool(attrs["multi_label"])
-        self.task: Task = task_for(self.multi_label)
         self.fingerprint: str = attrs["fingerprint"]
         self.run = run
         usable = self.skipped == ""  # clips left out by features.on_error: skip are in no split
@@ -98,6 +147,12 @@ class FeatureStore:
             return (f": the manifest marks no clip {split!r}; mark some in its split column, or leave the column "
                     f"empty and data.split sets the shares")
         return ""
+
+    def untrained_classes(self) -> list[str]:
+        """The classes no training clip of this run has: the model never sees a positive of them (multi-label data
+        drawn from a long tail has such classes; their test AP is then chance)."""
+        counts = self.labels[self.indices("train")].sum(axis=0)
+        return [name for name, n in zip(self.classes, counts) if n == 0]
 
     def validation_note(self) -> str | None:
         """Which whole groups validate this run, when the run chose them (pipeline/runs.py), else None."""

@@ -1,4 +1,16 @@
-"""The teacher's cached predictions (stage dump_logits), one row per clip of the feature store they were made from."""
+"""The teacher's cached predictions, one row per clip of the feature store they were made from: written here for the
+dump (pipeline/cache/dump.py: a teacher run here) and the import (pipeline/cache/imported.py: predictions made
+elsewhere) alike, and read here.
+
+Layout (schema version 1): logits float32 [clips, classes] (the clean clips, raw: before tau; chunk = one clip,
+sharded), clip_ids str [clips] (the feature store's, in its order; a subset when imported); with K augmented views
+(pipeline/data/augment.py) also view_seeds uint64 [clips, K], view_params float32 [clips, K, fields] (what each seed
+drew, for audit; attrs `view_fields` names the columns) and either view_logits float32 [clips, K, classes] or, with
+dump.top_k, view_top_logits float32 and view_top_classes int32 [clips, K, top_k]; with cross-fitting teacher_part
+int [clips]. attrs: cmkd_schema, classes, features_fingerprint, features (its path), run, seed, direction, teacher
+(the checkpoints and their sha256, or the imported file), views, multi_label, coverage (imported), cross_fit,
+created_by, code version.
+"""
 from __future__ import annotations
 
 from functools import cached_property
@@ -7,20 +19,62 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from . import StoreMismatchError, read_rows
+from ..provenance import code_version
 from .features import FeatureStore
+from .schema import StoreMismatchError, check_schema, read_rows, schema
+
+VERSION = 1
+
+
+def create_arrays(group: zarr.Group, clip_ids: np.ndarray, num_classes: int, clips_per_shard: int, views: int = 0,
+                  top_k: int = 0, view_seeds: np.ndarray | None = None, view_fields: tuple = ()) -> None:
+    """The arrays of a new store for `clip_ids` (the logits filled block by block by `write_block`)."""
+    n, c, shard = len(clip_ids), num_classes, min(clips_per_shard, max(len(clip_ids), 1))
+    group.create_array("logits", shape=(n, c), chunks=(1, c), shards=(shard, c), dtype="float32")
+    group.create_array("clip_ids", data=np.asarray(clip_ids).astype(np.dtypes.StringDType()))
+    if not views:
+        return
+    group.create_array("view_seeds", data=view_seeds, chunks=(shard, views))
+    group.create_array("view_params", shape=(n, views, len(view_fields)), chunks=(shard, views, len(view_fields)),
+                       dtype="float32")
+    group.attrs["view_fields"] = list(view_fields)
+    for name, width, dtype in ((("view_top_logits", top_k, "float32"), ("view_top_classes", top_k, "int32"))
+                               if top_k else (("view_logits", c, "float32"),)):
+        group.create_array(name, shape=(n, views, width), chunks=(1, views, width), shards=(shard, views, width),
+                           dtype=dtype)
+
+
+def write_block(group: zarr.Group, start: int, logits: np.ndarray, view_logits: np.ndarray | None = None,
+                view_params: np.ndarray | None = None, top_k: int = 0) -> None:
+    """Rows start.. of the clean clips' logits [clips, classes] and, with views, each view's logits [clips, K,
+    classes] (only the top k kept with dump.top_k) and the parameters its augmentation drew [clips, K, fields]."""
+    end = start + len(logits)
+    group["logits"][start:end] = logits
+    if view_logits is None:
+        return
+    group["view_params"][start:end] = view_params.astype(np.float32)
+    if top_k:
+        import torch
+
+        top = torch.from_numpy(view_logits).topk(top_k, dim=-1)
+        group["view_top_logits"][start:end] = top.values.numpy()
+        group["view_top_classes"][start:end] = top.indices.numpy().astype(np.int32)
+    else:
+        group["view_logits"][start:end] = view_logits
+
+
+def describe(group: zarr.Group, features: FeatureStore, run, direction: str, teacher: dict, views: dict | None = None,
+             **more) -> None:
+    """The store's attrs: which feature store, run and class list its rows belong to, and where they came from."""
+    group.attrs.update({**schema("predictions", VERSION), "classes": features.classes,
+                        "features_fingerprint": features.fingerprint, "features": str(features.path),
+                        "run": run.split, "seed": run.seed, "direction": direction, "teacher": teacher,
+                        "views": views, "multi_label": features.multi_label, "created_by": "cmkd dump_logits",
+                        "code": code_version(), **more})
 
 
 class PredictionStore:
-    """The teacher's cached logits, one row per clip of the feature store it was dumped from.
-
-    Layout: logits float32 [clips, classes] (the clean clips; chunk = one clip, sharded), clip_ids str [clips];
-    with K augmented views (pipeline/training/augment.py) also view_seeds uint64 [clips, K], view_params float32
-    [clips, K, len(augment.FIELDS)] (what each seed drew, for audit) and either view_logits float32
-    [clips, K, classes] or, with dump.top_k, view_top_logits float32 and view_top_classes int32 [clips, K, top_k];
-    attrs: classes, features_fingerprint, run, teacher (model configs and checkpoint sha256s), views (K and the
-    view config), tau-free raw logits.
-    """
+    """The teacher's cached logits, one row per clip of the feature store it was dumped from (layout above)."""
     TOP_K_FILL = -1.0e4  # the logit of a class outside a view's stored top k: probability ~0 under any tau
 
     def __init__(self, path: Path):
@@ -28,6 +82,7 @@ class PredictionStore:
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: teacher prediction store not found (run the dump_logits stage)")
         self.group = zarr.open_group(self.path, mode="r")
+        check_schema(self.group, self.path, "predictions", VERSION)
         self.classes: list[str] = list(self.group.attrs["classes"])
         self.features_fingerprint: str = self.group.attrs["features_fingerprint"]
         self.run: str = self.group.attrs["run"]
@@ -50,7 +105,7 @@ class PredictionStore:
 
     @cached_property
     def view_seeds(self) -> np.ndarray:
-        """uint64 [clips, K]: the seed each view's augmentation is drawn from (pipeline/training/augment.py)."""
+        """uint64 [clips, K]: the seed each view's augmentation is drawn from (pipeline/data/augment.py)."""
         return self.group["view_seeds"][:]
 
     def read(self, rows: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:

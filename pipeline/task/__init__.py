@@ -7,8 +7,10 @@
                headline metric mAP, also mean ROC-AUC and d-prime
 
 The CMKD loss is L = lambda * L_gt(psi(z_s), y) + (1 - lambda) * L_kd(psi(z_s), psi(z_t / tau)): tau divides only
-the teacher logits and there is no tau^2 factor, as in the paper. The metric functions are in metrics.py
-(scikit-learn, as the AST and PSLA code computes them).
+the teacher logits and there is no tau^2 factor, as in the paper. The headline metric, which validation selects by
+and the report's intervals resample, is headline.py's, and every module scores with `Task.score` / `scores`; the
+full set an evaluation reports (per class, AUC, d-prime, confusion) is metrics.py's, which only the evaluation and
+the audit import, so changing it re-runs no training.
 """
 from __future__ import annotations
 
@@ -16,15 +18,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import metrics
+from . import headline
 
 
 class Task:
     name: str
     multi_label: bool
     headline: str               # the metric a report leads with and validation selects by
-    reported: tuple[str, ...]   # the metrics a report tabulates (metrics.REPORTED)
+    reported: tuple[str, ...]   # the metrics a report tabulates (metrics.py computes them), headline first
     per_class: str              # the per-class value (classes.json, the report's per-class plot)
+    confusion: bool             # whether an evaluation counts a confusion matrix (the report draws it)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -49,16 +52,27 @@ class Task:
         kd = self.kd_loss(logits, teacher_probs)
         return lam * gt + (1 - lam) * kd, gt, kd
 
-    def metrics(self, logits: np.ndarray, labels: np.ndarray, classes: list[str] | None = None) -> dict:
-        """The reported metrics (flat, for `dvc metrics`) plus `per_class` details (kept apart by evaluation)."""
-        raise NotImplementedError
-
     def score(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        """The headline metric alone."""
-        return self.metrics(logits, labels)[self.headline]
+        """The headline metric of the clips."""
+        return float(self.scores(logits, labels, np.ones((1, len(labels))))[0])
+
+    def scores(self, logits: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The headline metric under each weighting of the clips (weights [R, clips]: a bootstrap resample counts
+        clip i as often as it was drawn), [R]."""
+        raise NotImplementedError
 
     def logits_from_probabilities(self, p: np.ndarray) -> np.ndarray:
         """Logits whose psi gives back p (imported teacher probabilities), p already clipped away from 0 and 1."""
+        raise NotImplementedError
+
+    def confidence(self, probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence, whether right) per prediction a calibration bins: the top class of each clip (single-label),
+        every (clip, class) pair (multi-label)."""
+        raise NotImplementedError
+
+    def weakest(self, probs: np.ndarray, labels: np.ndarray, classes: list[str], top: int = 5) -> list[dict]:
+        """Where the predictions go wrong most: the most frequent (true -> predicted) mistakes, or the classes with
+        the lowest AP (`cmkd inspect` of a cache)."""
         raise NotImplementedError
 
     def target_statistics(self, probs: np.ndarray, labels: np.ndarray) -> dict:
@@ -75,7 +89,7 @@ class Task:
 
 class SingleLabel(Task):
     name, multi_label, headline = "single-label", False, "accuracy"
-    reported, per_class = metrics.REPORTED["single-label"], "accuracy"
+    reported, per_class, confusion = ("accuracy",), "accuracy", True
 
     def probabilities(self, logits):
         return torch.softmax(logits, dim=-1)
@@ -86,14 +100,24 @@ class SingleLabel(Task):
     def kd_loss(self, logits, teacher_probs):
         return F.kl_div(F.log_softmax(logits, dim=-1), teacher_probs, reduction="batchmean")
 
-    def metrics(self, logits, labels, classes=None):
-        return metrics.classification(logits, labels, classes)
-
     def score(self, logits, labels):
-        return float((logits.argmax(1) == labels.argmax(1)).mean())
+        return headline.accuracy(logits, labels)
+
+    def scores(self, logits, labels, weights):
+        return headline.accuracy(logits, labels, weights)
 
     def logits_from_probabilities(self, p):
         return np.log(p)
+
+    def confidence(self, probs, labels):
+        return probs.max(1), (probs.argmax(1) == labels.argmax(1)).astype(np.float64)
+
+    def weakest(self, probs, labels, classes, top=5):
+        truth, guess = labels.argmax(1), probs.argmax(1)
+        pairs, counts = np.unique(np.stack([truth, guess], 1)[truth != guess], axis=0, return_counts=True)
+        order = np.argsort(-counts, kind="stable")[:top]
+        return [{"true": classes[pairs[i][0]], "predicted": classes[pairs[i][1]], "clips": int(counts[i]),
+                 "of true class": int((truth == pairs[i][0]).sum())} for i in order]
 
     @staticmethod
     def entropy(p):
@@ -106,7 +130,7 @@ class SingleLabel(Task):
 
 class MultiLabel(Task):
     name, multi_label, headline = "multi-label", True, "mAP"
-    reported, per_class = metrics.REPORTED["multi-label"], "AP"
+    reported, per_class, confusion = ("mAP", "mean_auc", "d_prime"), "AP", False
 
     def probabilities(self, logits):
         return torch.sigmoid(logits)
@@ -119,14 +143,23 @@ class MultiLabel(Task):
         entropy = -(torch.xlogy(teacher_probs, teacher_probs) + torch.xlogy(1 - teacher_probs, 1 - teacher_probs))
         return F.binary_cross_entropy_with_logits(logits, teacher_probs) - entropy.mean()
 
-    def metrics(self, logits, labels, classes=None):
-        return metrics.tagging(logits, labels, classes)
-
     def score(self, logits, labels):
-        return metrics.mean_ap(logits, labels)
+        return headline.mean_ap(logits, labels)
+
+    def scores(self, logits, labels, weights):
+        return headline.mean_ap(logits, labels, weights)
 
     def logits_from_probabilities(self, p):
         return np.log(p) - np.log1p(-p)
+
+    def confidence(self, probs, labels):
+        return probs.ravel(), labels.ravel().astype(np.float64)
+
+    def weakest(self, probs, labels, classes, top=5):
+        aps = headline.average_precision(probs, labels)
+        order = [c for c in np.argsort(aps, kind="stable") if np.isfinite(aps[c])][:top]
+        return [{"class": classes[c], "AP": round(float(aps[c]), 4), "positives": int(labels[:, c].sum())}
+                for c in order]
 
     @staticmethod
     def entropy(p):  # the mean over classes of each one's Bernoulli entropy

@@ -1,13 +1,14 @@
-"""Evaluation metrics, computed with scikit-learn as the AST, PSLA and EfficientAT code report them.
+"""The metrics an evaluation reports, computed as the AST, PSLA and EfficientAT code report them.
 
 Single-label (`classification`): accuracy (top-1), and per class its accuracy (recall) and the confusion counts.
-Multi-label (`tagging`): mAP (mean over classes of `average_precision_score`: tied scores form one threshold, so the
-result does not depend on the order of the clips), mean ROC-AUC (`roc_auc_score`), d-prime = sqrt(2) * Phi^-1(AUC),
-and per class its AP and AUC. A class with no positive (or, for AUC, no negative) test clip has no AP: the means are
-over the classes that can be scored, and the result says how many and which could not.
+Multi-label (`tagging`): mAP (headline.py: scikit-learn's average precision, tied scores forming one threshold),
+mean ROC-AUC (scikit-learn's `roc_auc_score`), d-prime = sqrt(2) * Phi^-1(AUC), and per class its AP and AUC. A class
+with no positive (or, for AUC, no negative) test clip has no AP: the means are over the classes that can be scored,
+and the result says how many and which could not.
 
-A new metric touches this file alone: computed in `classification` or `tagging`, and named in REPORTED for the
-report's table (the first name of each is the headline, which validation selects by).
+A new metric touches this file alone: computed in `classification` or `tagging`, and named in its task's
+`reported` (pipeline/task) to appear in the report's table. Only the evaluation and the audit import this file:
+changing it re-runs no training and no dump.
 """
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from statistics import NormalDist
 
 import numpy as np
 
-REPORTED = {"single-label": ("accuracy",), "multi-label": ("mAP", "mean_auc", "d_prime")}
+from . import Task, headline
 
-# scikit-learn is imported where a metric needs it: it costs 2 s at start-up, which the stages that only train
-# (single-label validation is an accuracy) or prepare data need not pay.
+# scikit-learn is imported where a metric needs it: it costs 2 s at start-up.
+
+
+def compute(task: Task, logits: np.ndarray, labels: np.ndarray, classes: list[str] | None = None) -> dict:
+    """`task`'s reported metrics (flat, for `dvc metrics`) plus `per_class` details (kept apart by evaluation)."""
+    return (tagging if task.multi_label else classification)(logits, labels, classes)
 
 
 def d_prime(auc: float) -> float:
@@ -26,10 +31,7 @@ def d_prime(auc: float) -> float:
 
 
 def per_class_ap(scores: np.ndarray, labels: np.ndarray) -> list[float | None]:
-    from sklearn.metrics import average_precision_score
-
-    return [float(average_precision_score(labels[:, c], scores[:, c])) if labels[:, c].any() else None
-            for c in range(labels.shape[1])]
+    return [None if np.isnan(v) else float(v) for v in headline.average_precision(scores, labels)]
 
 
 def per_class_auc(scores: np.ndarray, labels: np.ndarray) -> list[float | None]:
@@ -37,11 +39,6 @@ def per_class_auc(scores: np.ndarray, labels: np.ndarray) -> list[float | None]:
 
     return [float(roc_auc_score(labels[:, c], scores[:, c])) if 0 < labels[:, c].sum() < len(labels) else None
             for c in range(labels.shape[1])]
-
-
-def mean_ap(scores: np.ndarray, labels: np.ndarray) -> float:
-    """mAP over the classes with a positive clip (tagging's headline alone)."""
-    return _mean(per_class_ap(scores, labels))
 
 
 def classification(logits: np.ndarray, labels: np.ndarray, classes: list[str] | None = None) -> dict:
@@ -52,7 +49,7 @@ def classification(logits: np.ndarray, labels: np.ndarray, classes: list[str] | 
     counts = confusion_matrix(truth, predicted, labels=np.arange(len(classes)))
     totals = counts.sum(axis=1)
     accuracy = [float(counts[c, c] / totals[c]) if totals[c] else None for c in range(len(classes))]
-    return {"accuracy": float((truth == predicted).mean()), **_scored(accuracy, classes),
+    return {"accuracy": headline.accuracy(logits, labels), **_scored(accuracy, classes),
             "per_class": {"accuracy": dict(zip(classes, accuracy)), "confusion": counts.tolist(), "classes": classes}}
 
 

@@ -12,11 +12,11 @@ import json
 
 from .. import layout
 from ..models import build_model
-from ..models.checkpoint import Checkpoint, file_sha256, save_checkpoint
+from ..models.checkpoint import Checkpoint, file_sha256, save_checkpoint, trained_on
 from ..models.pretrained import load_pretrained, read_state_dict
 from ..runs import Run
 from ..runtime import world
-from ..stores import FeatureStore
+from ..stores.features import FeatureStore
 
 
 def only_a_teacher(settings, arch: str) -> bool:
@@ -50,10 +50,8 @@ def save_adopted(settings, arch: str, run: Run, model, source: Checkpoint, store
           f"{adopted['sha256'][:12]}), normalised as it was trained: {source.input_normalization} (this run's "
           f"training clips: {store.normalization})")
     save_checkpoint(layout.checkpoint(layout.labels_model(arch), run), model, Checkpoint(
-        role="labels", architecture=arch, network=cfg.model_dump(), num_classes=len(store.classes),
-        num_frames=store.num_frames, num_mel_bins=store.num_mel_bins, classes=store.classes, task=store.task.name,
-        normalization=source.normalization, features=dict(store.group.attrs.get("feature_params", {})),
-        run=run.split, seed=run.seed, features_fingerprint=store.fingerprint,
+        role="labels", architecture=arch, network=cfg.model_dump(),
+        **trained_on(store, normalization=source.input_normalization), seed=run.seed,
         selection={"select": "adopted", "epoch": None}, adopted=adopted))
     live = layout.live_dir(layout.labels_model(arch), run)  # the stage's declared curves: none, it did not train
     (live / "plots").mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,8 @@ import warnings
 import numpy as np
 import torch
 
-from ..stores import FeatureStore, StoreMismatchError
+from ..stores.features import FeatureStore
+from ..stores.schema import StoreMismatchError
 
 MEAN_OF_PARTS = -1  # teacher_part of a row whose logits are the mean of the k teachers (not a training clip)
 

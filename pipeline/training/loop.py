@@ -29,12 +29,12 @@ from ..data.batches import Augmenter, BatchSource, ZarrRows, balanced_weights, i
 from ..data.resident import ResidentRows, use_resident
 from ..evaluation.inference import predict
 from ..models import build_model
-from ..models.checkpoint import Checkpoint, save_checkpoint
+from ..models.checkpoint import Checkpoint, save_checkpoint, trained_on
 from ..models.pretrained import load_pretrained
 from ..runs import Run
 from ..runtime import World, autocast, device, world
-from ..stores import FeatureStore
-from ..task import Task
+from ..stores.features import FeatureStore
+from ..task import Task, task_for
 from .cross_fit import held_out_clips, part_of_rows
 from .jobs import Job
 from .resume import resume, run_id, save_resume_state
@@ -140,6 +140,10 @@ def set_up(settings, job: Job, run: Run) -> Setup:
     store = FeatureStore(layout.FEATURES, run.split)
     if ranks.is_main and store.validation_note():
         print(store.validation_note())
+    if ranks.is_main and store.untrained_classes():
+        missing = store.untrained_classes()
+        print(f"warning: run {run.split}: {len(missing)} of {len(store.classes)} classes have no training clip: "
+              + ", ".join(missing))
     teaching = teaching_for(job, settings, store, run, dev)
     lam = settings.distill.lam if teaching.record else 1.0  # lambda = 1: the ground-truth loss alone
 
@@ -168,11 +172,12 @@ def set_up(settings, job: Job, run: Run) -> Setup:
     source = batch_source(store, teaching, augmenter, cfg, dev, ranks.part)
     # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
     this_run = run_id(job.name, run.split, run.seed, model_cfg.model_dump(), cfg.model_dump(),
-                      settings.augment.model_dump(), lam, settings.distill.tau, store.fingerprint, teaching.record,
+                      settings.augment.model_dump(), lam, teaching.record and settings.distill.tau, store.fingerprint,
+                      teaching.record,
                       cross_fit, ranks.size)
     return Setup(job=job, run=run, checkpoint=layout.checkpoint(job.name, run),
                  resume_path=layout.resume_state(job.name, run), model_cfg=model_cfg, epochs=model_cfg.epochs,
-                 store=store, task=store.task, teaching=teaching, lam=lam, ranks=ranks, device=dev, model=model,
+                 store=store, task=task_for(store.multi_label), teaching=teaching, lam=lam, ranks=ranks, device=dev, model=model,
                  step_model=step_model, train_rows=train_rows, val_rows=store.indices("val"),
                  weights=balanced_weights(store.labels[train_rows]) if cfg.balanced_sampling else None,
                  global_batch=global_batch, batch_size=cfg.batch_size, steps_per_epoch=steps_per_epoch,
@@ -194,16 +199,10 @@ def cross_fit_rows(settings, store: FeatureStore, train_rows: np.ndarray, part: 
 
 def describe(settings, s: Setup, history: list[dict], selection: dict, weight_average: dict | None) -> Checkpoint:
     """What the checkpoint says about the model: how to rebuild and feed it, and how it was trained."""
-    store, job = s.store, s.job
+    job = s.job
     return Checkpoint(
-        role=job.role, architecture=job.architecture, network=s.model_cfg.model_dump(),
-        num_classes=len(store.classes), num_frames=store.num_frames, num_mel_bins=store.num_mel_bins,
-        classes=store.classes, task=store.task.name, normalization=store.normalization.as_dict(),
-        features=dict(store.group.attrs.get("feature_params", {})), run=s.run.split, seed=s.run.seed,
-        direction=job.direction.name if job.direction else None, features_fingerprint=store.fingerprint,
-        dataset={"source": settings.data.source, "from": settings.data.manifest or settings.data.root,
-                 "clips": {"train": len(s.train_rows), "val": len(s.val_rows),
-                           "test": int((store.split == "test").sum())}},
+        role=job.role, architecture=job.architecture, network=s.model_cfg.model_dump(), **trained_on(s.store),
+        seed=s.run.seed, direction=job.direction.name if job.direction else None,
         teacher=s.teaching.record, distill=settings.distill.model_dump(by_alias=True) if s.teaching.record else None,
         train={**settings.train.model_dump(), "augment": settings.augment.model_dump()}, world_size=s.ranks.size,
         history=history, selection=selection, weight_average=weight_average, cross_fit=s.cross_fit)

@@ -22,8 +22,9 @@ from .. import layout
 from ..data.augment import AugmentSettings, mix
 from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_record
 from ..runs import Run
-from ..stores import FeatureStore, PredictionStore
-from ..task import Task
+from ..stores.features import FeatureStore
+from ..stores.predictions import PredictionStore
+from ..task import Task, task_for
 from .jobs import Job
 
 
@@ -54,7 +55,7 @@ class CachedTeacher(Labels):
         if "params" not in batch:
             return own
         partner = self._target(batch, "partner_logits", "partner_has_teacher", "y_partner", x.device)
-        return mix(own, partner, batch["params"].to(x.device))
+        return mix(own, partner, batch["params"])
 
     def _target(self, batch, logits, has, labels, device):
         probs = self.task.teacher_targets(batch[logits].to(device, non_blocking=True), self.tau)
@@ -102,9 +103,10 @@ def teaching_for(job: Job, settings, store: FeatureStore, run: Run, device: torc
         teacher, meta = load_checkpoint(path, device)
         check_trained_on(meta, path, store)
         rescale = store.normalization.to(meta.input_normalization)
-        return OnlineTeacher(teacher, {**teacher_record(path, meta), "online": True}, distill.tau, store.task, rescale)
+        return OnlineTeacher(teacher, {**teacher_record(path, meta), "online": True}, distill.tau,
+                             task_for(store.multi_label), rescale)
     cache = PredictionStore(layout.predictions(direction.name, run))
     cache_rows = cache.check_matches(store, store.indices("train"), distill.missing)
     mode = CachedViews if cache.views else CachedTeacher
-    return mode(cache, cache_rows, distill.tau, store.task)
+    return mode(cache, cache_rows, distill.tau, task_for(store.multi_label))
 

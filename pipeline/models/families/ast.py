@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from . import ModelConfig, PretrainedError, register_model
+from .. import Family, ModelConfig, PretrainedError, register_family
 
 
 class ASTConfig(ModelConfig):
@@ -48,8 +48,6 @@ def overlapping_patch_embed() -> type:
 
 
 class AST(nn.Module):
-    ecosystem_folder = "huggingface"  # `cmkd export --format folder`: ASTForAudioClassification (to_hugging_face)
-
     def __init__(self, num_classes: int, num_frames: int, num_mel_bins: int = 128, embed_dim: int = 768,
                  depth: int = 12, num_heads: int = 12, fstride: int = 10, tstride: int = 10, patch_size: int = 16,
                  layer_norm_eps: float | None = None):
@@ -77,48 +75,49 @@ class AST(nn.Module):
         tokens = self.v.forward_features(x)
         return self.head((tokens[:, 0] + tokens[:, 1]) / 2)
 
-    def pretrained_state(self, sd: dict[str, torch.Tensor], meta: dict, path: Path) -> dict[str, torch.Tensor]:
-        """A weights file's state dict in this model's keys and shapes (pipeline/models/pretrained.py loads it).
 
-        Formats, told apart by their keys (checkpoint_format):
-        - cmkd: an AST this project trained (or `cmkd convert` wrote).
-        - ast: the AST repository's checkpoints (audioset_10_10_0.4593.pth, its ESC-50 and Speech Commands
-          fine-tunes): DataParallel keys `module.v.*` (timm DeiT) and `module.mlp_head.{0,1}`; the DeiT's own
-          `head`/`head_dist` are unused. Its (frequency, time) grid is read from the position embeddings.
-        - hf: Hugging Face `ASTForAudioClassification` (the Hub's layout, `encoder.layer.N.attention.attention.
-          {query,key,value}`, or transformers 5's `layers.N.attention.{q,k,v}_proj`); its grid from config.json.
-        - timm: an ImageNet DeiT: the patch kernels summed over the RGB channels, the square grid (24x24 for the
-          384-pixel DeiT that AST starts from).
-        The position-embedding grid is then adapted to this model's (AST's rule: crop or interpolate each axis).
-        """
-        kind = checkpoint_format(sd)
-        if kind == "hf":
-            sd, old_grid = hf_to_cmkd(sd, meta, path)
-        elif kind == "ast":
-            sd = {k.removeprefix("module.").replace("mlp_head.", "head.", 1): v for k, v in sd.items()}
-            sd = {k: v for k, v in sd.items() if not k.startswith(("v.head.", "v.head_dist."))}
-            old_grid = grid_from_positions(sd["v.pos_embed"].shape[1] - 2, self.v.patch_embed.img_size[0],
-                                           self.v.patch_embed.stride[0], path)
-        elif kind == "cmkd":  # an AST this project trained
-            sd, ckpt = dict(sd), meta["checkpoint"]
-            fstride, tstride = ckpt.network.get("fstride", 10), ckpt.network.get("tstride", 10)
-            old_grid = ((ckpt.num_mel_bins - 16) // fstride + 1, (ckpt.num_frames - 16) // tstride + 1)
-        else:  # a timm DeiT (ImageNet): no `v.` prefix, RGB patch kernels, square grid
-            if "dist_token" not in sd:
-                raise PretrainedError(f"{path}: not a DeiT (distilled) checkpoint: no dist_token; AST needs cls "
-                                      f"and distillation tokens")
-            sd = {f"v.{k}": v for k, v in sd.items() if not k.startswith(("head.", "head_dist."))}
-            sd["v.patch_embed.proj.weight"] = sd["v.patch_embed.proj.weight"].sum(dim=1, keepdim=True)
-            side = math.isqrt(sd["v.pos_embed"].shape[1] - 2)
-            old_grid = (side, side)
-        pos = sd["v.pos_embed"]
-        if pos.shape[-1] != self.v.pos_embed.shape[-1]:
-            raise PretrainedError(f"{path}: embedding width {pos.shape[-1]} does not fit this model's "
-                                  f"{self.v.pos_embed.shape[-1]} (choose the matching ast size)")
-        if old_grid[0] * old_grid[1] + 2 != pos.shape[1]:
-            raise PretrainedError(f"{path}: {pos.shape[1]} position embeddings do not form a {old_grid} grid")
-        sd["v.pos_embed"] = torch.cat([pos[:, :2], adapt_grid(pos[:, 2:], old_grid, self.grid_size)], dim=1)
-        return sd
+def pretrained_state(model: AST, sd: dict[str, torch.Tensor], meta: dict, path: Path) -> dict[str, torch.Tensor]:
+    """A weights file's state dict in this model's keys and shapes (pipeline/models/pretrained.py loads it).
+
+    Formats, told apart by their keys (checkpoint_format):
+    - cmkd: an AST this project trained (or `cmkd convert` wrote).
+    - ast: the AST repository's checkpoints (audioset_10_10_0.4593.pth, its ESC-50 and Speech Commands
+      fine-tunes): DataParallel keys `module.v.*` (timm DeiT) and `module.mlp_head.{0,1}`; the DeiT's own
+      `head`/`head_dist` are unused. Its (frequency, time) grid is read from the position embeddings.
+    - hf: Hugging Face `ASTForAudioClassification` (the Hub's layout, `encoder.layer.N.attention.attention.
+      {query,key,value}`, or transformers 5's `layers.N.attention.{q,k,v}_proj`); its grid from config.json.
+    - timm: an ImageNet DeiT: the patch kernels summed over the RGB channels, the square grid (24x24 for the
+      384-pixel DeiT that AST starts from).
+    The position-embedding grid is then adapted to this model's (AST's rule: crop or interpolate each axis).
+    """
+    kind = checkpoint_format(sd)
+    if kind == "hf":
+        sd, old_grid = hf_to_cmkd(sd, meta, path)
+    elif kind == "ast":
+        sd = {k.removeprefix("module.").replace("mlp_head.", "head.", 1): v for k, v in sd.items()}
+        sd = {k: v for k, v in sd.items() if not k.startswith(("v.head.", "v.head_dist."))}
+        old_grid = grid_from_positions(sd["v.pos_embed"].shape[1] - 2, model.v.patch_embed.img_size[0],
+                                       model.v.patch_embed.stride[0], path)
+    elif kind == "cmkd":  # an AST this project trained
+        sd, ckpt = dict(sd), meta["checkpoint"]
+        fstride, tstride = ckpt.network.get("fstride", 10), ckpt.network.get("tstride", 10)
+        old_grid = ((ckpt.num_mel_bins - 16) // fstride + 1, (ckpt.num_frames - 16) // tstride + 1)
+    else:  # a timm DeiT (ImageNet): no `v.` prefix, RGB patch kernels, square grid
+        if "dist_token" not in sd:
+            raise PretrainedError(f"{path}: not a DeiT (distilled) checkpoint: no dist_token; AST needs cls "
+                                  f"and distillation tokens")
+        sd = {f"v.{k}": v for k, v in sd.items() if not k.startswith(("head.", "head_dist."))}
+        sd["v.patch_embed.proj.weight"] = sd["v.patch_embed.proj.weight"].sum(dim=1, keepdim=True)
+        side = math.isqrt(sd["v.pos_embed"].shape[1] - 2)
+        old_grid = (side, side)
+    pos = sd["v.pos_embed"]
+    if pos.shape[-1] != model.v.pos_embed.shape[-1]:
+        raise PretrainedError(f"{path}: embedding width {pos.shape[-1]} does not fit this model's "
+                              f"{model.v.pos_embed.shape[-1]} (choose the matching ast size)")
+    if old_grid[0] * old_grid[1] + 2 != pos.shape[1]:
+        raise PretrainedError(f"{path}: {pos.shape[1]} position embeddings do not form a {old_grid} grid")
+    sd["v.pos_embed"] = torch.cat([pos[:, :2], adapt_grid(pos[:, 2:], old_grid, model.grid_size)], dim=1)
+    return sd
 
 
 def checkpoint_format(sd: dict) -> str:
@@ -248,11 +247,9 @@ SIZES = {
     "small": dict(embed_dim=384, depth=12, num_heads=6),
     "base": dict(embed_dim=768, depth=12, num_heads=12),
 }
-for _size, _dims in SIZES.items():
-    register_model(f"ast_{_size}", partial(AST, **_dims), ASTConfig)
 
 
-def describe_checkpoint(sd: dict, meta: dict, path: Path, frames: int | None = None) -> dict | None:
+def describe(sd: dict, meta: dict, path: Path, frames: int | None = None) -> dict | None:
     """What `cmkd convert` needs to rebuild an AST from a weights file (pipeline/models/convert.py): the registered
     size, its config, frames, mel bins, class count and, where the file says, class names and normalisation.
     None if the file is not an AST checkpoint of the AST repository or Hugging Face."""
@@ -297,3 +294,63 @@ def describe_checkpoint(sd: dict, meta: dict, path: Path, frames: int | None = N
             "model": {"fstride": fstride, "tstride": tstride, "layer_norm_eps": eps},
             "num_frames": num_frames, "num_mel_bins": mel_bins, "num_classes": num_classes, "classes": classes,
             "normalization": normalization, "multi_label": multi_label}
+
+
+def write_hugging_face(model: AST, meta, out: Path):
+    """The folder `transformers` loads offline: config.json (ASTConfig: sizes, strides, max_length, num_mel_bins,
+    id2label / label2id, layer_norm_eps), model.safetensors (the Hub's key layout) and preprocessor_config.json
+    (ASTFeatureExtractor with the model's own mean, std and max_length), so that `transformers.pipeline(
+    "audio-classification", model=DIR)` takes audio and `cmkd convert DIR` reads it back. Read back here as cmkd
+    reads a Hugging Face folder (the same weights, keys mapped both ways)."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    if meta.network["name"] not in {f"ast_{size}" for size in SIZES}:
+        raise PretrainedError(f"{meta.network['name']}: not a registered AST size")
+    weights, config = to_hugging_face(model.state_dict(), meta)
+    save_file({k: v.contiguous() for k, v in weights.items()}, out / "model.safetensors", metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    norm, f = meta.input_normalization, meta.fbank
+    (out / "preprocessor_config.json").write_text(json.dumps({
+        "feature_extractor_type": "ASTFeatureExtractor", "feature_size": 1, "sampling_rate": int(f["sample_rate"]),
+        "num_mel_bins": meta.num_mel_bins, "max_length": meta.num_frames, "mean": norm.mean, "std": norm.std,
+        "do_normalize": True, "padding_value": 0.0, "return_attention_mask": False}, indent=2) + "\n")
+
+    back, grid = hf_to_cmkd(load_file(out / "model.safetensors"), {"hf_config": config}, out)
+    again = AST(num_classes=meta.num_classes, num_frames=meta.num_frames, num_mel_bins=meta.num_mel_bins,
+                **SIZES[meta.network["name"].removeprefix("ast_")], fstride=meta.network.get("fstride", 10),
+                tstride=meta.network.get("tstride", 10), layer_norm_eps=meta.network.get("layer_norm_eps")).eval()
+    again.load_state_dict(back)
+    if grid != again.grid_size:
+        raise RuntimeError(f"{out}: the config's patch grid {grid} is not the model's {again.grid_size}")
+
+    def run(batch):
+        with torch.no_grad():
+            return again(batch).numpy()
+    return run, ('transformers.pipeline("audio-classification", model=DIR) or '
+                 'transformers.ASTForAudioClassification.from_pretrained(DIR)')
+
+
+class ASTFamily(Family):
+    name, kind = "ast", "transformer"
+    config = ASTConfig
+    folder_format = "huggingface"
+    card_tags = ("audio-spectrogram-transformer",)
+    bench_models = {"tiny": "ast_test", "cpu": "ast_test", "gpu": "ast_base"}
+    export_models = {"tiny": "ast_test", "cpu": "ast_tiny", "gpu": "ast_tiny"}
+
+    def __init__(self):
+        super().__init__()
+        self.models = {f"ast_{size}": partial(AST, **dims) for size, dims in SIZES.items()}
+
+    pretrained_state = staticmethod(pretrained_state)
+
+    def describe_checkpoint(self, sd, meta, path, frames):
+        return describe(sd, meta, path, frames)
+
+    def write_folder(self, model, meta, out):
+        return write_hugging_face(model, meta, out)
+
+
+register_family(ASTFamily())

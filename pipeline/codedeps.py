@@ -1,0 +1,85 @@
+"""Which library files a piece of code runs, found by following its imports: what dvc.yaml's code deps must list.
+
+`imports(path)` follows every `import` of the `pipeline` package in a file (top-level and inside functions,
+absolute and relative) to the files they load, package `__init__` files included, and on through those files.
+Two things are not followed, because the code names them at run time: the model family a `models.<key>` uses
+(pipeline/models loads it by the model's name) and the modules `importlib` loads by a name in a string. For a
+family, stage `model_code` writes `family_record` (results/code/<key>.json): the files that family runs and their
+sha256, which the stages that build its models depend on, so that DVC re-runs exactly those when the family's code
+changes. tests/test_stage_deps.py checks dvc.yaml against both.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the folder holding pipeline/ and stages/
+
+
+def module_file(name: str) -> Path | None:
+    path = ROOT.joinpath(*name.split("."))
+    if (path / "__init__.py").exists():
+        return path / "__init__.py"
+    return path.with_suffix(".py") if path.with_suffix(".py").exists() else None
+
+
+def direct_imports(path: Path) -> set[Path]:
+    """The files of the `pipeline` modules (and their packages) that `path` imports."""
+    package = path.relative_to(ROOT).parent.parts
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names = [module] + [f"{module}.{alias.name}" for alias in node.names]  # `from . import layout`
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "pipeline":
+                found.update(f for i in range(1, len(parts) + 1) if (f := module_file(".".join(parts[:i]))))
+    return found
+
+
+def imports(path: Path) -> set[Path]:
+    """Every library file running `path` imports, itself included."""
+    seen, todo = set(), [Path(path)]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(direct_imports(current))
+    return seen
+
+
+def as_deps(files: set[Path]) -> set[str]:
+    """Files as dvc.yaml lists them: a subpackage as its folder when every module of it is there, else its modules."""
+    deps, by_package = set(), {}
+    for path in files:
+        parts = path.relative_to(ROOT).parts
+        if len(parts) > 2:
+            by_package.setdefault("/".join(parts[:2]), set()).add(path)
+        else:
+            deps.add("/".join(parts))
+    for package, found in by_package.items():
+        modules = set((ROOT / package).rglob("*.py"))
+        deps |= {package} if found >= modules else {str(f.relative_to(ROOT)) for f in found}
+    return deps
+
+
+def family_record(model: str, name: str) -> dict:
+    """What stage `model_code` writes for `models.<model>` with registered name `name`: its family's file and
+    every library file that file runs, with their sha256 (a changed comment changes the record; a change to another
+    family's file does not)."""
+    from .models import FAMILIES, family_file
+
+    path = family_file(name)
+    if path is None:
+        raise KeyError(f"models.{model}.name = {name!r}: no family file in pipeline/models/families/ has a name "
+                       "that is a word of it")
+    return {"model": model, "name": name, "family": str(path.relative_to(ROOT)),
+            "files": {str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()
+                      for f in sorted(imports(path) | imports(FAMILIES / "__init__.py"))}}
