@@ -420,7 +420,8 @@ def bench_processes(size: Size, dev: torch.device, settings, results: Results, t
                        check=True, stdout=subprocess.DEVNULL)
         history = read_checkpoint(layout.checkpoint(layout.student_model("forward"), run))[2].history
         rate = float(np.median([h["train/samples_per_s"] for h in history[1:]]))
-        results.add("train", f"{params['models']['student']['name']} student, real stage, {count} process{'es' if count > 1 else ''}", rate,
+        student = params["models"]["student"]["name"]
+        results.add("train", f"{student} student, real stage, {count} process{'es' if count > 1 else ''}", rate,
                     "samples/s", f"global batch {size.batch}, {'DDP, ' if count > 1 else ''}median of epochs 2-3")
     if dev.type == "cuda" and len(counts) == 1:
         print("  train     2 processes: not measured (one GPU)")

@@ -170,7 +170,7 @@ def compare(source: Path = typer.Option(None, "--from", help="a saved `dvc exp s
 @app.command()
 def check_params(params: Path = PARAMS):
     """Validate params.yaml: every unknown key, wrong type or value out of range, with what is allowed."""
-    load_settings(params)
+    load_settings(params).validate_all()
     console.print(f"{params}: valid")
 
 

@@ -42,7 +42,8 @@ FIGURES = RESULTS / "figures"
 
 
 def code_record(arch: str) -> Path:
-    """The files (and their sha256) the family of models.<arch> runs: what its stages depend on (pipeline/codedeps)."""
+    """The files (and their sha256) the family of models.<arch> runs, which its stages depend on
+    (pipeline/codedeps.py)."""
     return RESULTS / "code" / f"{arch}.json"
 
 

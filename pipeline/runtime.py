@@ -34,7 +34,7 @@ class World:
 
     @property
     def part(self) -> tuple[int, int]:
-        """(rank, ranks): which share of each batch this process takes (pipeline/training/batches.py)."""
+        """(rank, ranks): which share of each batch this process takes (pipeline/data/batches.py)."""
         return self.rank, self.size
 
     def barrier(self) -> None:

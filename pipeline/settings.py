@@ -460,6 +460,8 @@ class Settings:
                     problems += importlib.import_module("pipeline.prepare").source_problems(self.data.source)
             except ParamsError as e:
                 problems += [line for line in _lines(e) if line not in problems]
+        if not problems and self.distill.online and self.dump.cross_fit:
+            problems.append("distill.online runs the full teacher in the loop; dump.cross_fit needs the cache")
         _raise(problems, self._where)
         return self
 

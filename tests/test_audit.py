@@ -9,6 +9,8 @@ from pipeline import layout
 from pipeline.cli import app
 from pipeline.stores.features import FeatureStore
 from pipeline.stores.predictions import PredictionStore
+from pipeline.task import task_for
+from pipeline.task.metrics import compute
 
 from .conftest import MAIN, cache_path, evaluate, name, path, settings
 
@@ -37,7 +39,7 @@ def test_inspect_every_artifact(with_teacher):
     predictions = inspect_json(cache_path())
     assert predictions["summary"]["matches the feature store"] and predictions["summary"]["run"] == "main"
     test = store.indices("test")
-    expected = store.task.metrics(cache.logits[:][test], store.labels[test])
+    expected = compute(task_for(store.multi_label), cache.logits[:][test], store.labels[test])
     from_cache = predictions["teacher metrics and targets from the cache (tau 1)"]
     assert from_cache["test"]["accuracy"] == pytest.approx(expected["accuracy"])
     evaluated = json.loads(layout.metrics(name("teacher"), MAIN).read_text())  # the evaluate stage agrees
@@ -46,7 +48,7 @@ def test_inspect_every_artifact(with_teacher):
     assert 0 < from_cache["train"]["entropy"] < np.log(len(store.classes)) + 1e-9  # target statistics per split
     calibration = next(v for k, v in predictions.items() if k.startswith("calibration"))
     assert 0 <= calibration["ECE"] <= 1
-    assert all({"true", "predicted", "clips"} <= set(row) for row in predictions["most confused"])
+    assert all({"true", "predicted", "clips"} <= set(row) for row in predictions["where it errs most"])
 
     clip = str(store.clip_ids[5])
     one = inspect_json(cache_path(), "--clip", clip)["clip"]
@@ -63,7 +65,7 @@ def test_inspect_every_artifact(with_teacher):
 
     tables = CliRunner().invoke(app, ["inspect", str(cache_path())])
     assert tables.exit_code == 0
-    assert "teacher metrics and targets from the cache" in tables.output and "most confused" in tables.output
+    assert "teacher metrics and targets from the cache" in tables.output and "where it errs most" in tables.output
 
 
 def test_inspect_refuses_what_it_does_not_know(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats
 
-from pipeline.data.augment import AugmentSettings, apply, draw_batch, draw_views, view_seeds
+from pipeline.data.augment import FIELDS, AugmentSettings, apply, as_columns, draw_batch, draw_views, view_seeds
 
 CFG = AugmentSettings(freq_mask=6, time_mask=9, mixup=0.5, mixup_alpha=10.0, time_shift=4)
 FRAMES, BINS, DRAWS = 50, 32, 12000
@@ -15,10 +15,10 @@ POOL = np.arange(100, 120)  # the training clips partners come from
 @pytest.fixture(scope="module")
 def draws() -> dict[str, np.ndarray]:
     rows = np.arange(DRAWS) % 7
-    online = np.concatenate([draw_batch(seed, rows[i : i + 48], CFG, FRAMES, BINS, POOL)
-                             for seed, i in enumerate(range(0, DRAWS, 48))])
+    online = np.concatenate([as_columns(draw_batch(seed, rows[i : i + 48], CFG, FRAMES, BINS, POOL))
+                             for seed, i in enumerate(range(0, DRAWS, 48))])  # the columns of FIELDS
     seeds = view_seeds(np.array([f"clip{i}" for i in range(DRAWS // 4)]), 4, seed=0).ravel()
-    views = draw_views(seeds, rows, CFG, FRAMES, BINS, POOL)
+    views = as_columns(draw_views(seeds, rows, CFG, FRAMES, BINS, POOL))
     return {"online": online, "views": views, "rows": rows}
 
 
@@ -71,7 +71,7 @@ def test_shift_is_uniform_within_its_range(draws):
 def test_the_same_seed_draws_the_same_parameters():
     rows = np.arange(10)
     def drawn(seed):
-        return draw_batch(seed, rows, CFG, FRAMES, BINS, POOL)
+        return as_columns(draw_batch(seed, rows, CFG, FRAMES, BINS, POOL))
 
     np.testing.assert_array_equal(drawn(5), drawn(5))
     assert not np.array_equal(drawn(5), drawn(6))
@@ -80,11 +80,12 @@ def test_the_same_seed_draws_the_same_parameters():
 def test_apply_mixes_shifts_and_masks_as_the_parameters_say():
     x = torch.arange(2 * 6 * 4, dtype=torch.float32).view(2, 6, 4)
     partner = -torch.ones(2, 6, 4)
-    params = torch.tensor([
+    columns = torch.tensor([
         [0, 1.0, 0, 0, 0, 0, 0],     # nothing
         [7, 0.25, 2, 1, 2, 3, 1],    # mixed with weight 0.25, rolled by 2 frames, bins 1-2 and frame 3 zeroed
     ])
-    out = apply(x, partner, params)
+    draws = {name: columns[:, i] if name == "weight" else columns[:, i].long() for i, name in enumerate(FIELDS)}
+    out = apply(x, partner, draws)
     assert torch.equal(out[0], x[0])
     expected = torch.roll(0.25 * x[1] + 0.75 * partner[1], shifts=2, dims=0)
     expected[:, 1:3] = 0
@@ -98,12 +99,12 @@ def test_clip_scaled_time_masks_fit_the_clip_and_window_masks_are_drawn_as_befor
     rows = np.arange(2000) % 4
     lengths = np.array([20, 50, 80, 5])
     clip = AugmentSettings(freq_mask=6, time_mask=9, mask_scale="clip")
-    drawn = np.concatenate([draw_batch(seed, rows[i : i + 50], clip, FRAMES, BINS, POOL, lengths)
+    drawn = np.concatenate([as_columns(draw_batch(seed, rows[i : i + 50], clip, FRAMES, BINS, POOL, lengths))
                             for seed, i in enumerate(range(0, len(rows), 50))])
     for row, length in enumerate(lengths):
         mine = drawn[rows == row]
         widest = 9 * min(length, FRAMES) // FRAMES
         assert mine[:, 6].max() == widest and (mine[:, 5] + mine[:, 6] <= min(length, FRAMES)).all()
     window = AugmentSettings(freq_mask=6, time_mask=9)
-    np.testing.assert_array_equal(draw_batch(3, rows[:50], window, FRAMES, BINS, POOL, lengths),
-                                  draw_batch(3, rows[:50], window, FRAMES, BINS, POOL))
+    np.testing.assert_array_equal(as_columns(draw_batch(3, rows[:50], window, FRAMES, BINS, POOL, lengths)),
+                                  as_columns(draw_batch(3, rows[:50], window, FRAMES, BINS, POOL)))

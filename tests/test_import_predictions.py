@@ -14,6 +14,7 @@ from pipeline.cache.imported import ImportProblem, normalise_id
 from pipeline.stores.features import FeatureStore
 from pipeline.stores.predictions import PredictionStore
 from pipeline.stores.schema import StoreMismatchError
+from pipeline.task import task_for
 
 from .conftest import MAIN, cache_path, dump, settings
 
@@ -62,7 +63,8 @@ def test_npy_with_shuffled_ids_and_another_class_order_maps_value_by_value(refer
     report = inspect_predictions(cache_path())  # the teacher's metrics recomputed from the import
     assert report["summary"]["imported from"]["sha256"] == cache.teacher["imported"]["sha256"]
     rows = store.indices("test")
-    test = store.task.metrics(np.stack([own[str(c)] for c in store.clip_ids[rows]]), store.labels[rows])["accuracy"]
+    test = task_for(store.multi_label).score(np.stack([own[str(c)] for c in store.clip_ids[rows]]),
+                                             store.labels[rows])
     assert report["teacher metrics and targets from the cache (tau 1)"]["test"]["accuracy"] == pytest.approx(test)
 
 

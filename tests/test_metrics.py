@@ -7,11 +7,11 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline.task import SingleLabel, task_for
-from pipeline.task.metrics import d_prime
+from pipeline.task.metrics import compute, d_prime
 
 
 def compute_metrics(logits, labels, multi_label, classes=None):
-    return task_for(multi_label).metrics(logits, labels, classes)
+    return compute(task_for(multi_label), logits, labels, classes)
 
 
 def test_tied_scores_do_not_depend_on_row_order():

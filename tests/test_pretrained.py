@@ -58,23 +58,25 @@ def test_ast_from_own_checkpoint_to_other_classes_and_frames(tmp_path):
     torch.testing.assert_close(target.head[0].weight, source.head[0].weight)
 
 
-def test_efficientnet_from_imagenet_averages_the_stem(tmp_path):
+def test_efficientnet_from_imagenet_sums_the_stem_over_rgb(tmp_path):
+    """The one-channel stem computes what the RGB stem computes on the spectrogram in all three channels (as timm's
+    adapt_input_conv and the AST code make it)."""
     torch.manual_seed(0)
     imagenet = timm.create_model("efficientnet_b0", pretrained=False).state_dict()
     torch.save(imagenet, tmp_path / "b0.pth")
     model = create_model("efficientnet_b0", num_classes=4, num_frames=100)
     result = load_pretrained(model, tmp_path / "b0.pth")
-    torch.testing.assert_close(model.backbone.conv_stem.weight, imagenet["conv_stem.weight"].mean(1, keepdim=True))
+    torch.testing.assert_close(model.backbone.conv_stem.weight, imagenet["conv_stem.weight"].sum(1, keepdim=True))
     torch.testing.assert_close(model.backbone.conv_head.weight, imagenet["conv_head.weight"])
     assert result["initialised"] == ["head.bias", "head.weight"]
 
 
 def test_mismatches_are_clear(tmp_path, deit_tiny):
     torch.save(timm.create_model("efficientnet_b0", pretrained=False).state_dict(), tmp_path / "b0.pth")
-    with pytest.raises(PretrainedError, match=r"b0.pth does not fit EfficientNetAudio: .*shapes that differ"):
+    with pytest.raises(PretrainedError, match=r"b0.pth does not fit TimmCNN: .*shapes that differ"):
         load_pretrained(create_model("efficientnet_b2", num_classes=4, num_frames=100), tmp_path / "b0.pth")
     torch.save(deit_tiny, tmp_path / "deit.pth")
-    with pytest.raises(PretrainedError, match="not an EfficientNet checkpoint"):
+    with pytest.raises(PretrainedError, match="not a timm efficientnet checkpoint"):
         load_pretrained(create_model("efficientnet_test", num_classes=4, num_frames=100), tmp_path / "deit.pth")
     with pytest.raises(PretrainedError, match="embedding width 192 does not fit this model's 64"):
         load_pretrained(create_model("ast_test", num_classes=4, num_frames=100), tmp_path / "deit.pth")

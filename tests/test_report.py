@@ -11,6 +11,7 @@ from pipeline.evaluation.report import write_report
 from pipeline.evaluation.statistics import Paired, difference, verdict
 from pipeline.runs import Run
 from pipeline.task import MultiLabel, SingleLabel
+from pipeline.task.metrics import compute
 
 from .conftest import settings
 
@@ -31,7 +32,7 @@ def write_model(name: str, run: Run, logits: np.ndarray, labels: np.ndarray, arc
     """What stage evaluate writes for one model of one run."""
     classes = [f"c{i}" for i in range(labels.shape[1])]
     task = SingleLabel()
-    metrics = task.metrics(logits, labels, classes)
+    metrics = compute(task, logits, labels, classes)
     per_class = {**metrics.pop("per_class"), "unscored": metrics.pop("classes_unscored")}
     layout.results_dir(name, run).mkdir(parents=True, exist_ok=True)
     layout.metrics(name, run).write_text(json.dumps({

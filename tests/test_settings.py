@@ -98,7 +98,8 @@ def test_numbers_read_as_yaml_1_2(tmp_path):
 def test_params_yaml_lists_every_knob():
     """Every key the settings read is in params.yaml, with its default: `dvc exp run -S key=value` can only set a
     key the file has, and a stage's params deps only see what the file holds."""
-    from pipeline.settings import Settings
+    from pipeline.data.augment import AugmentSettings
+    from pipeline.settings import PLAN_KEYS, SECTIONS
 
     def keys(model, prefix=()):
         out = set()
@@ -120,5 +121,8 @@ def test_params_yaml_lists_every_knob():
         return out
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    missing = sorted(".".join(k) for k in keys(Settings) - present(params) if k[0] != "models")
+    classes = {**SECTIONS, "augment": AugmentSettings}
+    wanted = {(name,) for name in PLAN_KEYS} | {
+        k for name, cls in classes.items() if name not in PLAN_KEYS and cls is not None for k in keys(cls, (name,))}
+    missing = sorted(".".join(k) for k in wanted - present(params))
     assert not missing, f"params.yaml lacks {missing}"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline import layout
-from pipeline.data.augment import AugmentSettings, mix, view_seeds
+from pipeline.data.augment import AugmentSettings, as_columns, mix, view_seeds
 from pipeline.data.batches import Augmenter, BatchSpec, ZarrRows, assemble, to_device
 from pipeline.models.checkpoint import load_checkpoint
 from pipeline.stores.features import FeatureStore
@@ -39,7 +39,8 @@ def test_replayed_views_are_bit_identical_to_what_the_teacher_saw(in_workspace, 
     augmenter = view_augmenter(store, cache)
     rows = np.arange(store.features.shape[0])
     for k in range(3):  # the parameters redrawn from the recorded seeds are the ones recorded at dump time
-        np.testing.assert_array_equal(augmenter.params(BatchSpec(rows, views=np.full(len(rows), k))).astype(np.float32),
+        np.testing.assert_array_equal(as_columns(augmenter.params(BatchSpec(rows, views=np.full(len(rows), k))))
+                                      .astype(np.float32),
                                       cache.group["view_params"][:, k])
     params_k = cache.group["view_params"][:]
     assert (params_k[..., 1] < 1).any() and (params_k[..., 2] != 0).any() and (params_k[..., 4] > 0).any()
@@ -60,8 +61,8 @@ def test_replayed_views_are_bit_identical_to_what_the_teacher_saw(in_workspace, 
         assert torch.equal(teacher(x_student), at_student["teacher_logits"])  # the cached target is of that input
     # mixed labels follow the view's mixup weight and partner
     params_t = at_student["params"]
-    w = params_t[:, 1:2].float()
-    partner = params_t[:, 0].long()
+    w = params_t["weight"][:, None].float()
+    partner = params_t["partner"]
     expected = w * at_student["y"] + (1 - w) * torch.from_numpy(store.labels[partner.numpy()].astype(np.float32))
     torch.testing.assert_close(y_student, expected)
     torch.testing.assert_close(mix(at_student["y"], at_student["y_partner"], params_t), expected)

@@ -37,8 +37,8 @@ from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_recor
 from ..models.ensemble import Ensemble
 from ..runs import Run
 from ..runtime import device, world
-from ..stores.features import FeatureStore
 from ..stores import predictions
+from ..stores.features import FeatureStore
 from ..stores.predictions import PredictionStore
 from ..stores.writer import ResumableStore, block_ranges
 from ..task import task_for
@@ -151,9 +151,9 @@ def write_reports(direction: str, run: Run, store: FeatureStore, coverage: dict)
 
 
 def split_statistics(logits: np.ndarray, store: FeatureStore, cache_rows: np.ndarray) -> dict:
-    """Per split, over its cached clips: the teacher's headline metric from the cache and its targets' statistics
-    at tau = 1 (pipeline/evaluation/metrics.py). Training clips the teacher trained on (no cross-fit) score far
-    above held-out ones: that gap is what the student is handed back as targets."""
+    """Per split, over its cached clips: the teacher's headline metric (pipeline/task) from the cache and its
+    targets' statistics at tau = 1. Training clips the teacher trained on (no cross-fit) score far above held-out
+    ones: that gap is what the student is handed back as targets."""
     out = {}
     for split in ("train", "val", "test"):
         rows = np.flatnonzero((store.split == split) & (cache_rows >= 0))

@@ -38,8 +38,8 @@ from .. import layout
 from ..errors import InputError
 from ..models.checkpoint import file_sha256
 from ..runs import Run
-from ..stores.features import FeatureStore
 from ..stores import predictions
+from ..stores.features import FeatureStore
 from ..stores.predictions import PredictionStore
 from ..stores.writer import ResumableStore
 from ..task import task_for

@@ -8,7 +8,7 @@ Both answer the same four questions (features, labels, cached logits, whether a 
 batches, and the training run, are the same whichever is used (tests/test_batches.py).
 
 Rows are read in increasing order (neighbouring clips share a shard); the augmentation is drawn in the spec's
-order before that, so a batch's draws do not depend on how it is read. With several processes (pipeline/runtime),
+order before that, so a batch's draws do not depend on how it is read. With several processes (pipeline/runtime.py),
 every rank draws the whole batch and keeps its own slice of it: N processes see the batches one process sees.
 """
 from __future__ import annotations
@@ -108,8 +108,8 @@ def assemble(source, spec: BatchSpec, augmenter: Augmenter | None = None, teache
     """The batch `spec` describes, read from `source` (ZarrRows or ResidentRows); with part = (rank, ranks), this
     process's share of it.
 
-    Keys: rows, x (stored features), y (labels); when augmented, params (each clip's draws by name), x_partner and y_partner
-    (each clip's mixup partner); with teacher "clean", teacher_logits / has_teacher of each clip and of its
+    Keys: rows, x (stored features), y (labels); when augmented, params (each clip's draws, by name), x_partner and
+    y_partner (each clip's mixup partner); with teacher "clean", teacher_logits / has_teacher of each clip and of its
     partner (partner_logits / partner_has_teacher); with teacher "views", those of the view each clip replays.
     """
     params = augmenter.params(spec) if augmenter is not None else None

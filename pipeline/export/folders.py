@@ -26,8 +26,8 @@ def export_folder(checkpoint: Path, out: Path, fmt: str, audio: list[Path] | Non
         raise ValueError(f"{checkpoint}: an ensemble of {meta.network['name']} models has no ecosystem folder; "
                          "export it as ONNX or TorchScript")
     if fmt not in ("folder", family.folder_format):
-        raise ValueError(f"--format {fmt}: {meta.network['name']} is a {family.name} model, whose folder is "
-                         f"{family.folder_format or 'none (export it as ONNX or TorchScript)'}")
+        raise ValueError(f"--format {fmt}: {meta.network['name']} belongs to the {family.name} family, whose folder "
+                         f"is {family.folder_format or 'none (export it as ONNX or TorchScript)'}")
     features, _, described = check_inputs(meta, checkpoint, audio, "features")
     x = meta.input_normalization(features)
     if out.exists() and any(out.iterdir()):

@@ -3,8 +3,9 @@ ASTForAudioClassification folder, a PSLA EfficientNet .pth, a timm folder cmkd e
 which every stage and `cmkd predict` loads.
 
 The format is told from the keys; each family says what a file of its holds (its `describe_checkpoint`) and maps
-the keys (its `pretrained_state`): the families are asked in turn (pipeline/models/families/). The result carries what the model was trained with: its class list, its
-input normalisation, its features (frames, mel bins), and where it came from (the source file's sha256).
+the keys (its `pretrained_state`): the families are asked in turn (pipeline/models/families/). The result carries
+what the model was trained with: its class list, its input normalisation, its features (frames, mel bins), and
+where it came from (the source file's sha256).
 """
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Stages `train_teacher`, `train_student`, `train_baseline`.
+"""Stages `train@<arch>`, `train_student@<direction>`, `train_teacher_part@<arch>`: one training loop.
 
 loop.py       the training loop, top to bottom
+jobs.py       what a stage trains: an architecture on labels, a direction's student, a cross-fit part teacher
 teaching.py   what a model learns from: labels, the cached teacher, cached views, or the teacher online
-batches.py    each epoch's plan of batches, assembled from the Zarr stores or from resident.py's in-memory copy
-augment.py    the one augmentation: parameters drawn from a generator, applied by one function
-losses.py, averaging.py, resume.py
+selection.py  which weights are kept: the last epoch's, the best, or the last epochs' averaged or ensembled
+resume.py     the state an interrupted training resumes from
+cross_fit.py  cross-fitted teacher predictions: the part teachers' clips and their targets
+adopt.py      a ready teacher used as is instead of trained
 """

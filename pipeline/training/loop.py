@@ -177,7 +177,8 @@ def set_up(settings, job: Job, run: Run) -> Setup:
                       cross_fit, ranks.size)
     return Setup(job=job, run=run, checkpoint=layout.checkpoint(job.name, run),
                  resume_path=layout.resume_state(job.name, run), model_cfg=model_cfg, epochs=model_cfg.epochs,
-                 store=store, task=task_for(store.multi_label), teaching=teaching, lam=lam, ranks=ranks, device=dev, model=model,
+                 store=store, task=task_for(store.multi_label), teaching=teaching, lam=lam, ranks=ranks, device=dev,
+                 model=model,
                  step_model=step_model, train_rows=train_rows, val_rows=store.indices("val"),
                  weights=balanced_weights(store.labels[train_rows]) if cfg.balanced_sampling else None,
                  global_batch=global_batch, batch_size=cfg.batch_size, steps_per_epoch=steps_per_epoch,

@@ -182,7 +182,7 @@ def hf_to_cmkd(sd: dict, meta: dict, path: Path) -> tuple[dict, tuple[int, int]]
 def to_hugging_face(sd: dict, meta) -> tuple[dict, dict]:
     """This family's weights as Hugging Face's ASTForAudioClassification holds them (the Hub's key layout, timm's
     fused qkv split into query, key and value) and its config.json (ASTConfig's keys), for `cmkd export --format
-    huggingface`; `hf_to_cmkd` reads it back. `meta` is the checkpoint's description (pipeline/models/checkpoint).
+    huggingface`; `hf_to_cmkd` reads it back. `meta` is the checkpoint's description (pipeline/models/checkpoint.py).
 
     Hugging Face's AST has one LayerNorm eps; the one of the encoder's norms is written (1e-6 for a model trained
     here, whose classifier LayerNorm has 1e-5: the difference is far below what changes a probability)."""
