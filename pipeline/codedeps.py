@@ -1,8 +1,9 @@
 """Which library files a piece of code runs, found by following its imports: what dvc.yaml's code deps must list.
 
 `imports(path)` follows every `import` of the `pipeline` package in a file (top-level and inside functions,
-absolute and relative) to the files they load, package `__init__` files included, and on through those files.
-Two things are not followed, because the code names them at run time: the model family a `models.<key>` uses
+absolute and relative) to the files they load, package `__init__` files included, and on through those files; a
+package that imports all its modules as a registry (pipeline/prepare's sources) runs them all. Two things are not
+followed, because the code names them at run time: the model family a `models.<key>` uses
 (pipeline/models loads it by the model's name) and the modules `importlib` loads by a name in a string. For a
 family, stage `model_code` writes `family_record` (results/code/<key>.json): the files that family runs and their
 sha256, which the stages that build its models depend on, so that DVC re-runs exactly those when the family's code
@@ -17,16 +18,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding pipeline/ and stages/
 
 
-def module_file(name: str) -> Path | None:
-    path = ROOT.joinpath(*name.split("."))
+def module_file(name: str, root: Path = ROOT) -> Path | None:
+    path = root.joinpath(*name.split("."))
     if (path / "__init__.py").exists():
         return path / "__init__.py"
     return path.with_suffix(".py") if path.with_suffix(".py").exists() else None
 
 
-def direct_imports(path: Path) -> set[Path]:
-    """The files of the `pipeline` modules (and their packages) that `path` imports."""
-    package = path.relative_to(ROOT).parent.parts
+def direct_imports(path: Path, root: Path = ROOT) -> set[Path]:
+    """The files of the `pipeline` modules (and their packages) that `path` (below `root`) imports."""
+    package = path.relative_to(root).parent.parts
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -40,18 +41,26 @@ def direct_imports(path: Path) -> set[Path]:
         for name in names:
             parts = name.split(".")
             if parts[0] == "pipeline":
-                found.update(f for i in range(1, len(parts) + 1) if (f := module_file(".".join(parts[:i]))))
+                found.update(f for i in range(1, len(parts) + 1) if (f := module_file(".".join(parts[:i]), root)))
     return found
 
 
-def imports(path: Path) -> set[Path]:
+def registry_modules(path: Path) -> set[Path]:
+    """A package whose __init__ imports every module of itself (pipeline/prepare: a registry filled by
+    `pkgutil.iter_modules(__path__)`) runs them all when it is imported."""
+    if path.name == "__init__.py" and "pkgutil.iter_modules(__path__)" in path.read_text():
+        return set(path.parent.glob("*.py"))
+    return set()
+
+
+def imports(path: Path, root: Path = ROOT) -> set[Path]:
     """Every library file running `path` imports, itself included."""
     seen, todo = set(), [Path(path)]
     while todo:
         current = todo.pop()
         if current not in seen:
             seen.add(current)
-            todo.extend(direct_imports(current))
+            todo.extend(direct_imports(current, root) | registry_modules(current))
     return seen
 
 
@@ -70,16 +79,18 @@ def as_deps(files: set[Path]) -> set[str]:
     return deps
 
 
-def family_record(model: str, name: str) -> dict:
+def family_record(model: str, name: str, root: Path = ROOT) -> dict:
     """What stage `model_code` writes for `models.<model>` with registered name `name`: its family's file and
     every library file that file runs, with their sha256 (a changed comment changes the record; a change to another
-    family's file does not)."""
-    from .models import FAMILIES, family_file
+    family's file does not). `root`: the folder holding the library read (this one's by default)."""
+    from .models import family_file
 
     path = family_file(name)
     if path is None:
         raise KeyError(f"models.{model}.name = {name!r}: no family file in pipeline/models/families/ has a name "
                        "that is a word of it")
-    return {"model": model, "name": name, "family": str(path.relative_to(ROOT)),
-            "files": {str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()
-                      for f in sorted(imports(path) | imports(FAMILIES / "__init__.py"))}}
+    path = root / path.relative_to(ROOT)
+    families = root / "pipeline/models/families/__init__.py"
+    return {"model": model, "name": name, "family": str(path.relative_to(root)),
+            "files": {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+                      for f in sorted(imports(path, root) | imports(families, root))}}

@@ -8,7 +8,8 @@ Every model a run trains has a name, which is its folder below the run's: `<arch
 for the architecture trained on labels, `<arch>/parts/part<j>` for its cross-fit part teachers, `<direction>/student`
 (`forward/student`, `reverse/student`) for a distilled student.
 
-    results/code/<arch>.json                    model_code@<arch>: the library files models.<arch>'s family runs
+    results/code/<model>.json                   model_code@<model>: the library files a model's family runs (<model>:
+                                                an architecture, or a direction's role: forward-teacher, ...)
     data/raw/                                   prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
     data/features.zarr, results/skipped.csv     features: one fbank store for every run; the clips left out
     data/runs/<split>/seed<k>/<arch>/checkpoint.pt                   train@<arch>-<split>-<k>: trained on labels
@@ -41,10 +42,10 @@ PLOTS = RESULTS / "plots"
 FIGURES = RESULTS / "figures"
 
 
-def code_record(arch: str) -> Path:
-    """The files (and their sha256) the family of models.<arch> runs, which its stages depend on
-    (pipeline/codedeps.py)."""
-    return RESULTS / "code" / f"{arch}.json"
+def code_record(model: str) -> Path:
+    """The files (and their sha256) the family of a model runs, which the stages building it depend on
+    (pipeline/codedeps.py): `model` an architecture (`cnn`) or a direction's role (`forward-teacher`)."""
+    return RESULTS / "code" / f"{model}.json"
 
 
 def labels_model(arch: str) -> str:

@@ -337,6 +337,16 @@ class Models:
             self._valid[key] = self._settings._owner("models")(key, self._raw[key], self._settings._where)
         return self._valid[key]
 
+    def name(self, key: str) -> str:
+        """The registered model `models.<key>` names, read without validating the rest of its configuration (which
+        would import its family's code)."""
+        self._settings._check_read(f"models.{key}")
+        entry = self._raw.get(key)
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ParamsError(f"{self._settings._where}: 1 problem\n  models.{key}: needs a mapping with a `name` "
+                              "(a registered model)")
+        return entry["name"]
+
     def items(self):
         return [(key, self[key]) for key in self._raw]
 

@@ -3,8 +3,8 @@
 
 Code: the modules are found by following the imports from the stage's script (pipeline/codedeps.py); a subpackage
 is listed as its folder when the stage runs every module of it. A model family is loaded by its name at run time:
-a stage that builds models depends on the record stage model_code writes of each architecture's family
-(results/code/<arch>.json) instead of on the families' files.
+a stage that builds a model depends on the record stage model_code writes of that model's family
+(results/code/<arch>.json, or <direction>-<role>.json) instead of on the families' files.
 Params: each stage script declares what it reads (PARAMS; any other read is refused at run time, pipeline/settings.py)
 and dvc.yaml lists the same keys.
 """
@@ -49,10 +49,10 @@ def test_stage_lists_exactly_the_code_it_runs(name):
     assert not listed - needed, f"{name}: lists {sorted(listed - needed)}, which it never imports"
     records = {d for d in deps if d.startswith(RECORD)}
     if needed & BUILDS_MODELS and name not in READS_FAMILIES:
-        per_arch = "arch" in stage["matrix"]
-        expected = {f"{RECORD}${{item.arch}}.json"} if per_arch else \
-            {f"{RECORD}${{teacher}}.json", f"{RECORD}${{student}}.json"}
-        assert records == expected, f"{name} builds models: it must depend on the code records {expected}"
+        role = "teacher" if name == "dump_logits" else "student"  # the model a per-direction stage builds
+        expected = {f"{RECORD}${{item.arch}}.json"} if "arch" in stage["matrix"] else \
+            {f"{RECORD}${{item.direction}}-{role}.json"}
+        assert records == expected, f"{name} builds models: it must depend on the code record {expected}"
     else:
         assert not records, f"{name} builds no model but depends on {records}"
 

@@ -1,0 +1,190 @@
+"""Which stages a change to each library module re-runs: TABLE below is the documentation of it (docs/artifacts.md
+prints it), checked module by module with DVC itself.
+
+The project holds this repository's dvc.yaml, stages and library, tiny params with both directions, and one run.
+Stage model_code runs for real; every other stage's outputs are placeholders committed to dvc.lock (`dvc commit`),
+since what is checked is DVC's dependency graph, not the outputs. Then each module in turn gets a comment appended,
+and `dvc status` must mark exactly the stages TABLE names. A model family's file (and what it imports) is found by
+the stages that build its models through the records model_code writes: for those, the records are rewritten as
+model_code writes them, and `dvc status` must then mark exactly the stages after them that TABLE names.
+"""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.codedeps import ROOT, family_record
+from pipeline.settings import read_yaml
+
+from .conftest import tiny
+
+pytestmark = pytest.mark.xdist_group("reruns")  # one project, made once, on one worker
+
+RUN = "main-0"
+ARCH = {"cnn", "ast"}
+CODE = {f"model_code@{m}" for m in (*ARCH, "forward-teacher", "forward-student", "reverse-teacher",
+                                    "reverse-student")}
+TRAIN = {f"train@{a}-{RUN}" for a in ARCH}
+EVALUATE = {f"evaluate@{a}-{RUN}" for a in ARCH}
+DUMP = {f"dump_logits@{d}-{RUN}" for d in ("forward", "reverse")}
+STUDENT = {f"train_student@{d}-{RUN}" for d in ("forward", "reverse")}
+EVAL_STUDENT = {f"evaluate_student@{d}-{RUN}" for d in ("forward", "reverse")}
+EVERY_MODEL = TRAIN | EVALUATE | DUMP | STUDENT | EVAL_STUDENT
+AFTER_FEATURES = EVERY_MODEL | CODE
+ALL = {"prepare", "features", "report"} | AFTER_FEATURES
+
+# the stages the AST's family builds models in (cnn -> ast forward: the student; ast -> cnn reverse: the teacher)
+AST_MODELS = {f"train@ast-{RUN}", f"evaluate@ast-{RUN}", f"train_student@forward-{RUN}",
+              f"evaluate_student@forward-{RUN}", f"dump_logits@reverse-{RUN}"}
+CNN_MODELS = {f"train@cnn-{RUN}", f"evaluate@cnn-{RUN}", f"train_student@reverse-{RUN}",
+              f"evaluate_student@reverse-{RUN}", f"dump_logits@forward-{RUN}"}
+
+# module -> (the stages `dvc status` marks, the stages marked once model_code has rewritten the records it moves)
+TABLE = {
+    # what every stage reads: the params, the errors, the layout of the artifacts
+    "pipeline/__init__.py": (ALL, set()),
+    "pipeline/errors.py": (ALL, set()),
+    "pipeline/settings.py": (ALL, set()),
+    "pipeline/runs.py": (ALL, set()),
+    "pipeline/layout.py": (ALL, set()),
+    # audio -> manifest -> features: nothing after the feature store is re-run by a dataset reader
+    "pipeline/manifest.py": ({"prepare", "features"}, set()),
+    **{f"pipeline/prepare/{m}.py": ({"prepare"}, set())
+       for m in ("__init__", "synthetic", "esc50", "fsd50k", "audioset", "folders", "user")},
+    **{f"pipeline/features/{m}.py": ({"features"}, set()) for m in ("__init__", "audio", "fbank", "extract")},
+    "pipeline/features/check.py": (set(), set()),  # `cmkd check` only
+    # the stores: read by every stage after the features
+    "pipeline/stores/__init__.py": ({"features"} | EVERY_MODEL, set()),
+    "pipeline/stores/schema.py": ({"features"} | EVERY_MODEL, set()),
+    "pipeline/stores/features.py": ({"features"} | EVERY_MODEL, set()),
+    "pipeline/stores/writer.py": ({"features"} | DUMP, set()),
+    "pipeline/stores/predictions.py": (EVERY_MODEL, set()),
+    "pipeline/normalization.py": ({"features"} | EVERY_MODEL, set()),
+    "pipeline/provenance.py": ({"features"} | EVERY_MODEL, set()),
+    # model code: a family's file re-runs only the stages that build its models (through the code records)
+    "pipeline/codedeps.py": (CODE, set()),
+    "pipeline/models/__init__.py": (CODE | EVERY_MODEL, set()),
+    "pipeline/models/checkpoint.py": (CODE | EVERY_MODEL, set()),
+    "pipeline/models/ensemble.py": (CODE | EVERY_MODEL, set()),
+    "pipeline/models/pretrained.py": (CODE | TRAIN | STUDENT, set()),
+    "pipeline/models/convert.py": (CODE, set()),
+    "pipeline/models/families/__init__.py": (CODE, EVERY_MODEL),
+    "pipeline/models/families/ast.py": (CODE, AST_MODELS),
+    "pipeline/models/families/efficientnet.py": (CODE, CNN_MODELS),
+    "pipeline/models/families/mobilenetv3.py": (CODE, set()),  # neither model of this run is one
+    "pipeline/models/timm_cnn.py": (CODE, CNN_MODELS),
+    # the task: its loss and headline metric are used by every model's stage; the reported metrics by evaluation
+    "pipeline/task/__init__.py": (EVERY_MODEL | {"report"}, set()),
+    "pipeline/task/headline.py": (EVERY_MODEL | {"report"}, set()),
+    "pipeline/task/metrics.py": (EVALUATE | EVAL_STUDENT, set()),
+    # the data plane: batches and the augmentation feed every model
+    "pipeline/data/__init__.py": (EVERY_MODEL, set()),
+    "pipeline/data/augment.py": (EVERY_MODEL, set()),
+    "pipeline/data/batches.py": (EVERY_MODEL, set()),
+    "pipeline/data/resident.py": (TRAIN | STUDENT, set()),
+    "pipeline/runtime.py": (EVERY_MODEL, set()),
+    # training: the loss, the loop and what a model learns from
+    "pipeline/training/__init__.py": (TRAIN | DUMP | STUDENT, set()),
+    "pipeline/training/cross_fit.py": (TRAIN | DUMP | STUDENT, set()),
+    "pipeline/training/adopt.py": (TRAIN, set()),
+    **{f"pipeline/training/{m}.py": (TRAIN | STUDENT, set())
+       for m in ("loop", "jobs", "teaching", "selection", "resume")},
+    # the dump, the evaluation and the report
+    "pipeline/cache/__init__.py": (DUMP, set()),
+    "pipeline/cache/dump.py": (DUMP, set()),
+    "pipeline/cache/imported.py": (DUMP, set()),
+    "pipeline/evaluation/__init__.py": (EVERY_MODEL | {"report"}, set()),
+    "pipeline/evaluation/inference.py": (EVERY_MODEL, set()),
+    "pipeline/evaluation/evaluate.py": (EVALUATE | EVAL_STUDENT, set()),
+    "pipeline/evaluation/report.py": ({"report"}, set()),
+    "pipeline/evaluation/statistics.py": ({"report"}, set()),
+    "pipeline/evaluation/figures.py": ({"report"}, set()),
+    # commands outside the pipeline (and the export stage, off by default)
+    **{f"pipeline/{m}.py": (set(), set()) for m in (
+        "evaluation/compare", "export/__init__", "export/graphs", "export/folders", "export/card", "predict",
+        "audit", "bench", "cli", "presets/__init__")},
+}
+
+
+def test_the_table_names_every_library_module():
+    modules = {str(p.relative_to(ROOT)) for p in ROOT.glob("pipeline/**/*.py")}
+    assert modules == set(TABLE), f"not in TABLE: {sorted(modules - set(TABLE))}; gone: {sorted(set(TABLE) - modules)}"
+
+
+def placeholder(path: Path) -> None:
+    """A stand-in output: a file, or a folder holding one (outputs whose names have no suffix are folders)."""
+    if path.suffix in (".pt", ".json", ".csv", ".npz", ".md", ".onnx"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("placeholder\n")
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "placeholder").write_text("placeholder\n")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from dvc.repo import Repo
+
+    work = tmp_path_factory.mktemp("reruns")
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, work)
+    for folder in ("stages", "pipeline"):
+        shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    params = {**tiny(read_yaml(ROOT / "params.yaml")), "directions": ["forward", "reverse"]}
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "repro", "-q", "model_code"]):
+        subprocess.run(command, cwd=work, check=True, capture_output=True)
+    repo = Repo(str(work))
+    for stage in repo.index.stages:
+        if not stage.name.startswith("model_code@"):
+            for out in stage.outs:
+                placeholder(Path(out.fs_path))
+    subprocess.run(["dvc", "commit", "-f", "-q"], cwd=work, check=True, capture_output=True)
+    assert marked(repo) == set()
+    return work, repo
+
+
+def marked(repo) -> set[str]:
+    """The stages `dvc status` marks (in this process: a second each, where a `dvc` command takes several)."""
+    cwd = os.getcwd()
+    os.chdir(repo.root_dir)
+    try:
+        return set(repo.status())
+    finally:
+        os.chdir(cwd)
+
+
+def rewrite_records(work: Path) -> None:
+    """What stage model_code writes (its own function), for each record, from the project's library."""
+    import json
+
+    params = read_yaml(work / "params.yaml")
+    roles = {"forward-teacher": params["teacher"], "forward-student": params["student"],
+             "reverse-teacher": params["student"], "reverse-student": params["teacher"]}
+    for model in (*ARCH, *roles):
+        arch = roles.get(model, model)
+        record = family_record(arch, params["models"][arch]["name"], root=work)
+        (work / "results/code" / f"{model}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+@pytest.mark.parametrize("module", sorted(TABLE))
+def test_a_comment_in_a_module_reruns_exactly_the_stages_that_use_it(project, module):
+    work, repo = project
+    direct, after_records = TABLE[module]
+    path = work / module
+    original = path.read_text()
+    records = {p: p.read_text() for p in (work / "results/code").glob("*.json")}
+    try:
+        path.write_text(original + "\n# a comment\n")
+        assert marked(repo) == direct, f"{module}: dvc status marks other stages than TABLE says"
+        if direct & CODE:
+            rewrite_records(work)
+            assert marked(repo) - CODE - direct == after_records, f"{module}: after model_code"
+    finally:
+        path.write_text(original)
+        for p, text in records.items():
+            p.write_text(text)
+    assert marked(repo) == set()
