@@ -37,7 +37,7 @@ from .evaluation.inference import predict_batches
 from .features.extract import write_feature_store
 from .features.fbank import BatchedFbank, fbank, pad_batch
 from .models import build_model, family
-from .models.checkpoint import Checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from .models.checkpoint import Checkpoint, load_checkpoint, read_checkpoint, save_checkpoint, trained_on
 from .prepare import prepare
 from .runs import Run
 from .runtime import device as default_device
@@ -219,14 +219,17 @@ def bench_read(size: Size, dev: torch.device, predictions: PredictionStore, resu
 def random_checkpoint(name: str, path: Path, classes: list[str], frames: int, bins: int = 128,
                       normalization: dict | None = None, store: FeatureStore | None = None,
                       features: dict | None = None) -> Path:
-    """A checkpoint of model `name` with random weights (what the benchmark times does not depend on them)."""
+    """A checkpoint of model `name` with random weights (what the benchmark times does not depend on them): for the
+    workspace's feature store when given, else for `classes`, `frames` and `normalization`."""
     cfg = build_model_config(name)
-    model = build_model(cfg, len(classes), frames, bins)
-    save_checkpoint(path, model, Checkpoint(
-        role="bench", architecture=name, network=cfg, num_classes=len(classes), num_frames=frames, num_mel_bins=bins,
-        classes=classes, normalization=normalization or store.normalization.as_dict(), features=features or {},
-        features_fingerprint=store.fingerprint if store else None, run="main" if store else None, seed=0,
-        note="random weights, made by cmkd bench"))
+    if store is not None:
+        described = trained_on(store)
+    else:
+        described = {"num_classes": len(classes), "num_frames": frames, "num_mel_bins": bins, "classes": classes,
+                     "normalization": normalization, "features": features or {}}
+    model = build_model(cfg, described["num_classes"], described["num_frames"], described["num_mel_bins"])
+    save_checkpoint(path, model, Checkpoint(role="bench", architecture=name, network=cfg, **described, seed=0,
+                                            note="random weights, made by cmkd bench"))
     return path
 
 

@@ -14,7 +14,8 @@ from .conftest import REPO, tiny
 
 PER_ARCH = ("train", "evaluate")                              # once per architecture: cnn and ast
 PER_DIRECTION = ("dump_logits", "train_student", "evaluate_student")  # once per direction: forward (and reverse)
-ONCE = {"prepare", "features", "model_code@cnn", "model_code@ast", "report"}  # model_code: once per architecture
+ONCE = {"prepare", "features", "report"} | {f"model_code@{m}" for m in (  # per architecture and direction role
+    "cnn", "ast", "forward-teacher", "forward-student", "reverse-teacher", "reverse-student")}
 
 
 def per_run(split: str, seed: int, directions=("forward",)) -> set[str]:
