@@ -23,13 +23,22 @@ COLOURS = {"teacher": "#4c72b0", "baseline": "#8c8c8c", "student": "#dd8452"}
 DPI = 110
 
 
-def draw_figures(results: list) -> None:
+def draw_figures(results: list) -> list[str]:
+    """Every figure of every direction; a figure that cannot be drawn is left out and named, with why, in the list
+    returned (the report says so), so that a drawing error never loses a finished run's report."""
     layout.FIGURES.mkdir(parents=True, exist_ok=True)
+    failed = []
     for r in results:
-        roles_figure(r)
-        validation_figure(r)
+        drawn = {"roles": roles_figure, "validation": validation_figure}
         if r.task.confusion:
-            confusion_figure(r)
+            drawn["confusion"] = confusion_figure
+        for name, figure in drawn.items():
+            try:
+                figure(r)
+            except Exception as e:  # noqa: BLE001 -- any drawing error: the numbers are already written
+                plt.close("all")
+                failed.append(f"{r.direction.name}: {name} figure not drawn ({type(e).__name__}: {e})")
+    return failed
 
 
 def roles_figure(r) -> None:
@@ -51,8 +60,9 @@ def roles_figure(r) -> None:
             highs.append(float(np.mean(highs)))
         x = np.arange(len(labels)) + (i - 1) * width
         ax.bar(x, values, width, color=COLOURS[role], label=f"{role} ({r.direction.architecture(role)})")
-        ax.errorbar(x, values, yerr=[np.subtract(values, lows), np.subtract(highs, values)], fmt="none",
-                    ecolor="black", elinewidth=0.8, capsize=2)
+        below, above = np.subtract(values, lows), np.subtract(highs, values)  # >= 0: the intervals hold the values
+        ax.errorbar(x, values, yerr=[np.maximum(below, 0), np.maximum(above, 0)], fmt="none", ecolor="black",
+                    elinewidth=0.8, capsize=2)
     ax.set_xticks(np.arange(len(labels)), labels, fontsize=8)
     ax.set_ylabel(f"test {key}")
     ax.set_title(f"{r.direction}: test {key} per run\n(bars: 95 % bootstrap intervals over the test clips)",

@@ -120,14 +120,16 @@ def write_report(settings) -> str:
         lines += side_by_side(results, summaries, key)
     for r in results:
         lines += direction_section(r, summaries[r.direction.name])
-    text = "\n".join(lines)
     layout.RESULTS.mkdir(parents=True, exist_ok=True)
-    layout.REPORT.write_text(text)
     layout.REPORT_JSON.write_text(json.dumps({"metric": key, "task": results[0].task.name, "runs": len(runs),
                                               **summaries}, indent=2) + "\n")
     for r in results:
         write_plots(r)
-    draw_figures(results)
+    failed = draw_figures(results)
+    if failed:
+        lines += ["## Figures not drawn", "", *[f"- {line}" for line in failed], ""]
+    text = "\n".join(lines)
+    layout.REPORT.write_text(text)
     return text
 
 

@@ -28,6 +28,7 @@ class Task:
     reported: tuple[str, ...]   # the metrics a report tabulates (metrics.py computes them), headline first
     per_class: str              # the per-class value (classes.json, the report's per-class plot)
     confusion: bool             # whether an evaluation counts a confusion matrix (the report draws it)
+    mean_of_clips: bool         # the headline is a mean of per-clip values: a resample of the clips is unbiased
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -89,7 +90,7 @@ class Task:
 
 class SingleLabel(Task):
     name, multi_label, headline = "single-label", False, "accuracy"
-    reported, per_class, confusion = ("accuracy",), "accuracy", True
+    reported, per_class, confusion, mean_of_clips = ("accuracy",), "accuracy", True, True
 
     def probabilities(self, logits):
         return torch.softmax(logits, dim=-1)
@@ -130,7 +131,7 @@ class SingleLabel(Task):
 
 class MultiLabel(Task):
     name, multi_label, headline = "multi-label", True, "mAP"
-    reported, per_class, confusion = ("mAP", "mean_auc", "d_prime"), "AP", False
+    reported, per_class, confusion, mean_of_clips = ("mAP", "mean_auc", "d_prime"), "AP", False, False
 
     def probabilities(self, logits):
         return torch.sigmoid(logits)
