@@ -1,8 +1,8 @@
 """`cmkd bench`: how fast each step runs, and how close the real cached path comes to the model's own speed.
 
 It builds a throwaway workspace of synthetic audio at the chosen size and runs the real code on it:
-  features  extraction clips/s (decode + fbank + Zarr write) with 1 and N Dask workers (Kaldi per clip on the CPU),
-            and with the batched fbank on the GPU; the fbank computation alone, Kaldi per clip vs batched
+  features  extraction clips/s (decode + fbank + Zarr write) with 1 and N Dask workers (float64 on the CPU, and on a
+            GPU in float32 and float64); the fbank computation alone in each precision
   read      random-access batches from the feature and prediction stores, samples/s, with 0 and N loader workers
   dump      the teacher-prediction dump, clips/s: the whole stage (store read + teacher forward + Zarr write, with
             its fixed costs), and its loop alone at steady state
@@ -35,7 +35,7 @@ from .data.batches import Augmenter, BatchSource, ZarrRows, inference_plan, to_d
 from .data.resident import ResidentRows
 from .evaluation.inference import predict_batches
 from .features.extract import write_feature_store
-from .features.fbank import BatchedFbank, fbank, pad_batch
+from .features.fbank import BatchedFbank, pad_batch
 from .models import build_model, family
 from .models.checkpoint import Checkpoint, load_checkpoint, read_checkpoint, save_checkpoint, trained_on
 from .prepare import prepare
@@ -137,58 +137,53 @@ class Results:
 
 
 def bench_features(size: Size, dev: torch.device, settings, results: Results, cluster: bool = True) -> None:
-    runs = [("kaldi", 1, "threads"), ("kaldi", size.workers, "threads"), ("kaldi", size.workers, "processes")]
+    """Extraction clips/s (float64 on the CPU, as the store is made by default; float32 and float64 on a GPU), with
+    1 and N Dask workers; then the fbank alone, float64 against float32, on waveforms already in memory."""
+    runs = [("float64", "cpu", 1, "threads"), ("float64", "cpu", size.workers, "threads"),
+            ("float64", "cpu", size.workers, "processes")]
     if dev.type == "cuda":
-        runs += [("batched", size.workers, "threads"), ("batched", size.workers, "processes")]
+        runs += [(p, "cuda", size.workers, "threads") for p in ("float32", "float64")]
     if cluster:  # a dask.distributed LocalCluster of 1 and N worker processes
-        runs += [("kaldi", 1, "distributed"), ("kaldi", size.workers, "distributed")]
-        if dev.type == "cuda":
-            runs += [("batched", size.workers, "distributed")]
+        runs += [("float64", "cpu", 1, "distributed"), ("float64", "cpu", size.workers, "distributed")]
     single = {}  # clips/s of one distributed worker, for the scaling efficiency
-    for method, workers, scheduler in runs:
-        out = layout.DATA / f"features_{method}_{workers}_{scheduler}.zarr"
-        cfg = settings.features.model_copy(update={"workers": workers, "fbank": method, "scheduler": scheduler})
+    for precision, where, workers, scheduler in runs:
+        out = layout.DATA / f"features_{precision}_{where}_{workers}_{scheduler}.zarr"
+        cfg = settings.features.model_copy(update={"workers": workers, "device": where, "precision": precision,
+                                                   "scheduler": scheduler})
         started = time.perf_counter()
         write_feature_store(layout.MANIFEST, layout.CLASSES, out, cfg, multi_label=False)
         seconds = time.perf_counter() - started
-        where = "CPU" if method == "kaldi" else "GPU"
         rate = size.clips / seconds
         detail = f"{size.clips} clips of {size.clip_seconds:g} s, decode + fbank + Zarr write"
         if scheduler == "distributed":
             detail += ", cluster start included"
             if workers == 1:
-                single[method] = rate
-            elif method in single:
-                detail += f"; scaling efficiency {rate / (workers * single[method]):.0%} of {workers}x one worker"
+                single[where] = rate
+            elif where in single:
+                detail += f"; scaling efficiency {rate / (workers * single[where]):.0%} of {workers}x one worker"
         name = f"{workers} Dask {'distributed workers' if scheduler == 'distributed' else scheduler}"
-        results.add("features", f"extract, {method} fbank on {where}, {name}", rate, "clips/s", detail)
-    shutil.move(layout.DATA / f"features_kaldi_{size.workers}_threads.zarr", layout.FEATURES)
+        results.add("features", f"extract, {precision} fbank on {where}, {name}", rate, "clips/s", detail)
+    shutil.move(layout.DATA / f"features_float64_cpu_{size.workers}_threads.zarr", layout.FEATURES)
 
-    # the fbank computation alone, on waveforms already in memory
+    # the fbank computation alone, on waveforms already in memory, in each precision
     g = torch.Generator().manual_seed(0)
     waves = [0.1 * torch.randn(int(size.clip_seconds * 16000), generator=g) for _ in range(size.fbank_batch)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    started = time.perf_counter()
-    for w in waves:
-        fbank(w)
-    results.add("features", "fbank alone, torchaudio Kaldi, 1 CPU thread", len(waves) / (time.perf_counter() - started),
-                "clips/s", f"{size.clip_seconds:g} s clips, one at a time")
-    torch.set_num_threads(threads)
     batch, lengths = pad_batch(waves)
     batch = batch.to(dev)
-    model = BatchedFbank().to(dev)
-    with torch.no_grad():
-        model(batch, lengths, size.frames)  # warm-up (cuFFT plans, allocator)
-        _sync(dev)
-        passes = 10 if dev.type == "cuda" else 2
-        started = time.perf_counter()
-        for _ in range(passes):
-            model(batch, lengths, size.frames)
-        _sync(dev)
-    rate = passes * len(waves) / (time.perf_counter() - started)
-    results.add("features", f"fbank alone, batched on {dev.type}", rate, "clips/s",
-                f"batches of {len(waves)} {size.clip_seconds:g} s clips already on the device")
+    for dtype in (torch.float32, torch.float64):
+        model = BatchedFbank(dtype=dtype).to(dev)
+        with torch.no_grad():
+            model(batch, lengths, size.frames)  # warm-up (cuFFT plans, allocator)
+            _sync(dev)
+            passes = 10 if dev.type == "cuda" else 2
+            started = time.perf_counter()
+            for _ in range(passes):
+                model(batch, lengths, size.frames)
+            _sync(dev)
+        rate = passes * len(waves) / (time.perf_counter() - started)
+        results.add("features", f"fbank alone, {str(dtype).removeprefix('torch.')} on {dev.type}", rate, "clips/s",
+                    f"batches of {len(waves)} {size.clip_seconds:g} s clips already on the device, "
+                    f"{torch.get_num_threads()} threads")
 
 
 def _random_plan(store: FeatureStore, batch: int, count: int, seed: int, views: int = 0):

@@ -94,7 +94,8 @@ class FeatureSettings(Section):
     workers: int = Field(2, ge=1)
     scheduler: Literal["threads", "processes", "synchronous", "distributed"] = "threads"
     address: str | None = None
-    fbank: Literal["auto", "batched", "kaldi"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"       # where the fbank runs (auto: the GPU if there is one)
+    precision: Literal["float64", "float32"] = "float64"  # float64: the same stored values on any machine
     on_error: Literal["fail", "skip"] = "fail"
 
     def fbank_params(self) -> dict:
@@ -255,6 +256,8 @@ OWNERS = {"augment": "pipeline.data.augment", "models": "pipeline.models"}  # wh
 MOVED = {  # keys that moved or went, with where to look instead
     ("train", "epochs"): "each model sets its own: models.<key>.epochs",
     ("dump", "time_shift"): "the augmentation has its own section: augment.time_shift",
+    ("features", "fbank"): "cmkd computes the Kaldi fbank itself: features.device (auto: the GPU if there is one) "
+                           "and features.precision (float64)",
     **{("train", key): f"the augmentation has its own section: augment.{key}"
        for key in ("freq_mask", "time_mask", "time_shift", "mixup", "mixup_alpha", "mask_scale")},
     ("seed",): "seeds: [0, 1, ...] (training), data.seed (the built-in dataset)",

@@ -14,7 +14,7 @@ from pipeline.manifest import write_manifest
 from pipeline.settings import FeatureSettings, ParamsError, settings_from
 from pipeline.stores.features import FeatureStore
 
-CFG = FeatureSettings(target_frames=50, clips_per_shard=4, workers=1, scheduler="synchronous", fbank="kaldi")
+CFG = FeatureSettings(target_frames=50, clips_per_shard=4, workers=1, scheduler="synchronous", device="cpu")
 
 
 def noise(seconds, rate, channels=1, seed=0):

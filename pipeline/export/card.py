@@ -146,8 +146,9 @@ def input_section(meta: Checkpoint, fmt: str, loads_with: str) -> list[str]:
     window = ((meta.num_frames - 1) * f["frame_shift_ms"] + f["frame_length_ms"]) / 1000
     lines = ["## Input", "",
              f"- {int(f['sample_rate'])} Hz mono audio, the waveform mean removed, Kaldi fbank "
-             f"(`torchaudio.compliance.kaldi.fbank`, htk_compat, hanning window, {meta.num_mel_bins} mel bins, "
-             f"{f['frame_length_ms']:g} ms frames every {f['frame_shift_ms']:g} ms, no dither, no energy), "
+             f"(as `torchaudio.compliance.kaldi.fbank` computes it: htk_compat, hanning window, "
+             f"{meta.num_mel_bins} mel bins, {f['frame_length_ms']:g} ms frames every {f['frame_shift_ms']:g} ms, "
+             "no dither, no energy), "
              f"zero-padded or cropped to {meta.num_frames} frames ({window:g} s).",
              f"- Normalised as (x - mean) / (2 std) with mean {norm.mean:.6g}, std {norm.std:.6g} (the statistics it "
              "was trained with).", f"- Loads with `{loads_with}`."]

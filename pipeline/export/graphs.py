@@ -8,9 +8,9 @@
                     and the normalisation are inside; logits out
 
 The check compares the exported graph (onnxruntime for ONNX, torch.jit.load for TorchScript) with the pipeline's own
-path -- for audio, torchaudio's Kaldi fbank clip by clip, padded or cropped, rounded to float16, normalised, the
-model -- at batch 1 and at the whole check batch. The file carries the model's classes, feature parameters,
-normalisation and input (ONNX metadata_props, TorchScript's extra file `cmkd.json`).
+path -- for audio, the features stage's Kaldi fbank clip by clip (float64), padded or cropped, rounded to float16,
+normalised, the model -- at batch 1 and at the whole check batch. The file carries the model's classes, feature
+parameters, normalisation and input (ONNX metadata_props, TorchScript's extra file `cmkd.json`).
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def check_inputs(meta: Checkpoint, checkpoint: Path, audio: list[Path] | None, i
                  count: int = 4) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(exported graph's input, the pipeline's features for it, what they are): real audio when given. For audio
     the features are the features stage's own (pipeline/features/extract.py: the clip decoded as far as the stage
-    decodes it, torchaudio's Kaldi fbank, padded or cropped, float16)."""
+    decodes it, the Kaldi fbank in float64, padded or cropped, float16)."""
     from types import SimpleNamespace
 
     from ..features.audio import load_audio
@@ -93,7 +93,8 @@ def check_inputs(meta: Checkpoint, checkpoint: Path, audio: list[Path] | None, i
         else:
             waves = 0.1 * torch.randn(count, int(rate * 3.7), generator=g)
             described = f"{count} random clips of 3.7 s (no --check-audio)"
-        stage = SimpleNamespace(**{**f, "num_mel_bins": meta.num_mel_bins, "target_frames": meta.num_frames})
+        stage = SimpleNamespace(**{**f, "num_mel_bins": meta.num_mel_bins, "target_frames": meta.num_frames,
+                                   "precision": "float64"})
         decoded = front_end(meta).max_samples  # what the features stage decodes of a clip (extract.clip_audio)
         expected = torch.stack([torch.from_numpy(clip_features(w[:decoded], stage)[0]).float() for w in waves])
         return waves, expected, described
@@ -126,7 +127,7 @@ def export_graph(checkpoint: Path, out: Path, fmt: str, input_kind: str, audio: 
         raise RuntimeError(f"{out}: the {fmt} export ({input_kind} in) differs from the pipeline by {difference:.3g} "
                            f"(> {tolerance:g}) on {described}; not written")
     return {"out": str(out), "format": fmt, "input": input_kind, "checked on": described,
-            "checked against": "the pipeline's path: torchaudio Kaldi fbank per clip + the model" if
+            "checked against": "the pipeline's path: the features stage's Kaldi fbank per clip + the model" if
             input_kind == "waveform" else "the PyTorch model", "batch sizes checked": [1, len(x)],
             "max abs logit difference": difference, "graph seconds": round(seconds, 2),
             "bytes": out.stat().st_size}

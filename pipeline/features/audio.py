@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
 from ..errors import InputError
 
@@ -24,7 +23,7 @@ class AudioError(InputError, ValueError):
 
 def load_audio(path: Path, sample_rate: int, max_seconds: float | None = None,
                min_samples: int = 0) -> torch.Tensor:
-    """Return a 1-D float32 waveform at `sample_rate`: channels averaged, resampled with torchaudio if needed.
+    """Return a 1-D float32 waveform at `sample_rate`: channels averaged, resampled (`resample`) if needed.
 
     max_seconds: decode at most this much from the start (the rest would be cropped anyway).
     min_samples: refuse clips shorter than this at `sample_rate` (one fbank frame: 400 samples at 16 kHz).
@@ -51,10 +50,33 @@ def load_audio(path: Path, sample_rate: int, max_seconds: float | None = None,
         raise AudioError(f"{path}: silent (every sample is 0)")
     wave = torch.from_numpy(data.mean(axis=1))
     if sr != sample_rate:
-        wave = torchaudio.functional.resample(wave, sr, sample_rate)
+        wave = resample(wave, sr, sample_rate)
     if len(wave) < min_samples:
         raise AudioError(f"{path}: too short ({len(wave)} samples at {sample_rate} Hz, one frame needs {min_samples})")
     return wave
+
+
+def resample(wave: torch.Tensor, orig: int, new: int, width: int = 6, rolloff: float = 0.99) -> torch.Tensor:
+    """Band-limited resampling of a 1-D waveform from `orig` to `new` Hz: windowed-sinc interpolation (a Hann window
+    over `width` zero crossings of a low-pass at `rolloff` x the lower Nyquist), one polyphase filter bank for the
+    reduced ratio, as torchaudio's `functional.resample` defaults compute it (tests/test_features.py compares them
+    where torchaudio is installed)."""
+    if orig == new:
+        return wave
+    step = math.gcd(orig, new)
+    orig, new = orig // step, new // step
+    cutoff = min(orig, new) * rolloff
+    reach = math.ceil(width * orig / cutoff)
+    taps = torch.arange(-reach, reach + orig, dtype=torch.float64)[None, :] / orig
+    t = (-torch.arange(new, dtype=torch.float64)[:, None] / new + taps) * cutoff  # [new phases, taps]
+    t = t.clamp(-width, width)
+    window = torch.cos(t * math.pi / width / 2) ** 2
+    t = t * math.pi
+    kernels = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (cutoff / orig)
+    x = torch.nn.functional.pad(wave.to(torch.float64)[None, None], (reach, reach + orig))
+    out = torch.nn.functional.conv1d(x, kernels[:, None], stride=orig)  # [1, new phases, steps]
+    out = out[0].T.reshape(-1)[: math.ceil(new * len(wave) / orig)]
+    return out.to(wave.dtype)
 
 
 def _check_wav_complete(path: Path) -> None:

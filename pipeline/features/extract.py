@@ -44,7 +44,8 @@ def clip_audio(path: Path, cfg) -> torch.Tensor:
 
 def clip_features(wave: torch.Tensor, cfg) -> tuple[np.ndarray, int]:
     """float16 [target_frames, mel_bins] features of one waveform, and its frames before padding or cropping."""
-    feats = fbank(wave, cfg.sample_rate, cfg.num_mel_bins, cfg.frame_shift_ms, cfg.frame_length_ms)
+    feats = fbank(wave, cfg.sample_rate, cfg.num_mel_bins, cfg.frame_shift_ms, cfg.frame_length_ms,
+                  dtype=PRECISION[cfg.precision])
     return pad_or_crop(feats, cfg.target_frames).numpy().astype(np.float16), feats.shape[0]
 
 
@@ -61,49 +62,44 @@ def load_block(clips: list[Clip], cfg) -> tuple[list[torch.Tensor | None], list[
     return waves, reasons
 
 
-def fbank_device(choice: str) -> torch.device | None:
-    """`features.fbank`: where the batched fbank runs, or None for torchaudio's Kaldi fbank one clip at a time.
+PRECISION = {"float64": torch.float64, "float32": torch.float32}
+SUB_BATCH = 16  # clips transformed at once (a block's spectra in float64 would take hundreds of MB at 1024 frames)
 
-    auto: the batched fbank on the GPU when there is one, else Kaldi on the CPU; batched: on the GPU if there is
-    one, else on the CPU; kaldi: always the reference implementation.
-    """
-    gpu = torch.cuda.is_available()
-    if choice == "kaldi" or (choice == "auto" and not gpu):
-        return None
-    return torch.device("cuda" if gpu else "cpu")
+
+def fbank_device(choice: str) -> torch.device:
+    """`features.device`: where the fbank runs (auto: the GPU when there is one)."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("features.device is cuda, but torch sees no GPU here")
+    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 @lru_cache(maxsize=None)
-def _batched_fbank(device: str, sample_rate: int, num_mel_bins: int, shift: float, length: float) -> BatchedFbank:
-    return BatchedFbank(sample_rate, num_mel_bins, shift, length).to(device)
+def _batched_fbank(device: str, sample_rate: int, num_mel_bins: int, shift: float, length: float,
+                   precision: str) -> BatchedFbank:
+    return BatchedFbank(sample_rate, num_mel_bins, shift, length, dtype=PRECISION[precision]).to(device)
 
 
-def block_features(clips: list[Clip], cfg, device: torch.device | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def block_features(clips: list[Clip], cfg, device: torch.device) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features [clips, target_frames, mel_bins] float16, frames before padding or cropping, and the reason each
     clip was skipped ("" if it was not; a skipped clip's features are zeros) for one block."""
     waves, reasons = load_block(clips, cfg)
     feats = np.zeros((len(clips), cfg.target_frames, cfg.num_mel_bins), dtype=np.float16)
     frames = np.zeros(len(clips), dtype=np.int32)
     good = [i for i, wave in enumerate(waves) if wave is not None]
-    if not good:
-        return feats, frames, reasons
-    if device is None:  # the reference implementation, one clip at a time
-        for i in good:
-            feats[i], frames[i] = clip_features(waves[i], cfg)
-        return feats, frames, reasons
-    batch, lengths = pad_batch([waves[i] for i in good])
-    model = _batched_fbank(str(device), cfg.sample_rate, cfg.num_mel_bins, cfg.frame_shift_ms, cfg.frame_length_ms)
-    with torch.no_grad():
-        batch_feats, batch_frames = model(batch.to(device, non_blocking=True), lengths, cfg.target_frames)
-    feats[good], frames[good] = batch_feats.half().cpu().numpy(), batch_frames.cpu().numpy()
+    model = _batched_fbank(str(device), cfg.sample_rate, cfg.num_mel_bins, cfg.frame_shift_ms, cfg.frame_length_ms,
+                           cfg.precision)
+    for start in range(0, len(good), SUB_BATCH):
+        part = good[start : start + SUB_BATCH]
+        batch, lengths = pad_batch([waves[i] for i in part])
+        with torch.no_grad():
+            part_feats, part_frames = model(batch.to(device, non_blocking=True), lengths, cfg.target_frames)
+        feats[part], frames[part] = part_feats.half().cpu().numpy(), part_frames.cpu().numpy()
     return feats, frames, reasons
 
 
-def fbank_name(device: torch.device | None) -> str:
-    """Which fbank computes features on `device` (None: torchaudio's Kaldi), as the store records it."""
-    if device is None:
-        return "torchaudio.compliance.kaldi.fbank"
-    return f"pipeline.features.fbank.BatchedFbank on {device.type}"
+def fbank_name(device: torch.device, precision: str) -> str:
+    """Which fbank computed the features, as the store records it."""
+    return f"pipeline.features.fbank.BatchedFbank ({precision}) on {device.type}"
 
 
 def compute_on_cluster(tasks: list, cfg, advance, say) -> list:
@@ -143,7 +139,7 @@ def fingerprint(manifest: Path, classes: list[str], cfg, multi_label: bool) -> s
     shard is computed, and a shard is written only when both modes would write it alike (see _write_block), so
     switching it keeps the finished shards."""
     h = hashlib.sha256(Path(manifest).read_bytes())
-    h.update(json.dumps([classes, cfg.fbank_params(), multi_label]).encode())
+    h.update(json.dumps([classes, cfg.fbank_params(), multi_label, cfg.precision]).encode())
     return h.hexdigest()
 
 
@@ -156,8 +152,8 @@ def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg) 
     not written (every other shard still is, so one run lists every bad clip and a re-run redoes only those).
     """
     torch.set_num_threads(1)  # parallelism comes from Dask workers, not intra-op threads
-    device = fbank_device(cfg.fbank)
-    used = fbank_name(device)
+    device = fbank_device(cfg.device)
+    used = fbank_name(device, cfg.precision)
     group = zarr.open_group(partial, mode="r+")
     block_feats, frames, reasons = block_features(clips, cfg, device)
     bad = [(str(clip.path), reason.removeprefix(f"{clip.path}: ")) for clip, reason in zip(clips, reasons) if reason]
@@ -203,7 +199,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
     try:
         with writer.writing(), Progress() as progress:
             resumed = f", {len(blocks) - len(pending)} shards kept from an interrupted run" if not fresh else ""
-            bar = progress.add_task(f"fbank ({cfg.fbank}), {n} clips{resumed}", total=len(tasks))
+            bar = progress.add_task(f"fbank ({cfg.precision}), {n} clips{resumed}", total=len(tasks))
             if cfg.scheduler == "distributed":
                 results = compute_on_cluster(tasks, cfg, lambda: progress.advance(bar), progress.console.print)
             else:
@@ -213,7 +209,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         torch.set_num_threads(threads)
     bad = [clip for found, _ in results for clip in found]
     used = sorted({fbank for _, fbank in results} | set(group.attrs.get("_fbank", []))) or [
-        fbank_name(fbank_device(cfg.fbank))]  # nothing computed in this run: what this machine would use
+        fbank_name(fbank_device(cfg.device), cfg.precision)]  # nothing computed in this run: what it would use
     group.attrs["_fbank"] = used  # a resumed run adds to what the shards before it used
     if bad and cfg.on_error == "fail":
         done = int(group["_done"][:].sum())
@@ -227,8 +223,7 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         "multi_label": multi_label,
         "validation_fraction": validation_fraction,  # the share of whole groups a fold run validates on, if it must
         "feature_params": cfg.fbank_params(),
-        # both agree within 1e-3 (tests/test_batched_fbank.py); recorded so that a store says how it was made
-        "fbank": used[0] if len(used) == 1 else used,
+        "fbank": used[0] if len(used) == 1 else used,  # so that a store says how it was made
         "fingerprint": writer.fingerprint,
         "manifest": str(manifest),
         "dataset": dataset,  # where prepare read it from (data/raw/source.json): what a checkpoint records

@@ -1,11 +1,19 @@
-"""Kaldi fbank, the AST/PSLA recipe: per clip with torchaudio (the reference), or for a whole batch in one pass.
+"""Kaldi fbank, the AST/PSLA recipe, computed here for a batch of clips in one pass (no torchaudio needed).
 
-`torchaudio.compliance.kaldi.fbank` takes one clip at a time, so on a GPU it is bound by kernel launches (about
-800 clips/s). BatchedFbank computes the same features, with the recipe's settings (`fbank` below:
-whole-clip mean removed, per-frame DC removal, pre-emphasis 0.97, Hanning window, 512-point power spectrum,
-Kaldi's mel banks reused from torchaudio, log floored at float32 epsilon, no energy column), for a padded batch
-[B, samples] with each clip's true length. Frames that Kaldi would not produce (past a clip's end) are zero, like
-`pad_or_crop` pads them. tests/test_batched_fbank.py checks it against torchaudio on real clips.
+The recipe (`torchaudio.compliance.kaldi.fbank(htk_compat=True, use_energy=False, window_type="hanning",
+dither=0.0)` on the mean-subtracted waveform, as the AST, PSLA and Hugging Face feature extractors call it): 25 ms
+frames every 10 ms that fit entirely in the clip, per-frame DC removal, pre-emphasis 0.97, Hanning window, 512-point
+power spectrum, Kaldi's triangular mel banks (20 Hz to Nyquist, `mel_banks` below), log floored at float32 epsilon,
+no energy column. `BatchedFbank` does Kaldi's operations in Kaldi's order for a padded batch [B, samples] with each
+clip's true length; frames past a clip's end are zero, as `pad_or_crop` pads them.
+
+Precision: the features stage computes in float64 and stores float16 (pipeline/stores/features.py). Kaldi and
+torchaudio compute in float32, whose last bit depends on the CPU's vector paths and the thread count; the store's
+float16 rounding turns such a last-bit difference into a different stored value now and then, and one student on a
+few hundred clips amplifies that into points (docs/measurements.md). In float64 the same clip gives the same float16
+values on any machine except when a value falls within ~1e-12 of a float16 rounding boundary. Exported graphs keep
+float32 (what an ONNX runtime computes in). tests/test_batched_fbank.py checks both against torchaudio where it is
+installed, and against torchaudio's values stored with the tests where it is not.
 """
 from __future__ import annotations
 
@@ -13,22 +21,35 @@ import math
 
 import torch
 import torch.nn as nn
-import torchaudio
-from torchaudio.compliance.kaldi import get_mel_banks
 
 EPSILON = torch.finfo(torch.float32).eps  # Kaldi's floor on mel energies before the log
 PREEMPHASIS = 0.97
+LOW_FREQ = 20.0  # Kaldi's default lower edge of the first mel bin (high: Nyquist)
 
 
-def fbank(wave: torch.Tensor, sample_rate: int = 16000, num_mel_bins: int = 128,
-          frame_shift_ms: float = 10.0, frame_length_ms: float = 25.0) -> torch.Tensor:
-    """The AST/PSLA recipe: mean-subtracted waveform, Kaldi fbank with HTK-compatible mel, Hanning window."""
-    wave = wave - wave.mean()
-    return torchaudio.compliance.kaldi.fbank(
-        wave.unsqueeze(0), htk_compat=True, sample_frequency=sample_rate, use_energy=False,
-        window_type="hanning", num_mel_bins=num_mel_bins, dither=0.0,
-        frame_shift=frame_shift_ms, frame_length=frame_length_ms,
-    )
+def mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = LOW_FREQ) -> torch.Tensor:
+    """Kaldi's mel filterbank (MelBanks, no VTLN warp) [n_fft // 2 + 1, num_bins]: triangles evenly spaced on
+    1127 ln(1 + f / 700) from `low_freq` to Nyquist, over the FFT bins below Nyquist (the Nyquist bin gets 0). In
+    float32, as torchaudio's `get_mel_banks` computes them (the weights the field's checkpoints were trained with),
+    whatever precision the spectra are then computed in."""
+    def mel(freq):
+        return 1127.0 * math.log(1.0 + freq / 700.0)
+
+    mel_low, mel_high = mel(low_freq), mel(sample_rate / 2)
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    index = torch.arange(num_bins).unsqueeze(1)
+    left, center, right = mel_low + index * delta, mel_low + (index + 1.0) * delta, mel_low + (index + 2.0) * delta
+    bins = 1127.0 * (1.0 + sample_rate / n_fft * torch.arange(n_fft // 2, dtype=torch.float32) / 700.0).log()
+    weights = torch.clamp(torch.minimum((bins - left) / (center - left), (right - bins) / (right - center)), min=0)
+    return nn.functional.pad(weights, (0, 1)).T.contiguous()
+
+
+def fbank(wave: torch.Tensor, sample_rate: int = 16000, num_mel_bins: int = 128, frame_shift_ms: float = 10.0,
+          frame_length_ms: float = 25.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """One clip's features [frames, mel bins] (float32): the recipe above on its whole waveform."""
+    frontend = BatchedFbank(sample_rate, num_mel_bins, frame_shift_ms, frame_length_ms, dtype=dtype)
+    feats, frames = frontend(wave[None], torch.tensor([len(wave)]))
+    return feats[0, : int(frames[0])].float()
 
 
 def pad_or_crop(feats: torch.Tensor, target_frames: int) -> torch.Tensor:
@@ -41,15 +62,16 @@ def pad_or_crop(feats: torch.Tensor, target_frames: int) -> torch.Tensor:
 
 class BatchedFbank(nn.Module):
     def __init__(self, sample_rate: int = 16000, num_mel_bins: int = 128, frame_shift_ms: float = 10.0,
-                 frame_length_ms: float = 25.0):
+                 frame_length_ms: float = 25.0, dtype: torch.dtype = torch.float32):
         super().__init__()
+        self.dtype = dtype
         self.shift = int(sample_rate * frame_shift_ms / 1000)
         self.size = int(sample_rate * frame_length_ms / 1000)
         self.n_fft = 1 << (self.size - 1).bit_length()  # Kaldi's round_to_power_of_two
-        # Kaldi's defaults: low_freq 20 Hz, high_freq = Nyquist, no VTLN warp
-        mel, _ = get_mel_banks(num_mel_bins, self.n_fft, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
-        self.register_buffer("mel", nn.functional.pad(mel, (0, 1)).T.contiguous(), persistent=False)
-        self.register_buffer("window", torch.hann_window(self.size, periodic=False), persistent=False)
+        self.register_buffer("mel", mel_banks(num_mel_bins, self.n_fft, float(sample_rate)).to(dtype),
+                             persistent=False)
+        window = 0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(self.size, dtype=torch.float64) / (self.size - 1))
+        self.register_buffer("window", window.to(dtype), persistent=False)  # Kaldi's "hanning" (symmetric)
 
     def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames Kaldi makes from clips of `lengths` samples (snip_edges: only frames that fit entirely)."""
@@ -58,24 +80,23 @@ class BatchedFbank(nn.Module):
     def samples_for(self, frames: int) -> int:
         return (frames - 1) * self.shift + self.size
 
-    @torch.autocast("cuda", enabled=False)  # every step in float32, as Kaldi does: bf16 would change the values
+    @torch.autocast("cuda", enabled=False)  # every step in self.dtype: bf16 would change the values
     @torch.autocast("cpu", enabled=False)
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor,
                 target_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """waves float [B, S] (zero beyond each clip's length), lengths int [B].
 
-        Returns (features [B, frames, mel_bins] float32, frames before padding or cropping [B]).
+        Returns (features [B, frames, mel_bins] in self.dtype, frames before padding or cropping [B]).
         With `target_frames`, features are cropped or zero-padded to exactly that many frames.
         """
         lengths = lengths.to(waves.device)
         num_frames = self.num_frames(lengths)
         out_frames = target_frames if target_frames is not None else int(num_frames.max())
-        mean = waves.float().sum(dim=1) / lengths.clamp_min(1)  # the recipe's whole-clip mean (zeros past the end)
-        # only the samples under the kept frames are transformed; from here on, Kaldi's operations in Kaldi's
-        # order, so that float32 rounds the same way (Kaldi itself is ~2e-3 from a float64 computation near the
-        # log floor, so a cleverer order would differ from it by that much)
+        waves = waves.to(self.dtype)
+        mean = waves.sum(dim=1) / lengths.clamp_min(1)  # the recipe's whole-clip mean (zeros past the end)
+        # only the samples under the kept frames are transformed; from here on, Kaldi's operations in Kaldi's order
         needed = self.samples_for(out_frames)
-        x = waves.float()[:, :needed] - mean[:, None]
+        x = waves[:, :needed] - mean[:, None]
         # zeros to `needed` samples (a concatenation, not a branch on the length, so that a traced or exported
         # graph takes any length; samples past a clip's end never enter a kept frame)
         x = torch.cat([x, x.new_zeros(x.shape[0], needed)], dim=1)[:, :needed]
@@ -91,9 +112,10 @@ class BatchedFbank(nn.Module):
 
 
 def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """A list of 1-D waveforms as one zero-padded [B, max_len] tensor and their lengths."""
+    """A list of 1-D waveforms as one zero-padded [B, max_len] tensor (of their dtype) and their lengths."""
     lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
-    batch = torch.zeros(len(waves), int(lengths.max()) if len(waves) else 0)
+    dtype = waves[0].dtype if waves else torch.float32
+    batch = torch.zeros(len(waves), int(lengths.max()) if len(waves) else 0, dtype=dtype)
     for i, w in enumerate(waves):
         batch[i, : len(w)] = w
     return batch, lengths
@@ -102,10 +124,10 @@ def pad_batch(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 class WaveformFrontEnd(nn.Module):
     """16 kHz audio [batch, samples] -> the model's features [batch, target_frames, mel bins], as the features stage
     makes them: the whole-clip mean removed (of the part the stage decodes: at most 4x the window,
-    features/extract.py), Kaldi fbank (BatchedFbank, the recipe's settings), frames past the clip's end zero and
-    a longer clip cropped to its first `target_frames`, rounded to float16 as the store holds them. Every clip of a
-    batch has the batch's length. Traceable and exportable (ONNX's DFT for the FFT), so that an exported model can
-    take audio."""
+    features/extract.py), Kaldi fbank (BatchedFbank, in float32: what a graph runtime computes in), frames past the
+    clip's end zero and a longer clip cropped to its first `target_frames`, rounded to float16 as the store holds
+    them. Every clip of a batch has the batch's length. Traceable and exportable (ONNX's DFT for the FFT), so that an
+    exported model can take audio."""
 
     def __init__(self, sample_rate: int, num_mel_bins: int, frame_shift_ms: float, frame_length_ms: float,
                  target_frames: int):
