@@ -14,6 +14,7 @@ for the architecture trained on labels, `<arch>/parts/part<j>` for its cross-fit
     data/features.zarr, results/skipped.csv     features: one fbank store for every run; the clips left out
     data/runs/<split>/seed<k>/<arch>/checkpoint.pt                   train@<arch>-<split>-<k>: trained on labels
     data/runs/<split>/seed<k>/<arch>/parts/part<j>/checkpoint.pt     train_teacher_part@<arch>-<split>-<k>-<j>
+    results/runs/<split>/seed<k>/<direction>/teacher.json            pick_teacher@<direction>-<split>-<k>
     data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr   dump_logits@<direction>-<split>-<k>
     data/runs/<split>/seed<k>/<direction>/student/checkpoint.pt      train_student@<direction>-<split>-<k>
     data/test_logits/<split>/seed<k>/<name>.npz                      evaluate: each test clip's logits and labels
@@ -73,6 +74,11 @@ def checkpoint(name: str, run: Run) -> Path:
 def resume_state(name: str, run: Run) -> Path:
     """Written after every epoch and removed when training ends; not a DVC out, so DVC leaves it for a re-run."""
     return run_dir(run) / f"{name}.resume.pt"
+
+
+def teacher_pin(direction: str, run: Run) -> Path:
+    """The checkpoints that teach `direction` in `run` and their sha256 (stage pick_teacher), which the dump checks."""
+    return results_dir(direction, run) / "teacher.json"
 
 
 def predictions(direction: str, run: Run) -> Path:

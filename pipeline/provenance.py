@@ -12,6 +12,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @lru_cache(maxsize=None)
 def code_version() -> dict:
     source = hashlib.sha256()

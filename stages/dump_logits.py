@@ -1,5 +1,5 @@
-"""DVC stage `dump_logits@<direction>-<split>-<seed>`: the direction's teacher (data/runs/<split>/seed<k>/<arch>/) +
-data/features.zarr -> data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr."""
+"""DVC stage `dump_logits@<direction>-<split>-<seed>`: the direction's teacher (the checkpoints stage pick_teacher
+pinned) + data/features.zarr -> data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr."""
 import sys
 
 from pipeline.cache.dump import dump
@@ -15,4 +15,4 @@ if __name__ == "__main__":  # spawned worker processes (Dask's, for one) import 
     with reported():  # a bad param or input file: its message, no traceback
         settings = load_settings(reads=PARAMS)
         launch(settings)  # through torchrun when params `distributed` asks for several processes
-        dump(settings, sys.argv[1], Run(sys.argv[2], int(sys.argv[3])))
+        dump(settings, sys.argv[1], Run(sys.argv[2], int(sys.argv[3])), pinned=True)

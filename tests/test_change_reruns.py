@@ -30,11 +30,12 @@ CODE = {f"model_code@{m}" for m in (*ARCH, "forward-teacher", "forward-student",
 TRAIN = {f"train@{a}-{RUN}" for a in ARCH}
 EVALUATE = {f"evaluate@{a}-{RUN}" for a in ARCH}
 DUMP = {f"dump_logits@{d}-{RUN}" for d in ("forward", "reverse")}
+PICK = {f"pick_teacher@{d}-{RUN}" for d in ("forward", "reverse")}
 STUDENT = {f"train_student@{d}-{RUN}" for d in ("forward", "reverse")}
 EVAL_STUDENT = {f"evaluate_student@{d}-{RUN}" for d in ("forward", "reverse")}
 EVERY_MODEL = TRAIN | EVALUATE | DUMP | STUDENT | EVAL_STUDENT
 AFTER_FEATURES = EVERY_MODEL | CODE
-ALL = {"prepare", "features", "report"} | AFTER_FEATURES
+ALL = {"prepare", "features", "report"} | AFTER_FEATURES | PICK
 
 # the stages the AST's family builds models in (cnn -> ast forward: the student; ast -> cnn reverse: the teacher)
 AST_MODELS = {f"train@ast-{RUN}", f"evaluate@ast-{RUN}", f"train_student@forward-{RUN}",
@@ -63,7 +64,7 @@ TABLE = {
     "pipeline/stores/writer.py": ({"features"} | DUMP, set()),
     "pipeline/stores/predictions.py": (EVERY_MODEL, set()),
     "pipeline/normalization.py": ({"features"} | EVERY_MODEL, set()),
-    "pipeline/provenance.py": ({"features"} | EVERY_MODEL, set()),
+    "pipeline/provenance.py": ({"features"} | EVERY_MODEL | PICK, set()),
     # model code: a family's file re-runs only the stages that build its models (through the code records)
     "pipeline/codedeps.py": (CODE, set()),
     "pipeline/models/__init__.py": (CODE | EVERY_MODEL, set()),
@@ -93,7 +94,8 @@ TABLE = {
     **{f"pipeline/training/{m}.py": (TRAIN | STUDENT, set())
        for m in ("loop", "jobs", "teaching", "selection", "resume")},
     # the dump, the evaluation and the report
-    "pipeline/cache/__init__.py": (DUMP, set()),
+    "pipeline/cache/__init__.py": (DUMP | PICK, set()),
+    "pipeline/cache/teacher.py": (DUMP | PICK, set()),
     "pipeline/cache/dump.py": (DUMP, set()),
     "pipeline/cache/imported.py": (DUMP, set()),
     "pipeline/evaluation/__init__.py": (EVERY_MODEL | {"report"}, set()),

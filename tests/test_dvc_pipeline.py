@@ -13,7 +13,7 @@ from pipeline.settings import read_yaml
 from .conftest import REPO, tiny
 
 PER_ARCH = ("train", "evaluate")                              # once per architecture: cnn and ast
-PER_DIRECTION = ("dump_logits", "train_student", "evaluate_student")  # once per direction: forward (and reverse)
+PER_DIRECTION = ("pick_teacher", "dump_logits", "train_student", "evaluate_student")  # forward (and reverse)
 ONCE = {"prepare", "features", "report"} | {f"model_code@{m}" for m in (  # per architecture and direction role
     "cnn", "ast", "forward-teacher", "forward-student", "reverse-teacher", "reverse-student")}
 

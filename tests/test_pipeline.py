@@ -15,7 +15,7 @@ from pipeline.stores.schema import StoreMismatchError
 from pipeline.task import SingleLabel
 from pipeline.training.loop import train_step
 
-from .conftest import MAIN, cache_path, checkpoint, dump, evaluate, name, settings, train
+from .conftest import MAIN, cache_path, checkpoint, dump, evaluate, name, path, settings, train
 
 
 @pytest.mark.parametrize("teacher,student", [("cnn", "ast"), ("ast", "cnn")])
@@ -231,3 +231,19 @@ def test_cli_lists_models_and_steps():
     for step in ("prepare", "features", "train", "evaluate", "dump", "report"):
         assert step in result.output
     assert runner.invoke(app, ["train", "professor"]).exit_code != 0
+
+
+def test_the_dump_runs_only_from_the_pinned_teacher(with_teacher):
+    """Stage pick_teacher pins the direction's teacher checkpoint by its sha256; the stage's dump refuses another."""
+    from pipeline.cache.dump import dump as dump_logits
+    from pipeline.cache.teacher import TeacherChanged, pin
+
+    _, params = with_teacher
+    s = settings(params)
+    record = pin(s, "forward", MAIN)
+    assert record["architecture"] == "cnn" and record["checkpoints"][0]["path"].endswith("cnn/checkpoint.pt")
+    dump_logits(s, "forward", MAIN, pinned=True)
+    with open(path("teacher"), "ab") as f:  # another checkpoint under the same name
+        f.write(b"\0")
+    with pytest.raises(TeacherChanged, match="run stage pick_teacher again"):
+        dump_logits(s, "forward", MAIN, pinned=True)

@@ -43,11 +43,13 @@ from ..stores.predictions import PredictionStore
 from ..stores.writer import ResumableStore, block_ranges
 from ..task import task_for
 from ..training.cross_fit import PartTeachers, check_part_teacher, part_of_rows, pick_part
+from .teacher import check_pinned, teacher_checkpoints
 
 
-def dump(settings, direction: str, run: Run) -> None:
+def dump(settings, direction: str, run: Run, pinned: bool = False) -> None:
     """data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr from the direction's teacher (and extra
-    teachers, or its cross-fit part teachers) in that run."""
+    teachers, or its cross-fit part teachers) in that run; `pinned`: only from the checkpoints stage pick_teacher
+    pinned (pipeline/cache/teacher.py)."""
     cfg = settings.dump
     store = FeatureStore(layout.FEATURES, run.split)
     if cfg.source == "import":  # predictions made elsewhere (pipeline/cache/imported.py)
@@ -57,6 +59,8 @@ def dump(settings, direction: str, run: Run) -> None:
         return
     ranks, dev = world(settings.distributed.backend), device()
     parts = part_of_rows(store, cfg.cross_fit, run.seed) if cfg.cross_fit else None
+    if pinned:
+        check_pinned(direction, run, teacher_checkpoints(settings, direction, run))
     model, teacher, teachers, normalization = teachers_of(settings, direction, run, store, parts, dev)
     k_top = min(cfg.top_k, len(store.classes)) if cfg.top_k else 0
     view_attrs = {"count": cfg.views, "config": settings.augment.as_dict(), "top_k": k_top, "seed": run.seed} \
@@ -88,10 +92,9 @@ def teachers_of(settings, direction: str, run: Run, store: FeatureStore, parts: 
                 dev: torch.device):
     """The direction's teacher model (with dump.extra_teachers an Ensemble; with cross-fit its part teachers),
     its record for the cache, each member's record, and their shared input normalisation."""
-    arch = settings.direction(direction).teacher
     if parts is not None:
-        return load_part_teachers(arch, run, store, parts, dev)
-    paths = [layout.checkpoint(layout.labels_model(arch), run),
+        return load_part_teachers(settings.direction(direction).teacher, run, store, parts, dev)
+    paths = [*teacher_checkpoints(settings, direction, run),
              *(Path(p.format(run=run.split)) for p in settings.dump.extra_teachers)]
     return load_teachers(paths, store, dev)
 

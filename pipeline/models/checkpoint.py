@@ -11,7 +11,6 @@ list) is refused with the reason. A newer version than this code knows is refuse
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError
 from ..normalization import Normalization
-from ..provenance import code_version
+from ..provenance import code_version, file_sha256
 from ..stores.schema import StoreMismatchError
 from ..task import Task, task_named
 from . import build_model
@@ -170,14 +169,6 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.
 
     model = Ensemble([build(w) for w in ensemble]) if ensemble else build(weights)
     return model.to(device).eval(), meta
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def teacher_record(path: Path, meta: Checkpoint) -> dict:
