@@ -1,6 +1,7 @@
 """`cmkd`: the pipeline's steps as commands (each DVC stage runs the same library function)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -198,6 +199,23 @@ def bench(size: str = typer.Option("cpu", help="tiny | cpu (small models, 500 fr
     report = run_bench(size, out, workdir, compile, tuple(section) if section else SECTIONS, overrides=overrides)
     print_table(report, console)
     console.print(f"figures written to {out}")
+
+
+@app.command()
+def scale(clips: int = typer.Option(..., help="clips of 10 s (70 % AudioSet balanced-train label sets, the rest "
+                                    "evaluation-set ones)"),
+          meta: Path = typer.Option(..., help="AudioSet's metadata folder: class_labels_indices.csv, "
+                                    "balanced_train_segments.csv, eval_segments.csv"),
+          workdir: Path = typer.Option(..., help="where the dataset and the DVC project go (tens of GB at 30,000)"),
+          epochs: int = typer.Option(1, help="epochs of each training"),
+          resident: str = typer.Option("false", help="train.resident: false (the loader path), auto or true"),
+          out: Path = typer.Option(None, help="the measurements as JSON")):
+    """The whole pipeline at AudioSet's shape (527 classes, its real label sets, 10 s clips, 1024 frames), one
+    `dvc repro` stage at a time: per stage wall time, clips/s, peak memory and bytes on disk per clip."""
+    from .scale import run_scale
+
+    report = run_scale(clips, meta, workdir, epochs, resident, out=out)
+    console.print_json(json.dumps(report))
 
 
 @app.command()

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import layout
 from ..data.batches import Augmenter, BatchSource, ZarrRows, balanced_weights, inference_plan, to_device, training_plan
-from ..data.resident import ResidentRows, use_resident
+from ..data.resident import ResidentRows, resident_bytes, use_resident
 from ..evaluation.inference import predict
 from ..models import build_model
 from ..models.checkpoint import Checkpoint, save_checkpoint, trained_on
@@ -268,8 +268,10 @@ def batch_source(store: FeatureStore, teaching, augmenter: Augmenter, cfg, dev: 
     share of each batch."""
     if use_resident(cfg.resident, store, teaching.cache, dev):
         rows = ResidentRows(store, dev, teaching.cache, teaching.cache_rows)
+        print(f"store path: resident in {dev.type} memory ({resident_bytes(store, teaching.cache) / 1e9:.2f} GB)")
     else:
         rows = ZarrRows(store, teaching.cache, teaching.cache_rows)
+        print(f"store path: loader ({cfg.num_workers} workers reading Zarr)")
     return BatchSource(rows, augmenter, cfg.num_workers, pin_memory=dev.type == "cuda", part=part)
 
 
