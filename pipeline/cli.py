@@ -338,6 +338,104 @@ def predict(model: Path = typer.Argument(..., exists=True, dir_okay=False, help=
 
 
 @app.command()
+def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="a cmkd checkpoint (.pt)"),
+           audio: list[Path] = typer.Argument(..., help="audio files, folders (searched recursively) or manifests"),
+           out: Path = typer.Option(Path("detections"), "--out", "-o", help="the folder the results go to"),
+           hop: float = typer.Option(0.5, help="seconds between window starts: the timeline's step"),
+           threshold: str = typer.Option("0.5", help="a score for every class, or a JSON file {class: threshold}"),
+           tune: Path = typer.Option(None, help="validation recordings (a folder): pick each class's threshold on "
+                                     "them (needs --tune-annotations); written to <out>/thresholds.json"),
+           tune_annotations: Path = typer.Option(None, help="their events: a DCASE table (filename, onset, offset, "
+                                                 "event_label)"),
+           score: Path = typer.Option(None, help="the events of AUDIO (a DCASE table): score the detections "
+                                      "(event- and segment-based F1, PSDS) into <out>/scores.json"),
+           classes: str = typer.Option(None, help="the classes scored and tuned (a file, one a line, or names "
+                                       "joined by commas; default: every class of the model)"),
+           smooth: float = typer.Option(1.5, help="seconds of the median filter over each class's scores"),
+           min_gap: float = typer.Option(0.5, help="events of a class closer than this are joined"),
+           min_duration: float = typer.Option(0.0, help="shorter events are dropped"),
+           pictures: bool = typer.Option(True, help="a timeline picture per file"),
+           batch_size: int = typer.Option(32, min=1)):
+    """What sounded when in recordings of any length: a per-class score timeline (windows of the model's length
+    every --hop seconds, streamed), smoothed and thresholded into events (class, onset, offset, confidence), written
+    as a DCASE table, JSON, Audacity label tracks and a picture per file (docs/long-recordings.md)."""
+    import json
+
+    import numpy as np
+    from rich.progress import Progress
+
+    from .events import outputs, scoring
+    from .events.segments import Postprocessing, events, read_thresholds
+    from .events.timeline import Scorer
+    from .predict import audio_inputs
+
+    post = Postprocessing(smooth, min_gap, min_duration)
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(console=console) as progress:
+        bar = progress.add_task("audio", total=None)
+        scorer = Scorer(model, hop, batch_size, progress=lambda seconds: progress.advance(bar, seconds))
+
+        def timelines(files):
+            return {t.path.name: t for t in scorer.timelines(files)}
+
+        chosen = scorer.classes
+        if classes:
+            chosen = (Path(classes).read_text().split("\n") if Path(classes).is_file() else classes.split(","))
+            chosen = [c.strip() for c in chosen if c.strip()]
+            unknown = [c for c in chosen if c not in scorer.classes]
+            if unknown:
+                raise typer.BadParameter(f"not classes of the model: {unknown[:5]}", param_hint="--classes")
+        if tune is not None:
+            if tune_annotations is None:
+                raise typer.BadParameter("give the validation events with --tune-annotations", param_hint="--tune")
+            progress.update(bar, description="validation audio")
+            picked = scoring.tune_thresholds(timelines(audio_inputs([tune])),
+                                             {k: [r for r in v if r[2] in chosen] for k, v in
+                                              scoring.read_annotations(tune_annotations).items()}, post)
+            (out / "thresholds.json").write_text(json.dumps(picked, indent=1) + "\n")
+            threshold = str(out / "thresholds.json")
+        progress.update(bar, description="audio")
+        found_timelines = timelines(audio_inputs(audio))
+    thresholds = read_thresholds(threshold, scorer.classes)
+    keep = set(chosen)
+    found = {t.path: [e for e in events(t, thresholds, post) if e.label in keep] for t in found_timelines.values()}
+    outputs.write_tables(out, found, {t.path: t for t in found_timelines.values()}, scorer.window_seconds)
+    if pictures:
+        for t in found_timelines.values():
+            outputs.draw_timeline(out, t, found[t.path], thresholds, smooth)
+    console.print(f"{sum(len(v) for v in found.values())} events in {len(found)} files "
+                  f"({sum(t.duration for t in found_timelines.values()) / 60:.1f} min of audio) -> {out}/events.tsv")
+    if score is not None:
+        reference = scoring.read_annotations(score)
+        result = {**scoring.sed_eval_scores({p.name: e for p, e in found.items()}, reference, chosen),
+                  **scoring.psds(found_timelines, reference, chosen, smooth),
+                  "thresholds": threshold if not Path(threshold).is_file() else str(threshold),
+                  "hop": hop, "window": scorer.window_seconds, "collar": scoring.COLLAR, "classes": len(chosen),
+                  "minutes": round(sum(t.duration for t in found_timelines.values()) / 60, 2)}
+        (out / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+        console.print_json(json.dumps({k: v for k, v in result.items() if k != "class_event_f1"},
+                                      default=lambda v: None if isinstance(v, float) and not np.isfinite(v) else v))
+
+
+@app.command()
+def soundscapes(esc50: Path = typer.Option(..., help="the ESC-50 folder (meta/esc50.csv, audio/)"),
+                fold: int = typer.Option(..., help="the fold the models never trained on (a run's test fold)"),
+                out: Path = typer.Option(..., "--out", "-o"),
+                val: int = typer.Option(15, help="validation soundscapes (a minute each): thresholds are picked here"),
+                test: int = typer.Option(35, help="test soundscapes (a minute each)"),
+                seed: int = typer.Option(0)):
+    """Soundscapes with known events from a held-out ESC-50 fold (ambient recordings with the other classes' clips
+    laid over them), for `cmkd detect --tune ... --score ...` (pipeline/events/soundscapes.py)."""
+    import json
+
+    from .events.soundscapes import write_soundscapes
+
+    described = write_soundscapes(esc50, fold, out, val, test, seed=seed)
+    (out / "event_classes.txt").write_text("\n".join(described["event classes"]) + "\n")
+    console.print_json(json.dumps(described))
+
+
+@app.command()
 def export(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="a cmkd checkpoint (.pt)"),
            fmt: str = typer.Option(..., "--format", help="onnx | torchscript (one graph file) | huggingface (an AST "
                                    "folder for transformers) | timm (an EfficientNet folder for timm)"),

@@ -1,0 +1,67 @@
+"""Where the events go: a DCASE table, JSON, an Audacity label track and a timeline picture per file.
+
+  events.tsv    filename, onset, offset, event_label (tab-separated, the DCASE challenges' format, which sed_eval and
+                sed_scores_eval read)
+  events.json   per file: its duration, hop, window, and the events with their confidence
+  <file>.txt    Audacity's label track (onset, offset, label; File > Import > Labels)
+  <file>.png    the timeline of the classes that sound (scores over time, the threshold a dashed line) with the
+                events as boxes
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .segments import Event, smoothed
+from .timeline import Timeline
+
+
+def write_tables(out: Path, found: dict[Path, list[Event]], timelines: dict[Path, Timeline],
+                 window_seconds: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "events.tsv", "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(["filename", "onset", "offset", "event_label"])
+        for path, events in found.items():
+            writer.writerows([path.name, e.onset, e.offset, e.label] for e in events)
+    (out / "events.json").write_text(json.dumps({str(path): {
+        "duration": timelines[path].duration, "hop": timelines[path].step, "window": window_seconds,
+        "events": [{"label": e.label, "onset": e.onset, "offset": e.offset, "confidence": round(e.confidence, 4)}
+                   for e in events]} for path, events in found.items()}, indent=1) + "\n")
+    for path, events in found.items():
+        (out / f"{path.stem}.txt").write_text("".join(f"{e.onset:.3f}\t{e.offset:.3f}\t{e.label}\n" for e in events))
+
+
+def draw_timeline(out: Path, timeline: Timeline, events: list[Event], thresholds: np.ndarray, smooth: float,
+                  most: int = 8) -> Path:
+    """The `most` classes with the highest scores (or an event), each a lane: smoothed score over time, its
+    threshold, and its events as boxes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = smoothed(timeline, smooth)
+    with_events = {timeline.classes.index(e.label) for e in events}
+    ranked = sorted(range(len(timeline.classes)), key=lambda c: (c not in with_events, -scores[:, c].max()))[:most]
+    fig, axes = plt.subplots(len(ranked), 1, figsize=(11, 0.75 * len(ranked) + 1.2), sharex=True, squeeze=False)
+    times = timeline.times + timeline.step / 2
+    for ax, c in zip(axes[:, 0], ranked):
+        ax.plot(times, scores[:, c], color="#4c72b0", linewidth=1)
+        ax.axhline(thresholds[c], color="grey", linestyle="--", linewidth=0.7)
+        for e in (e for e in events if e.label == timeline.classes[c]):
+            ax.axvspan(e.onset, e.offset, color="#dd8452", alpha=0.35)
+        ax.set_ylim(0, 1)
+        ax.set_yticks([])
+        ax.set_ylabel(timeline.classes[c], rotation=0, ha="right", va="center", fontsize=7)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(f"{timeline.path.name}: scores per {timeline.step:g} s step (line), threshold (dashed), events "
+                 "(boxes)", fontsize=9)
+    fig.tight_layout()
+    path = out / f"{timeline.path.stem}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,106 @@
+"""Detection scored with the field's own metrics (kept libraries, not hand-written), and thresholds picked on
+validation recordings.
+
+  event-based F1   sed_eval's EventBasedMetrics on the events `cmkd detect` writes: an estimated event matches a
+                   reference event of its class whose onset is within `collar` seconds and whose offset is within
+                   max(collar, half the reference's length); micro-averaged over events (and per class)
+  segment-based F1 sed_eval's SegmentBasedMetrics: activity per class in 1 s segments
+  PSDS             sed_scores_eval's polyphonic sound detection score on the (smoothed) score timelines, threshold-free:
+                   scenario 1 (detection and ground-truth tolerance 0.7: localisation) and scenario 2 (0.1 and 0.1,
+                   cross-trigger tolerance 0.3: which class, loosely when), as the DCASE 2021-2023 challenges
+`tune_thresholds` picks each class's threshold as the one of a grid that maximises that class's event-based F1 on
+the validation recordings (events made as `cmkd detect` makes them); classes that never occur there keep `default`.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .segments import Event, Postprocessing, events, smoothed
+from .timeline import Timeline
+
+COLLAR = 1.0                  # seconds: the onset tolerance (DCASE's is 0.2 s; a window-long model cannot place so
+GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)  # finely: docs/long-recordings.md)
+
+
+def read_annotations(path: Path) -> dict[str, list[tuple[float, float, str]]]:
+    """filename -> [(onset, offset, label)] from a DCASE table (filename, onset, offset, event_label)."""
+    out: dict[str, list] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            out.setdefault(row["filename"], []).append((float(row["onset"]), float(row["offset"]),
+                                                        row["event_label"]))
+    return out
+
+
+def _container(rows: list[dict]):
+    import dcase_util
+
+    return dcase_util.containers.MetaDataContainer(rows)
+
+
+def sed_eval_scores(found: dict[str, list[Event]], reference: dict[str, list], classes: list[str],
+                    collar: float = COLLAR) -> dict:
+    """Event- and segment-based precision, recall and F1 (overall, micro-averaged; per class F1)."""
+    import sed_eval
+
+    event = sed_eval.sound_event.EventBasedMetrics(event_label_list=classes, t_collar=collar,
+                                                   percentage_of_length=0.5, evaluate_offset=True)
+    segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=classes, time_resolution=1.0)
+    for name in sorted(set(found) | set(reference)):
+        ref = _container([{"filename": name, "onset": a, "offset": b, "event_label": c}
+                          for a, b, c in reference.get(name, []) if c in classes])
+        est = _container([{"filename": name, "onset": e.onset, "offset": e.offset, "event_label": e.label}
+                          for e in found.get(name, []) if e.label in classes])
+        event.evaluate(reference_event_list=ref, estimated_event_list=est)
+        segment.evaluate(reference_event_list=ref, estimated_event_list=est)
+    overall = {kind: m.results_overall_metrics()["f_measure"] for kind, m in (("event", event), ("segment", segment))}
+    per_class = event.results_class_wise_metrics()
+
+    def f1(value):  # sed_eval leaves F1 undefined (NaN) when nothing was detected: recall 0, so F1 0
+        return 0.0 if value is None or not np.isfinite(value) else float(value)
+    return {"event_f1": f1(overall["event"]["f_measure"]), "event_precision": overall["event"]["precision"],
+            "event_recall": overall["event"]["recall"], "segment_f1": f1(overall["segment"]["f_measure"]),
+            "class_event_f1": {c: f1(per_class[c]["f_measure"]["f_measure"]) for c in classes}}
+
+
+def psds(timelines: dict[str, Timeline], reference: dict[str, list], classes: list[str], smooth: float) -> dict:
+    """PSDS scenarios 1 and 2 (sed_scores_eval) of the smoothed score timelines, over those of `classes` the
+    reference has events of (PSDS averages per-class ROCs: a class without events has none)."""
+    from sed_scores_eval import intersection_based
+    from sed_scores_eval.base_modules.scores import create_score_dataframe
+
+    occurring = {c for rows in reference.values() for _, _, c in rows}
+    classes = [c for c in classes if c in occurring]
+    scores, durations = {}, {}
+    for name, t in timelines.items():
+        keep = [t.classes.index(c) for c in classes]
+        stamps = np.r_[t.times, min(len(t.scores) * t.step, max(t.duration, t.times[-1] + 1e-3))]
+        scores[name] = create_score_dataframe(smoothed(t, smooth)[:, keep], stamps, classes)
+        durations[name] = t.duration
+    truth = {name: [(a, b, c) for a, b, c in reference.get(name, []) if c in classes] for name in timelines}
+    out = {}
+    for scenario, args in (("psds1", dict(dtc_threshold=0.7, gtc_threshold=0.7, alpha_st=1.0)),
+                           ("psds2", dict(dtc_threshold=0.1, gtc_threshold=0.1, cttc_threshold=0.3, alpha_ct=0.5,
+                                          alpha_st=1.0))):
+        value, *_ = intersection_based.psds(scores, truth, durations, max_efpr=100.0, **args)
+        out[scenario] = float(value)
+    out["psds_classes"] = len(classes)
+    return out
+
+
+def tune_thresholds(timelines: dict[str, Timeline], reference: dict[str, list], post: Postprocessing,
+                    default: float = 0.5) -> dict[str, float]:
+    """Per class, the grid threshold with the best event-based F1 on these (validation) recordings."""
+    classes = next(iter(timelines.values())).classes
+    present = sorted({c for rows in reference.values() for _, _, c in rows})
+    best = {c: (-1.0, default) for c in classes}
+    for threshold in GRID:
+        found = {name: events(t, np.full(len(classes), threshold), post) for name, t in timelines.items()}
+        scored = sed_eval_scores(found, reference, present)["class_event_f1"]
+        for c in present:
+            if scored[c] > best[c][0]:
+                best[c] = (scored[c], float(threshold))
+    return {c: best[c][1] for c in classes}
