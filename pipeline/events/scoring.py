@@ -82,9 +82,9 @@ def psds(timelines: dict[str, Timeline], reference: dict[str, list], classes: li
         durations[name] = t.duration
     truth = {name: [(a, b, c) for a, b, c in reference.get(name, []) if c in classes] for name in timelines}
     out = {}
+    cross = dict(cttc_threshold=0.3, alpha_ct=0.5) if len(classes) > 1 else {}  # cross-triggers need two classes
     for scenario, args in (("psds1", dict(dtc_threshold=0.7, gtc_threshold=0.7, alpha_st=1.0)),
-                           ("psds2", dict(dtc_threshold=0.1, gtc_threshold=0.1, cttc_threshold=0.3, alpha_ct=0.5,
-                                          alpha_st=1.0))):
+                           ("psds2", dict(dtc_threshold=0.1, gtc_threshold=0.1, alpha_st=1.0, **cross))):
         value, *_ = intersection_based.psds(scores, truth, durations, max_efpr=100.0, **args)
         out[scenario] = float(value)
     out["psds_classes"] = len(classes)

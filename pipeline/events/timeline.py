@@ -155,7 +155,9 @@ class _Accumulator:
         self.counts[w:last] += 1
 
     def timeline(self) -> Timeline:
-        covered = np.maximum(self.counts, 1)[:, None]
+        scores = self.sums / np.maximum(self.counts, 1)[:, None]
+        for j in np.flatnonzero(self.counts == 0):  # the last steps, past the last frame: the step before's score
+            scores[j] = scores[j - 1] if j else 0
         s = self.scorer
-        return Timeline(self.path, s.hop * s.shift, self.duration, (self.sums / covered).astype(np.float32),
-                        self.windows, s.classes, s.task.multi_label)
+        return Timeline(self.path, s.hop * s.shift, self.duration, scores.astype(np.float32), self.windows,
+                        s.classes, s.task.multi_label)

@@ -1,0 +1,111 @@
+"""`cmkd detect` and `cmkd soundscapes`: the streamed timeline is the mean of the windows covering each step, exactly
+as the windows of the whole file would give it; one sound is one event; thresholds are tuned and detections scored
+with sed_eval and sed_scores_eval."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from pipeline.bench import random_checkpoint
+from pipeline.cli import app
+from pipeline.events.segments import Postprocessing, events
+from pipeline.events.timeline import Scorer, Timeline
+from pipeline.features.audio import load_audio, stream_audio
+from pipeline.features.fbank import fbank, pad_or_crop
+
+from .conftest import ESC50
+
+FEATURES = {"sample_rate": 16000, "num_mel_bins": 128, "frame_shift_ms": 10.0, "frame_length_ms": 25.0}
+
+
+@pytest.fixture
+def model(tmp_path):
+    classes = ["a", "b", "c", "d"]
+    return random_checkpoint("efficientnet_test", tmp_path / "model.pt", classes, 100,
+                             normalization={"mean": -6.0, "std": 3.0}, features={**FEATURES, "target_frames": 100})
+
+
+def noise_file(path, seconds: float, rate: int = 16000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sf.write(path, (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32), rate)
+    return path
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_streamed_audio_is_the_whole_file(tmp_path, rate):
+    path = noise_file(tmp_path / "a.wav", 7.3, rate)
+    whole = load_audio(path, 16000)
+    np.testing.assert_array_equal(torch.cat(list(stream_audio(path, 16000, chunk_seconds=1.0))).numpy(),
+                                  whole.numpy())
+
+
+def test_the_timeline_is_the_mean_of_the_windows_covering_each_step(tmp_path, model):
+    path = noise_file(tmp_path / "long.wav", 12.34)
+    scorer = Scorer(model, hop=0.3, batch_size=5, chunk_seconds=2.0)  # 30 frames apart, 100-frame windows
+    (timeline,) = scorer.timelines([path])
+    feats = fbank(load_audio(path, 16000)).half().float()  # the whole file at once
+    starts = list(range(0, len(feats) - 100 + 30, 30))
+    x = torch.stack([pad_or_crop(feats[s:], 100) for s in starts])
+    with torch.no_grad():
+        probs = torch.softmax(scorer.model(scorer.normalization(x)), dim=1).numpy()
+    assert timeline.windows == len(starts) and len(timeline.scores) == int(np.ceil(12.34 / 0.3))
+    expected = []
+    for j in range(len(timeline.scores)):
+        middle = j * 30 + 15
+        covering = [i for i, s in enumerate(starts) if s <= middle < s + 100]
+        expected.append(probs[covering].mean(axis=0) if covering else expected[-1])  # past the last frame
+    np.testing.assert_allclose(timeline.scores, np.array(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_windows_of_several_files_share_batches_without_mixing_them(tmp_path, model):
+    paths = [noise_file(tmp_path / f"{i}.wav", seconds, seed=i) for i, seconds in enumerate((0.7, 3.2, 5.9))]
+    one = {t.path: t.scores for t in Scorer(model, hop=0.5, batch_size=1).timelines(paths)}
+    many = list(Scorer(model, hop=0.5, batch_size=7).timelines(paths))
+    assert [t.path for t in many] == paths  # in order, a file shorter than the window included
+    for t in many:
+        np.testing.assert_allclose(t.scores, one[t.path], rtol=1e-5, atol=1e-6)
+
+
+def test_one_sound_is_one_event():
+    scores = np.zeros((60, 2), dtype=np.float32)
+    scores[10:20, 0] = 0.9
+    scores[14, 0] = 0.2        # a one-step dip inside the sound: the median filter fills it
+    scores[30:33, 0] = 0.8     # a second sound
+    scores[34:36, 0] = 0.8     # ... whose continuation after a gap of 1 step (0.5 s) is joined to it
+    scores[50, 1] = 0.95       # a one-step flicker: filtered out
+    timeline = Timeline(path=None, step=0.5, duration=30.0, scores=scores, windows=60, classes=["dog", "bird"],
+                        multi_label=True)
+    found = events(timeline, np.array([0.5, 0.5]), Postprocessing(smooth=1.5, min_gap=0.6))
+    assert [(e.label, e.onset, e.offset) for e in found] == [("dog", 5.0, 10.0), ("dog", 15.0, 18.0)]
+    assert found[0].confidence == pytest.approx(0.9)
+
+
+@pytest.mark.skipif(not ESC50.exists(), reason="ESC-50 not present")
+def test_detect_tunes_on_validation_soundscapes_and_scores_the_test_ones(tmp_path):
+    pytest.importorskip("sed_eval")
+    pytest.importorskip("sed_scores_eval")
+    from pipeline.events.soundscapes import write_soundscapes
+
+    described = write_soundscapes(ESC50, 1, tmp_path / "scapes", val=1, test=1, seconds=30.0, seed=0)
+    assert described["splits"]["test"]["events"] > 0
+    classes = sorted(json.loads((tmp_path / "scapes" / "soundscapes.json").read_text())["event classes"]
+                     + described["ambient classes"])
+    model = random_checkpoint("efficientnet_test", tmp_path / "esc.pt", classes, 512,
+                              normalization={"mean": -6.0, "std": 3.0}, features={**FEATURES, "target_frames": 512})
+    (tmp_path / "events.txt").write_text("\n".join(described["event classes"]))
+    out = tmp_path / "detections"
+    result = CliRunner().invoke(app, ["detect", str(model), str(tmp_path / "scapes" / "test"), "--out", str(out),
+                                      "--tune", str(tmp_path / "scapes" / "val"), "--tune-annotations",
+                                      str(tmp_path / "scapes" / "val.tsv"), "--score",
+                                      str(tmp_path / "scapes" / "test.tsv"), "--classes",
+                                      str(tmp_path / "events.txt")])
+    assert result.exit_code == 0, result.output
+    thresholds = json.loads((out / "thresholds.json").read_text())
+    assert set(thresholds) == set(classes) and all(0 < v < 1 for v in thresholds.values())
+    scores = json.loads((out / "scores.json").read_text())
+    assert {"event_f1", "segment_f1", "psds1", "psds2"} <= set(scores) and scores["minutes"] == 0.5
+    assert (out / "events.tsv").read_text().startswith("filename\tonset\toffset\tevent_label")
+    assert (out / "scape_000.png").exists() and (out / "scape_000.txt").exists()
