@@ -107,7 +107,8 @@ TABLE = {
     # commands outside the pipeline (and the export stage, off by default)
     **{f"pipeline/{m}.py": (set(), set()) for m in (
         "evaluation/compare", "export/__init__", "export/graphs", "export/folders", "export/card", "predict",
-        "audit", "bench", "cli", "presets/__init__")},
+        "audit", "bench", "cli", "presets/__init__", "scale", "events/__init__", "events/timeline",
+        "events/segments", "events/outputs", "events/scoring", "events/soundscapes")},
 }
 
 

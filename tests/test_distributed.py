@@ -169,6 +169,7 @@ def test_two_rank_dump_writes_the_one_process_store(with_teacher):
     reference = {name: one[name][:] for name in ("logits", "clip_ids")}
     params["distributed"] = {"nproc_per_node": 2}
     (root / cache_path()).rename(root / "one_process.zarr")
+    run_stage(root, params, "pick_teacher.py", "forward", "main", "0")  # the stage the dump depends on
     output = run_stage(root, params, "dump_logits.py", "forward", "main", "0")
     assert "launching 2 processes" in output
     two = zarr.open_group(cache_path(), mode="r")
