@@ -25,27 +25,34 @@ def accuracy(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray | None 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Per class AP [classes] (weights None) or [R, classes] (weights [R, clips]); NaN where a class has no
-    positive clip (of positive weight)."""
+    positive clip (of positive weight).
+
+    Only the thresholds at a positive clip's score move the recall, so for each class the clips are binned once by
+    the highest such threshold they reach (a sparse [thresholds, clips] one-hot), and every weighting's counts at
+    every threshold come from one sparse product and a cumulative sum: no sort of the weights per class."""
+    from scipy import sparse
+
     single = weights is None
-    w = np.ones((1, len(scores))) if single else np.asarray(weights, dtype=np.float64)
-    out = np.full((len(w), scores.shape[1]), np.nan)
-    positive = labels > 0
+    w = np.ones((len(scores), 1)) if single else np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
+    out = np.full((w.shape[1], scores.shape[1]), np.nan)
+    n = len(scores)
     for c in range(scores.shape[1]):
-        if not positive[:, c].any():
+        positive = np.flatnonzero(labels[:, c] > 0)
+        if not len(positive):
             continue
-        order = np.argsort(-scores[:, c], kind="stable")
-        ranked = scores[order, c]
-        last = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True])  # each tie group's last position
-        hits = positive[order, c]
-        w_sorted = w[:, order]
-        tps = np.cumsum(w_sorted * hits, axis=1)[:, last]         # [R, thresholds]
-        seen = np.cumsum(w_sorted, axis=1)[:, last]
-        total = tps[:, -1:]
-        step = np.diff(tps, axis=1, prepend=0.0)                   # the positives' weight each threshold adds
+        s = scores[:, c]
+        thresholds = -np.unique(-s[positive])               # the positives' distinct scores, descending
+        bin_of = np.searchsorted(-thresholds, -s, side="left")  # the first threshold a clip's score reaches
+        reached = bin_of < len(thresholds)
+        clips = sparse.csr_matrix((np.ones(reached.sum()), (bin_of[reached], np.flatnonzero(reached))),
+                                  shape=(len(thresholds), n))
+        hits = sparse.csr_matrix((np.ones(len(positive)), (bin_of[positive], positive)), shape=(len(thresholds), n))
+        step = hits @ w                                     # [thresholds, R]: positive weight added at each
+        tps, seen = np.cumsum(step, axis=0), np.cumsum(clips @ w, axis=0)
         precision = np.divide(tps, seen, out=np.zeros_like(tps), where=seen > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ap = (step * precision).sum(axis=1) / total[:, 0]
-        out[:, c] = np.where(total[:, 0] > 0, ap, np.nan)
+            ap = (step * precision).sum(axis=0) / tps[-1]
+        out[:, c] = np.where(tps[-1] > 0, ap, np.nan)
     return out[0] if single else out
 
 
