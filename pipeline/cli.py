@@ -418,6 +418,19 @@ def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
 
 
 @app.command()
+def compare_detections(a: Path = typer.Argument(..., exists=True, help="one detection's scores.json (cmkd detect --score)"),
+                       b: Path = typer.Argument(..., exists=True, help="another's, on the same recordings")):
+    """Event-based F1 of two detections and their difference (a - b) with a 95 % interval from resampling the
+    recordings (paired: the same draw for both)."""
+    import json
+
+    from .events.scoring import paired_difference
+
+    result = paired_difference(json.loads(a.read_text())["file_counts"], json.loads(b.read_text())["file_counts"])
+    console.print_json(json.dumps(result))
+
+
+@app.command()
 def soundscapes(esc50: Path = typer.Option(..., help="the ESC-50 folder (meta/esc50.csv, audio/)"),
                 fold: int = typer.Option(..., help="the fold the models never trained on (a run's test fold)"),
                 out: Path = typer.Option(..., "--out", "-o"),

@@ -109,3 +109,15 @@ def test_detect_tunes_on_validation_soundscapes_and_scores_the_test_ones(tmp_pat
     assert {"event_f1", "segment_f1", "psds1", "psds2"} <= set(scores) and scores["minutes"] == 0.5
     assert (out / "events.tsv").read_text().startswith("filename\tonset\toffset\tevent_label")
     assert (out / "scape_000.png").exists() and (out / "scape_000.txt").exists()
+
+
+def test_a_paired_difference_of_detections_is_resampled_by_recording():
+    from pipeline.events.scoring import paired_difference
+
+    a = {f"f{i}": {"Nref": 4, "Nsys": 4, "Ntp": 3} for i in range(30)}   # F1 0.75 on every recording
+    b = {f"f{i}": {"Nref": 4, "Nsys": 4, "Ntp": 1} for i in range(30)}   # F1 0.25
+    result = paired_difference(a, b, resamples=500)
+    assert result["difference"] == pytest.approx(0.5) and result["ci95_low"] == pytest.approx(0.5)
+    noisy = {f"f{i}": {"Nref": 4, "Nsys": 4, "Ntp": 4 if i % 2 else 0} for i in range(30)}
+    result = paired_difference(noisy, a, resamples=500)
+    assert result["ci95_low"] < 0 < result["ci95_high"] and result["recordings"] == 30

@@ -49,13 +49,16 @@ def sed_eval_scores(found: dict[str, list[Event]], reference: dict[str, list], c
     event = sed_eval.sound_event.EventBasedMetrics(event_label_list=classes, t_collar=collar,
                                                    percentage_of_length=0.5, evaluate_offset=True)
     segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=classes, time_resolution=1.0)
+    files = {}
     for name in sorted(set(found) | set(reference)):
         ref = _container([{"filename": name, "onset": a, "offset": b, "event_label": c}
                           for a, b, c in reference.get(name, []) if c in classes])
         est = _container([{"filename": name, "onset": e.onset, "offset": e.offset, "event_label": e.label}
                           for e in found.get(name, []) if e.label in classes])
+        before = dict(event.overall)
         event.evaluate(reference_event_list=ref, estimated_event_list=est)
         segment.evaluate(reference_event_list=ref, estimated_event_list=est)
+        files[name] = {k: int(event.overall[k] - before[k]) for k in ("Nref", "Nsys", "Ntp")}
     overall = {kind: m.results_overall_metrics()["f_measure"] for kind, m in (("event", event), ("segment", segment))}
     per_class = event.results_class_wise_metrics()
 
@@ -63,7 +66,28 @@ def sed_eval_scores(found: dict[str, list[Event]], reference: dict[str, list], c
         return 0.0 if value is None or not np.isfinite(value) else float(value)
     return {"event_f1": f1(overall["event"]["f_measure"]), "event_precision": overall["event"]["precision"],
             "event_recall": overall["event"]["recall"], "segment_f1": f1(overall["segment"]["f_measure"]),
-            "class_event_f1": {c: f1(per_class[c]["f_measure"]["f_measure"]) for c in classes}}
+            "class_event_f1": {c: f1(per_class[c]["f_measure"]["f_measure"]) for c in classes},
+            "file_counts": files}
+
+
+def paired_difference(a: dict, b: dict, resamples: int = 2000, seed: int = 0) -> dict:
+    """Event-based F1 of detections a minus b (two scores.json's `file_counts` on the same recordings), with a 95 %
+    percentile interval from resampling the recordings (the same draw for both): F1 = 2 TP / (N_ref + N_sys)."""
+    names = sorted(a)
+    if sorted(b) != names:
+        raise ValueError("the two detections were scored on different recordings")
+    counts = np.array([[[a[n][k], b[n][k]] for k in ("Nref", "Nsys", "Ntp")] for n in names], dtype=float)
+
+    def f1(c):  # c: [..., 3 (Nref, Nsys, Ntp), 2 (a, b)]
+        return np.divide(2 * c[..., 2, :], c[..., 0, :] + c[..., 1, :], out=np.zeros(c[..., 0, :].shape),
+                         where=(c[..., 0, :] + c[..., 1, :]) > 0)
+    observed = f1(counts.sum(axis=0))
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=resamples).astype(float)
+    scores = f1(np.einsum("rn,nkm->rkm", draws, counts))
+    low, high = np.percentile(scores[:, 0] - scores[:, 1], [2.5, 97.5])
+    return {"a": float(observed[0]), "b": float(observed[1]), "difference": float(observed[0] - observed[1]),
+            "ci95_low": float(low), "ci95_high": float(high), "recordings": len(names), "resamples": resamples}
 
 
 def psds(timelines: dict[str, Timeline], reference: dict[str, list], classes: list[str], smooth: float) -> dict:
