@@ -418,7 +418,7 @@ def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
 
 
 @app.command()
-def compare_detections(a: Path = typer.Argument(..., exists=True, help="one detection's scores.json (cmkd detect --score)"),
+def compare_detections(a: Path = typer.Argument(..., exists=True, help="a detection's scores.json (detect --score)"),
                        b: Path = typer.Argument(..., exists=True, help="another's, on the same recordings")):
     """Event-based F1 of two detections and their difference (a - b) with a 95 % interval from resampling the
     recordings (paired: the same draw for both)."""

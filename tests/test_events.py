@@ -118,6 +118,7 @@ def test_a_paired_difference_of_detections_is_resampled_by_recording():
     b = {f"f{i}": {"Nref": 4, "Nsys": 4, "Ntp": 1} for i in range(30)}   # F1 0.25
     result = paired_difference(a, b, resamples=500)
     assert result["difference"] == pytest.approx(0.5) and result["ci95_low"] == pytest.approx(0.5)
-    noisy = {f"f{i}": {"Nref": 4, "Nsys": 4, "Ntp": 4 if i % 2 else 0} for i in range(30)}
-    result = paired_difference(noisy, a, resamples=500)
+    noisy = {f"f{i}": {"Nref": 4, "Nsys": 4, "Ntp": 4 if i % 2 else 0} for i in range(30)}  # F1 0.5 overall
+    steady = {f"f{i}": {"Nref": 4, "Nsys": 4, "Ntp": 2} for i in range(30)}                # F1 0.5 everywhere
+    result = paired_difference(noisy, steady, resamples=500)
     assert result["ci95_low"] < 0 < result["ci95_high"] and result["recordings"] == 30
