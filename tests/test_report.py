@@ -18,6 +18,12 @@ from .conftest import settings
 ROLES = ("teacher", "baseline", "student")
 
 
+@pytest.fixture
+def repo_params(repo_params) -> dict:
+    """The repository's params with one seed and the forward direction: each test names the runs it writes."""
+    return {**repo_params, "seeds": [0], "directions": ["forward"]}
+
+
 def one_hot(classes: np.ndarray, n: int) -> np.ndarray:
     return np.eye(n)[classes]
 
