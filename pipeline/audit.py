@@ -1,9 +1,10 @@
 """`cmkd inspect PATH`: what an artifact holds and where it came from, as rich tables or JSON.
 
-Recognised: a feature store, a cached-predictions store (both Zarr), a checkpoint (.pt), a metrics or report file
-(.json). Value statistics over a whole store are computed with Dask, one task per shard, so they scale to
-AudioSet-size stores. For cached predictions the teacher's metrics are recomputed from the cache against the
-feature store's labels, with a calibration summary and the classes it confuses most.
+Recognised: a feature store, a cached-predictions store (both Zarr), a checkpoint (.pt), a model's held-out logits
+(.npz, data/held_out_logits/), a metrics or report file (.json). Value statistics over a whole store are computed
+with Dask, one task per shard, so they scale to AudioSet-size stores. For cached predictions the teacher's metrics
+are recomputed from the cache against the feature store's labels, with a calibration summary and the classes it
+confuses most.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cache.dump import split_statistics
+from .evaluation import held_out
 from .models.checkpoint import read_checkpoint
 from .stores.features import FeatureStore
 from .stores.predictions import PredictionStore
@@ -31,6 +33,8 @@ def inspect_path(path: Path, clip: str | None = None) -> dict:
         raise FileNotFoundError(f"{path}: not found")
     if path.suffix == ".pt":
         return inspect_checkpoint(path)
+    if path.suffix == ".npz":
+        return inspect_held_out(path, clip)
     if path.suffix == ".json":
         return {"kind": "metrics", "path": str(path), "values": json.loads(path.read_text())}
     if (path / "zarr.json").is_file():
@@ -40,7 +44,8 @@ def inspect_path(path: Path, clip: str | None = None) -> dict:
         if created_by == "cmkd dump_logits":
             return inspect_predictions(path, clip)
         raise ValueError(f"{path}: a Zarr group, but not one cmkd wrote (created_by={created_by!r})")
-    raise ValueError(f"{path}: not a feature store, prediction store, checkpoint (.pt) or metrics file (.json)")
+    raise ValueError(f"{path}: not a feature store, prediction store, checkpoint (.pt), held-out logits (.npz) or "
+                     "metrics file (.json)")
 
 
 def describe_arrays(group: zarr.Group, root: Path) -> list[dict]:
@@ -191,6 +196,35 @@ def calibration(confidence: np.ndarray, hits: np.ndarray, bins: int = 15) -> dic
               for b in range(bins) if (which == b).any())
     return {"ECE": float(ece), "mean confidence": float(confidence.mean()), "mean correctness": float(hits.mean()),
             "bins": bins}
+
+
+def inspect_held_out(path: Path, clip: str | None = None) -> dict:
+    kept = held_out.read(path)
+    task = task_for(kept.multi_label)
+    splits = {split: getattr(kept, split) for split in held_out.SPLITS}
+    out = {
+        "kind": "held-out logits", "path": str(path),
+        "summary": {**kept.model, "task": task.name, "classes": len(kept.classes),
+                    **{f"{split} clips": len(clips.labels) for split, clips in splits.items()},
+                    "nan or inf logits": int(sum((~np.isfinite(c.logits)).sum() for c in splits.values()))},
+        f"{task.headline} per split": {split: round(task.score(c.logits, c.labels), 4) for split, c in splits.items()},
+        "logits": {"min": float(kept.test.logits.min()), "max": float(kept.test.logits.max()),
+                   "mean": float(kept.test.logits.mean())},
+    }
+    probs = task.teacher_targets(torch.from_numpy(kept.test.logits), 1.0).numpy()
+    out["calibration (test clips)"] = calibration(*task.confidence(probs, kept.test.labels))
+    out["where it errs most"] = task.weakest(probs, kept.test.labels, kept.classes)
+    if clip is not None:
+        found = [(split, int(i)) for split, c in splits.items() for i in np.flatnonzero(c.clip_ids == clip)]
+        if not found:
+            raise ValueError(f"{path}: no held-out clip {clip!r}")
+        split, i = found[0]
+        p = task.teacher_targets(torch.from_numpy(splits[split].logits[i]), 1.0).numpy()
+        out["clip"] = {"clip_id": clip, "split": split,
+                       "labels": [kept.classes[c] for c in np.flatnonzero(splits[split].labels[i])],
+                       "top 5": [{"class": kept.classes[c], "probability": round(float(p[c]), 4)}
+                                 for c in np.argsort(-p)[:5]]}
+    return out
 
 
 def inspect_checkpoint(path: Path) -> dict:

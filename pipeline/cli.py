@@ -69,13 +69,14 @@ def train(role: str = typer.Argument(..., callback=_role, help="teacher, student
 @app.command()
 def evaluate(role: str = typer.Argument(..., callback=_role, help="teacher, student or baseline"),
              params: Path = PARAMS, run: str = SPLIT, seed: int = SEED, direction: str = DIRECTION):
-    """Test-split metrics of a direction's teacher, baseline or student into results/runs/<run>/seed<k>/."""
+    """Test-split metrics of a direction's teacher, baseline or student (from the held-out logits its training
+    kept) into results/runs/<run>/seed<k>/."""
     from .evaluation.evaluate import evaluate as evaluate_model
     from .training import jobs
 
     settings = load_settings(params)
     job = jobs.for_role(role, settings.direction(direction))
-    console.print(evaluate_model(settings, job.name, _run(settings, run, seed)))
+    console.print(evaluate_model(job.name, _run(settings, run, seed)))
 
 
 @app.command()

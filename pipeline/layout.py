@@ -17,7 +17,8 @@ for the architecture trained on labels, `<arch>/parts/part<j>` for its cross-fit
     results/runs/<split>/seed<k>/<direction>/teacher.json            pick_teacher@<direction>-<split>-<k>
     data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr   dump_logits@<direction>-<split>-<k>
     data/runs/<split>/seed<k>/<direction>/student/checkpoint.pt      train_student@<direction>-<split>-<k>
-    data/test_logits/<split>/seed<k>/<name>.npz                      evaluate: each test clip's logits and labels
+    data/held_out_logits/<split>/seed<k>/<name>.npz                  train, train_student: the saved model's logits
+                                                                     on the test and validation clips
     results/runs/<split>/seed<k>/<name>/live/              training curves (DVCLive: metrics.json, plots/metrics/)
     results/runs/<split>/seed<k>/<name>/metrics.json, classes.json   evaluate: test-split metrics, per class
     results/runs/<split>/seed<k>/<direction>/targets.json, coverage.json   dump_logits: what the cached targets hold
@@ -34,7 +35,7 @@ RAW = DATA / "raw"
 MANIFEST = RAW / "manifest.csv"
 CLASSES = RAW / "classes.txt"
 FEATURES = DATA / "features.zarr"
-TEST_LOGITS = DATA / "test_logits"
+HELD_OUT_LOGITS = DATA / "held_out_logits"
 RESULTS = Path("results")
 SKIPPED = RESULTS / "skipped.csv"  # small, in git: an experiment's copy of the repo must find it
 REPORT = RESULTS / "report.md"
@@ -85,9 +86,10 @@ def predictions(direction: str, run: Run) -> Path:
     return run_dir(run) / direction / "teacher_predictions.zarr"
 
 
-def test_logits(name: str, run: Run) -> Path:
-    """Each test clip's logits, label and id (evaluate): what the report resamples for its intervals."""
-    return TEST_LOGITS / run.folder / f"{name.replace('/', '-')}.npz"
+def held_out_logits(name: str, run: Run) -> Path:
+    """The saved model's logits on the test and validation clips (evaluation/held_out.py), which evaluate scores and
+    the report resamples."""
+    return HELD_OUT_LOGITS / run.folder / f"{name.replace('/', '-')}.npz"
 
 
 def results_dir(name: str, run: Run) -> Path:

@@ -110,7 +110,7 @@ def dump(s, run: Run = MAIN, direction: str = "forward") -> None:
 def evaluate(s, role: str, run: Run = MAIN, direction: str = "forward") -> dict:
     from pipeline.evaluation.evaluate import evaluate as evaluate_model
 
-    return evaluate_model(s, name(role, s, direction), run)
+    return evaluate_model(name(role, s, direction), run)
 
 
 def name(role: str, s=None, direction: str = "forward") -> str:

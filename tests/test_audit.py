@@ -63,6 +63,13 @@ def test_inspect_every_artifact(with_teacher):
     assert commit is None or len(commit) == 40
     assert inspect_json(layout.metrics(name("teacher"), MAIN))["values"]["run"] == "main"
 
+    kept = inspect_json(layout.held_out_logits(name("teacher"), MAIN))  # what the evaluation scored
+    assert kept["summary"]["test clips"] == len(test) and kept["summary"]["nan or inf logits"] == 0
+    assert kept["accuracy per split"]["test"] == pytest.approx(evaluated["accuracy"], abs=1e-4)
+    assert kept["accuracy per split"]["val"] == pytest.approx(evaluated["val_accuracy"], abs=1e-4)
+    held = inspect_json(layout.held_out_logits(name("teacher"), MAIN), "--clip", str(store.clip_ids[test[0]]))
+    assert held["clip"]["split"] == "test" and len(held["clip"]["top 5"]) == min(5, len(store.classes))
+
     tables = CliRunner().invoke(app, ["inspect", str(cache_path())])
     assert tables.exit_code == 0
     assert "teacher metrics and targets from the cache" in tables.output and "where it errs most" in tables.output

@@ -33,22 +33,21 @@ DUMP = {f"dump_logits@{d}-{RUN}" for d in ("forward", "reverse")}
 PICK = {f"pick_teacher@{d}-{RUN}" for d in ("forward", "reverse")}
 STUDENT = {f"train_student@{d}-{RUN}" for d in ("forward", "reverse")}
 EVAL_STUDENT = {f"evaluate_student@{d}-{RUN}" for d in ("forward", "reverse")}
-EVERY_MODEL = TRAIN | EVALUATE | DUMP | STUDENT | EVAL_STUDENT
+BUILDS_MODEL = TRAIN | DUMP | STUDENT  # the evaluations score the logits a training kept, without its model
+EVERY_MODEL = BUILDS_MODEL | EVALUATE | EVAL_STUDENT
 AFTER_FEATURES = EVERY_MODEL | CODE
 ALL = {"prepare", "features", "report"} | AFTER_FEATURES | PICK
 
 # the stages the AST's family builds models in (cnn -> ast forward: the student; ast -> cnn reverse: the teacher)
-AST_MODELS = {f"train@ast-{RUN}", f"evaluate@ast-{RUN}", f"train_student@forward-{RUN}",
-              f"evaluate_student@forward-{RUN}", f"dump_logits@reverse-{RUN}"}
-CNN_MODELS = {f"train@cnn-{RUN}", f"evaluate@cnn-{RUN}", f"train_student@reverse-{RUN}",
-              f"evaluate_student@reverse-{RUN}", f"dump_logits@forward-{RUN}"}
+AST_MODELS = {f"train@ast-{RUN}", f"train_student@forward-{RUN}", f"dump_logits@reverse-{RUN}"}
+CNN_MODELS = {f"train@cnn-{RUN}", f"train_student@reverse-{RUN}", f"dump_logits@forward-{RUN}"}
 
 # module -> (the stages `dvc status` marks, the stages marked once model_code has rewritten the records it moves)
 TABLE = {
     # what every stage reads: the params, the errors, the layout of the artifacts
     "pipeline/__init__.py": (ALL, set()),
     "pipeline/errors.py": (ALL, set()),
-    "pipeline/settings.py": (ALL, set()),
+    "pipeline/settings.py": (ALL - EVALUATE - EVAL_STUDENT, set()),  # the evaluations read no params
     "pipeline/runs.py": (ALL, set()),
     "pipeline/layout.py": (ALL, set()),
     # audio -> manifest -> features: nothing after the feature store is re-run by a dataset reader
@@ -58,35 +57,36 @@ TABLE = {
     **{f"pipeline/features/{m}.py": ({"features"}, set()) for m in ("__init__", "audio", "fbank", "extract")},
     "pipeline/features/check.py": (set(), set()),  # `cmkd check` only
     # the stores: read by every stage after the features
-    "pipeline/stores/__init__.py": ({"features"} | EVERY_MODEL, set()),
-    "pipeline/stores/schema.py": ({"features"} | EVERY_MODEL, set()),
-    "pipeline/stores/features.py": ({"features"} | EVERY_MODEL, set()),
+    "pipeline/stores/__init__.py": ({"features"} | BUILDS_MODEL, set()),
+    "pipeline/stores/schema.py": ({"features"} | BUILDS_MODEL, set()),
+    "pipeline/stores/features.py": ({"features"} | BUILDS_MODEL, set()),
     "pipeline/stores/writer.py": ({"features"} | DUMP, set()),
-    "pipeline/stores/predictions.py": (EVERY_MODEL, set()),
-    "pipeline/normalization.py": ({"features"} | EVERY_MODEL, set()),
-    "pipeline/provenance.py": ({"features"} | EVERY_MODEL | PICK, set()),
+    "pipeline/stores/predictions.py": (BUILDS_MODEL, set()),
+    "pipeline/normalization.py": ({"features"} | BUILDS_MODEL, set()),
+    "pipeline/provenance.py": ({"features"} | BUILDS_MODEL | PICK, set()),
     # model code: a family's file re-runs only the stages that build its models (through the code records)
     "pipeline/codedeps.py": (CODE, set()),
-    "pipeline/models/__init__.py": (CODE | EVERY_MODEL, set()),
-    "pipeline/models/checkpoint.py": (CODE | EVERY_MODEL, set()),
-    "pipeline/models/ensemble.py": (CODE | EVERY_MODEL, set()),
+    "pipeline/models/__init__.py": (CODE | BUILDS_MODEL, set()),
+    "pipeline/models/checkpoint.py": (CODE | BUILDS_MODEL, set()),
+    "pipeline/models/ensemble.py": (CODE | BUILDS_MODEL, set()),
     "pipeline/models/pretrained.py": (CODE | TRAIN | STUDENT, set()),
     "pipeline/models/convert.py": (CODE, set()),
-    "pipeline/models/families/__init__.py": (CODE, EVERY_MODEL),
+    "pipeline/models/families/__init__.py": (CODE, BUILDS_MODEL),
     "pipeline/models/families/ast.py": (CODE, AST_MODELS),
     "pipeline/models/families/efficientnet.py": (CODE, CNN_MODELS),
     "pipeline/models/families/mobilenetv3.py": (CODE, set()),  # neither model of this run is one
     "pipeline/models/timm_cnn.py": (CODE, CNN_MODELS),
-    # the task: its loss and headline metric are used by every model's stage; the reported metrics by evaluation
+    # the task: its loss and headline metric are used by every model's stage; the reported metrics by evaluation,
+    # which scores the held-out logits the trainings keep (a metric change re-runs no inference)
     "pipeline/task/__init__.py": (EVERY_MODEL | {"report"}, set()),
     "pipeline/task/headline.py": (EVERY_MODEL | {"report"}, set()),
     "pipeline/task/metrics.py": (EVALUATE | EVAL_STUDENT, set()),
     # the data plane: batches and the augmentation feed every model
-    "pipeline/data/__init__.py": (EVERY_MODEL, set()),
-    "pipeline/data/augment.py": (EVERY_MODEL, set()),
-    "pipeline/data/batches.py": (EVERY_MODEL, set()),
+    "pipeline/data/__init__.py": (BUILDS_MODEL, set()),
+    "pipeline/data/augment.py": (BUILDS_MODEL, set()),
+    "pipeline/data/batches.py": (BUILDS_MODEL, set()),
     "pipeline/data/resident.py": (TRAIN | STUDENT, set()),
-    "pipeline/runtime.py": (EVERY_MODEL, set()),
+    "pipeline/runtime.py": (BUILDS_MODEL, set()),
     # training: the loss, the loop and what a model learns from
     "pipeline/training/__init__.py": (TRAIN | DUMP | STUDENT, set()),
     "pipeline/training/cross_fit.py": (TRAIN | DUMP | STUDENT, set()),
@@ -99,7 +99,8 @@ TABLE = {
     "pipeline/cache/dump.py": (DUMP, set()),
     "pipeline/cache/imported.py": (DUMP, set()),
     "pipeline/evaluation/__init__.py": (EVERY_MODEL | {"report"}, set()),
-    "pipeline/evaluation/inference.py": (EVERY_MODEL, set()),
+    "pipeline/evaluation/inference.py": (BUILDS_MODEL, set()),
+    "pipeline/evaluation/held_out.py": (TRAIN | STUDENT | EVALUATE | EVAL_STUDENT | {"report"}, set()),
     "pipeline/evaluation/evaluate.py": (EVALUATE | EVAL_STUDENT, set()),
     "pipeline/evaluation/report.py": ({"report"}, set()),
     "pipeline/evaluation/statistics.py": ({"report"}, set()),

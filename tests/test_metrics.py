@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
 from pipeline.task import SingleLabel, task_for
 from pipeline.task.metrics import compute, d_prime
@@ -63,6 +63,13 @@ def test_single_label_per_class_accuracy_and_confusion():
     assert metrics["per_class"]["confusion"] == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
     assert metrics["classes_unscored"] == ["c"]
 
+
+
+def test_confusion_counts_agree_with_scikit_learn():
+    rng = np.random.default_rng(0)
+    labels, logits = np.eye(7)[rng.integers(0, 6, 300)], rng.normal(size=(300, 7))  # class 6 never true
+    expected = confusion_matrix(labels.argmax(1), logits.argmax(1), labels=np.arange(7)).tolist()
+    assert compute_metrics(logits, labels, False)["per_class"]["confusion"] == expected
 
 def test_target_statistics_of_one_hot_and_uniform_targets():
 

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from pipeline import layout
+from pipeline.evaluation import held_out
+from pipeline.evaluation.evaluate import evaluate
 from pipeline.evaluation.report import write_report
 from pipeline.evaluation.statistics import Paired, difference, verdict
 from pipeline.runs import Run
 from pipeline.task import MultiLabel, SingleLabel
-from pipeline.task.metrics import compute
 
 from .conftest import settings
 
@@ -35,22 +36,16 @@ def predictions_with(correct: np.ndarray, truth: np.ndarray, n: int) -> np.ndarr
 
 
 def write_model(name: str, run: Run, logits: np.ndarray, labels: np.ndarray, architecture: str) -> None:
-    """What stage evaluate writes for one model of one run."""
+    """What a training stage keeps of one model of one run (its held-out logits, the test clips standing in for the
+    validation clips too), stage evaluate's metrics of them, and a validation curve."""
     classes = [f"c{i}" for i in range(labels.shape[1])]
-    task = SingleLabel()
-    metrics = compute(task, logits, labels, classes)
-    per_class = {**metrics.pop("per_class"), "unscored": metrics.pop("classes_unscored")}
-    layout.results_dir(name, run).mkdir(parents=True, exist_ok=True)
-    layout.metrics(name, run).write_text(json.dumps({
-        **metrics, "clips": len(labels), "run": run.split, "seed": run.seed, "task": task.name,
-        "model": f"{architecture}_model", "architecture": architecture}))
-    layout.per_class(name, run).write_text(json.dumps(per_class))
+    clips = held_out.Clips(np.array([f"clip{i}" for i in range(len(labels))]), logits, labels)
+    about = {"model": f"{architecture}_model", "architecture": architecture, "distill": None}
+    held_out.write(layout.held_out_logits(name, run), held_out.HeldOut(classes, False, about, test=clips, val=clips))
+    metrics = evaluate(name, run)
     curve = layout.live_dir(name, run) / "plots" / "metrics" / "val" / "accuracy.tsv"
     curve.parent.mkdir(parents=True, exist_ok=True)
     curve.write_text("step\taccuracy\n1\t0.1\n2\t" + str(metrics["accuracy"]) + "\n")
-    out = layout.test_logits(name, run)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, clip_ids=np.array([f"clip{i}" for i in range(len(labels))]), logits=logits, labels=labels)
 
 
 def write_runs(correct: dict, n_classes: int = 4, directions=("forward",)) -> None:

@@ -76,7 +76,8 @@ def test_hash_splits_are_stable_and_follow_fractions(tmp_path, monkeypatch, repo
     prepare(settings(repo_params))
     first = (tmp_path / "data/raw/manifest.csv").read_text()
     splits = [r["split"] for r in csv.DictReader(open(tmp_path / "data/raw/manifest.csv"))]
-    assert abs(splits.count("test") / 2000 - 0.15) < 0.03 and abs(splits.count("val") / 2000 - 0.15) < 0.03
+    fractions = repo_params["data"]["split"]
+    assert all(abs(splits.count(split) / 2000 - fractions[split]) < 0.03 for split in ("val", "test"))
     _manifest(user / "labels.csv", rows + [{"path": "new.wav", "labels": "x"}], ["path", "labels"])
     prepare(settings(repo_params))
     assert (tmp_path / "data/raw/manifest.csv").read_text().startswith(first)  # old clips keep their split

@@ -49,8 +49,8 @@ def roles_figure(r) -> None:
     for i, role in enumerate(ROLES):
         values, lows, highs = [], [], []
         for run in runs:
-            logits = r.test_logits(role, run)
-            low, high = interval_of(logits["logits"], logits["labels"], r.task)
+            clips = r.test_clips(role, run)
+            low, high = interval_of(clips.logits, clips.labels, r.task)
             values.append(r.metrics[role][run][key])
             lows.append(low)
             highs.append(high)

@@ -1,4 +1,4 @@
-"""Running a model over batches of clips: validation, evaluation and the dump all predict through here."""
+"""Running a model over batches of clips: validation, the held-out logits and the dump all predict through here."""
 from __future__ import annotations
 
 import numpy as np

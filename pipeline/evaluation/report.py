@@ -25,6 +25,7 @@ from .. import layout
 from ..runs import Run
 from ..settings import ROLES, Direction
 from ..task import Task, task_named
+from . import held_out
 from .figures import draw_figures
 from .statistics import Paired, difference, verdict
 
@@ -54,17 +55,17 @@ class DirectionResults:
     def values(self, role: str, key: str) -> list[float]:
         return [self.metrics[role][run][key] for run in self.runs]
 
-    def test_logits(self, role: str, run: Run) -> dict:
-        with np.load(layout.test_logits(model_name(role, self.direction), run)) as f:
-            return {k: f[k] for k in f.files}
+    def test_clips(self, role: str, run: Run) -> held_out.Clips:
+        """The role's model's logits on the run's test clips (with their ids and labels)."""
+        return held_out.read(layout.held_out_logits(model_name(role, self.direction), run)).test
 
     def paired(self, a: str, b: str) -> list[Paired]:
         pairs = []
         for run in self.runs:
-            first, second = self.test_logits(a, run), self.test_logits(b, run)
-            if not np.array_equal(first["clip_ids"], second["clip_ids"]):
-                raise ValueError(f"{run}: the {a} and {b} were evaluated on other test clips; re-run evaluate")
-            pairs.append(Paired(first["logits"], second["logits"], first["labels"]))
+            first, second = self.test_clips(a, run), self.test_clips(b, run)
+            if not np.array_equal(first.clip_ids, second.clip_ids):
+                raise ValueError(f"{run}: the {a} and {b} were evaluated on other test clips; re-run dvc repro")
+            pairs.append(Paired(first.logits, second.logits, first.labels))
         return pairs
 
     def per_class_means(self) -> tuple[str, list[str], dict[str, np.ndarray]]:

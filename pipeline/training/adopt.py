@@ -3,8 +3,8 @@
 When `models.<arch>.pretrained` names a cmkd checkpoint (one `cmkd convert` wrote of AudioSet's AST, say) whose
 classes are exactly the feature store's, and the architecture is only ever a teacher here (no listed direction
 uses it as a baseline, which must be trained on these labels to be a fair comparison), stage train@<arch> saves it
-as the run's model without training: its own input normalisation, and the sha256 of the file it came from. Under
-torchrun the main process writes it while the others wait.
+as the run's model without training (and its held-out logits): its own input normalisation, and the sha256 of the
+file it came from. Under torchrun the main process writes it while the others wait.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..models.pretrained import load_pretrained, read_state_dict
 from ..runs import Run
 from ..runtime import world
 from ..stores.features import FeatureStore
+from .loop import predict_held_out
 
 
 def only_a_teacher(settings, arch: str) -> bool:
@@ -39,6 +40,7 @@ def adopt_if_ready(settings, arch: str, run: Run) -> bool:
     ranks = world(settings.distributed.backend)
     if ranks.is_main:
         save_adopted(settings, arch, run, model, loaded["source"]["checkpoint"], store)
+        predict_held_out(layout.labels_model(arch), run, settings.train.batch_size, settings.train.num_workers)
     ranks.barrier()  # the others wait until the checkpoint is written
     return True
 

@@ -5,7 +5,8 @@ labels, a direction's student on lambda * L_gt + (1 - lambda) * L_kd toward the 
 teacher model is never loaded), or a cross-fit part teacher. Each epoch: a plan of batches is drawn
 (pipeline/data/batches.py), each batch becomes the model input and its targets (pipeline/training/teaching.py), one
 optimizer step is taken, the epoch is validated, logged (DVCLive) and saved for resuming. At the end the weights
-train.select / average_last / ensemble_last choose (pipeline/training/selection.py) go into the checkpoint.
+train.select / average_last / ensemble_last choose (pipeline/training/selection.py) go into the checkpoint, and the
+checkpoint's logits on the held-out clips are kept for stage evaluate (pipeline/evaluation/held_out.py).
 
 Under torchrun (distributed.nproc_per_node > 1, pipeline/runtime.py) every rank draws the same plan of global
 batches and takes its share of each, DistributedDataParallel averages the gradients, and rank 0 alone validates,
@@ -27,9 +28,10 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import layout
 from ..data.batches import Augmenter, BatchSource, ZarrRows, balanced_weights, inference_plan, to_device, training_plan
 from ..data.resident import ResidentRows, resident_bytes, use_resident
+from ..evaluation import held_out
 from ..evaluation.inference import predict
 from ..models import build_model
-from ..models.checkpoint import Checkpoint, save_checkpoint, trained_on
+from ..models.checkpoint import Checkpoint, check_trained_on, load_checkpoint, save_checkpoint, trained_on
 from ..models.pretrained import load_pretrained
 from ..runs import Run
 from ..runtime import World, autocast, device, world
@@ -93,7 +95,9 @@ def train(settings, job: Job, run: Run) -> dict:
                                                      lambda: validate(s))
     live.end()
     save_checkpoint(s.checkpoint, s.model, describe(settings, s, history, selection, weight_average), ensemble)
-    s.resume_path.unlink(missing_ok=True)
+    if job.role != "teacher part":  # what stage evaluate scores (a part teacher is not evaluated)
+        predict_held_out(job.name, run, s.batch_size, settings.train.num_workers)
+    s.resume_path.unlink(missing_ok=True)  # last: a stage killed before this resumes after its last epoch
     return history[-1]
 
 
@@ -302,6 +306,25 @@ def recompute_batchnorm(model: nn.Module, source: BatchSource, rows: np.ndarray,
     was_training = model.training
     update_bn(inputs, model, dev)
     model.train(was_training)
+
+
+def predict_held_out(name: str, run: Run, batch_size: int, num_workers: int) -> None:
+    """The model `name` of `run` as its checkpoint holds it on the run's test and validation clips ->
+    held_out.write: the last step of a training stage (and of adopting a ready teacher)."""
+    store = FeatureStore(layout.FEATURES, run.split)
+    path = layout.checkpoint(name, run)
+    model, meta = load_checkpoint(path, device())
+    check_trained_on(meta, path, store)
+    source = BatchSource(ZarrRows(store), num_workers=num_workers)
+    clips = {}
+    for split in held_out.SPLITS:
+        rows = store.indices(split)
+        clips[split] = held_out.Clips(np.array(store.clip_ids[rows].tolist()),
+                                      predict(model, source, rows, batch_size, meta.input_normalization),
+                                      store.labels[rows])
+    about = {"model": meta.network["name"], "architecture": meta.architecture, "distill": meta.distill}
+    held_out.write(layout.held_out_logits(name, run), held_out.HeldOut(list(store.classes), store.multi_label,
+                                                                          about, **clips))
 
 
 def log_epoch(live: Live, entry: dict) -> None:
