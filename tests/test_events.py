@@ -83,6 +83,21 @@ def test_one_sound_is_one_event():
     assert found[0].confidence == pytest.approx(0.9)
 
 
+def test_a_class_never_found_on_validation_keeps_the_default_threshold():
+    pytest.importorskip("sed_eval")
+    from pipeline.events.scoring import tune_thresholds
+
+    scores = np.full((40, 2), 0.02, dtype=np.float32)
+    scores[10:20, 0] = 0.7     # "dog" sounds at 5-10 s and the model finds it above any threshold up to 0.65
+    scores[24:30, 1] = 0.1     # "bird" sounds at 20-25 s but the model's bird scores are elsewhere, and low
+    timeline = Timeline(path=None, step=0.5, duration=20.0, scores=scores, windows=40, classes=["dog", "bird"],
+                        multi_label=True)
+    reference = {"a.wav": [(5.0, 10.0, "dog"), (2.0, 4.0, "bird")]}
+    thresholds = tune_thresholds({"a.wav": timeline}, reference, Postprocessing(smooth=0.0), default=0.5)
+    assert thresholds["dog"] == pytest.approx(0.05)  # the first of the thresholds that find it (F1 1 up to 0.65)
+    assert thresholds["bird"] == 0.5                # F1 0 at every threshold: not the lowest, which fires most
+
+
 @pytest.mark.skipif(not ESC50.exists(), reason="ESC-50 not present")
 def test_detect_tunes_on_validation_soundscapes_and_scores_the_test_ones(tmp_path):
     pytest.importorskip("sed_eval")

@@ -117,10 +117,12 @@ def psds(timelines: dict[str, Timeline], reference: dict[str, list], classes: li
 
 def tune_thresholds(timelines: dict[str, Timeline], reference: dict[str, list], post: Postprocessing,
                     default: float = 0.5) -> dict[str, float]:
-    """Per class, the grid threshold with the best event-based F1 on these (validation) recordings."""
+    """Per class, the grid threshold with the best event-based F1 on these (validation) recordings. A class that
+    never occurs there, or whose F1 is 0 at every threshold, keeps `default`: the lowest threshold would win that
+    tie and fire on everything."""
     classes = next(iter(timelines.values())).classes
     present = sorted({c for rows in reference.values() for _, _, c in rows})
-    best = {c: (-1.0, default) for c in classes}
+    best = {c: (0.0, default) for c in classes}
     for threshold in GRID:
         found = {name: events(t, np.full(len(classes), threshold), post) for name, t in timelines.items()}
         scored = sed_eval_scores(found, reference, present)["class_event_f1"]
