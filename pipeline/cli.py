@@ -379,13 +379,7 @@ def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
         def timelines(files):
             return {t.path.name: t for t in scorer.timelines(files)}
 
-        chosen = scorer.classes
-        if classes:
-            chosen = (Path(classes).read_text().split("\n") if Path(classes).is_file() else classes.split(","))
-            chosen = [c.strip() for c in chosen if c.strip()]
-            unknown = [c for c in chosen if c not in scorer.classes]
-            if unknown:
-                raise typer.BadParameter(f"not classes of the model: {unknown[:5]}", param_hint="--classes")
+        chosen = _chosen_classes(classes, scorer.classes)
         if tune is not None:
             if tune_annotations is None:
                 raise typer.BadParameter("give the validation events with --tune-annotations", param_hint="--tune")
@@ -410,12 +404,23 @@ def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
         reference = scoring.read_annotations(score)
         result = {**scoring.sed_eval_scores({p.name: e for p, e in found.items()}, reference, chosen),
                   **scoring.psds(found_timelines, reference, chosen, smooth),
-                  "thresholds": threshold if not Path(threshold).is_file() else str(threshold),
-                  "hop": hop, "window": scorer.window_seconds, "collar": scoring.COLLAR, "classes": len(chosen),
-                  "minutes": round(sum(t.duration for t in found_timelines.values()) / 60, 2)}
+                  "thresholds": threshold, "hop": hop, "window": scorer.window_seconds, "collar": scoring.COLLAR,
+                  "classes": len(chosen), "minutes": round(sum(t.duration for t in found_timelines.values()) / 60, 2)}
         (out / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
         console.print_json(json.dumps({k: v for k, v in result.items() if k != "class_event_f1"},
                                       default=lambda v: None if isinstance(v, float) and not np.isfinite(v) else v))
+
+
+def _chosen_classes(classes: str | None, model_classes: list[str]) -> list[str]:
+    """detect --classes: a file with one class a line, or names joined by commas; every class of the model if None."""
+    if not classes:
+        return model_classes
+    chosen = Path(classes).read_text().split("\n") if Path(classes).is_file() else classes.split(",")
+    chosen = [c.strip() for c in chosen if c.strip()]
+    unknown = [c for c in chosen if c not in model_classes]
+    if unknown:
+        raise typer.BadParameter(f"not classes of the model: {unknown[:5]}", param_hint="--classes")
+    return chosen
 
 
 @app.command()
