@@ -186,7 +186,7 @@ def bench(size: str = typer.Option("cpu", help="tiny | cpu (small models, 500 fr
           workers: int = typer.Option(None, help="override the size's Dask and loader worker count"),
           repeats: int = typer.Option(None, help="override the size's rounds of training measurements (median)"),
           section: list[str] = typer.Option(None, "--section", help="only these sections (repeatable): features, "
-                                            "distributed, read, dump, train, processes, export, detect")):
+                                            "distributed, read, dump, train, processes, export, detect, bootstrap")):
     """Throughput of extraction, store reads, the teacher dump and student training (pure, cached, online), and
     deployment latency of the exports."""
     from .bench import SECTIONS, SIZES, print_table, run_bench

@@ -48,3 +48,14 @@ def test_bench_tiny_measures_every_step(tmp_path):
     for row in (r for r in report["results"] if r["section"] == "train" and "runs" in r):  # interleaved rounds
         assert len(row["runs"]) == 2 and row["value"] == pytest.approx(float(np.median(row["runs"])), abs=1e-3)
     assert report["device"].startswith("CPU") and report["config"]["frames"] == 100
+
+
+def test_bench_bootstrap_times_both_ways_of_drawing(tmp_path):
+    report = run_bench("tiny", workdir=tmp_path / "work", sections=("bootstrap",))
+    rows = {r["name"]: r for r in report["results"]}
+    assert {r["section"] for r in report["results"]} == {"bootstrap"} and len(rows) == 4
+    assert all(r["value"] > 0 and "400 clips x 20 classes" in r["detail"] for r in rows.values())
+    weighted, former = rows["per draw, weighted draws (this code)"], rows["per draw, copied rows + scikit-learn "
+                                                                           "per class (former)"]
+    assert rows["former / this code, per draw"]["value"] == pytest.approx(former["value"] / weighted["value"],
+                                                                         rel=0.05)
