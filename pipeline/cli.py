@@ -219,6 +219,14 @@ def scale(clips: int = typer.Option(..., help="clips of 10 s (70 % AudioSet bala
     console.print_json(json.dumps(report))
 
 
+@app.command("scale-table")
+def scale_table(reports: list[Path] = typer.Argument(..., help="`cmkd scale --out` files, one per size")):
+    """docs/scaling.md's markdown table from `cmkd scale` measurements."""
+    from .scale import markdown_table
+
+    print(markdown_table([json.loads(p.read_text()) for p in reports]), end="")
+
+
 @app.command()
 def inspect(path: Path = typer.Argument(..., help="a feature store, prediction store, checkpoint or metrics file"),
             clip: str = typer.Option(None, help="also show this clip: its features and the teacher's top predictions"),

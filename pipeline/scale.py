@@ -8,7 +8,7 @@ this repository's dvc.yaml and stages runs `dvc repro` one stage at a time, test
 training on the loader path (`train.resident: false`, whose memory must not grow with the store) unless
 `resident` is set, and records per stage: wall time, clips per second, peak resident memory of the stage's process
 tree, and the bytes on disk per clip of what it wrote. `cmkd check` and `cmkd inspect` of both stores are timed
-too. docs/scaling.md holds the table at each size and the commands.
+too. `cmkd scale-table` turns the measurements into docs/scaling.md's table (each size, the commands).
 """
 from __future__ import annotations
 
@@ -190,3 +190,39 @@ def run_scale(clips: int, meta: Path, workdir: Path, epochs: int = 1, resident="
     if out:
         Path(out).write_text(json.dumps(report, indent=1) + "\n")
     return report
+
+
+def markdown_table(reports: list[dict]) -> str:
+    """docs/scaling.md's table from `run_scale` reports: per step and size the wall time, peak memory, bytes on
+    disk per clip (and the store path a training took), then the per-clip time at the largest size over the
+    smallest's."""
+    reports = sorted(reports, key=lambda r: r["clips"])
+    steps = list(dict.fromkeys(row["step"] for r in reports for row in r["rows"]))
+    first_code = next((s for s in steps if s.startswith("model_code@")), None)  # all six alike: one row
+    steps = [s for s in steps if not s.startswith("model_code@") or s == first_code]
+    small, large = reports[0], reports[-1]
+
+    def row_of(report: dict, step: str) -> dict | None:
+        return next((row for row in report["rows"] if row["step"] == step), None)
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        parts = [f"{row['seconds']:g} s"]
+        parts += [f"{row['peak_rss_mb']:,} MB"] if row.get("peak_rss_mb") is not None else []
+        parts += [f"{row['disk_bytes_per_clip']:,} B/clip"] if row.get("disk_bytes_per_clip") else []
+        parts += [row["store path"].split(" ")[0]] if row.get("store path") else []
+        return ", ".join(parts)
+
+    def per_clip(step: str) -> str:
+        a, b = row_of(small, step), row_of(large, step)
+        if not a or not b or not a["seconds"]:
+            return "-"
+        return f"{(b['seconds'] / large['clips']) / (a['seconds'] / small['clips']):.2f}"
+
+    lines = ["| step | " + " | ".join(f"{r['clips']:,} clips" for r in reports)
+             + f" | per clip, {large['clips']:,} / {small['clips']:,} |", "|---|" + "---|" * (len(reports) + 1)]
+    for step in steps:
+        name = "model_code (each of 6)" if step.startswith("model_code@") else step
+        lines.append(f"| {name} | " + " | ".join(cell(row_of(r, step)) for r in reports) + f" | {per_clip(step)} |")
+    return "\n".join(lines) + "\n"
