@@ -18,12 +18,12 @@ import zarr
 from rich.console import Console
 from rich.table import Table
 
-from .cache.dump import split_statistics
+from .cache.dump import audited, split_statistics
 from .evaluation import held_out
 from .models.checkpoint import read_checkpoint
 from .stores.features import FeatureStore
 from .stores.predictions import PredictionStore
-from .stores.schema import read_rows
+from .stores.schema import read_many, read_rows
 from .task import task_for
 
 
@@ -128,7 +128,6 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
     store = FeatureStore(Path(attrs["features"]), cache.run)
     cache_rows = cache.check_matches(store, missing="gt_only")  # refuses a cache that does not belong to it
     cached = np.flatnonzero(cache_rows >= 0)
-    logits = cache.logits[:]
     out = {
         "kind": "cached teacher predictions", "path": str(path),
         "summary": {"clips": len(cache.clip_ids), "classes": len(cache.classes), "run": cache.run,
@@ -143,23 +142,24 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
         "provenance": {"teacher": attrs["teacher"], "features_fingerprint": attrs["features_fingerprint"],
                        "code": attrs.get("code"), "created_by": attrs["created_by"]},
         # per split: the teacher's metric and its targets' entropy / confidence (as the dump's targets.json)
-        "teacher metrics and targets from the cache (tau 1)": split_statistics(logits, store, cache_rows),
+        "teacher metrics and targets from the cache (tau 1)": split_statistics(cache.logits, store, cache_rows),
     }
     labels = store.labels
     if attrs.get("cross_fit"):
         out["cross-fit"] = cross_fit_summary(cache, store, cache_rows, attrs)
     test = cached[store.split[cached] == "test"]
-    rows = test if len(test) else cached
+    scored = test if len(test) else cached
+    rows = audited(scored)
     task = task_for(store.multi_label)
-    probs = task.teacher_targets(torch.from_numpy(logits[cache_rows[rows]]), 1.0).numpy()
-    scope = "test" if len(test) else "all"
+    probs = task.teacher_targets(torch.from_numpy(read_many(cache.logits, cache_rows[rows])), 1.0).numpy()
+    scope = ("test" if len(test) else "all") + (f", a sample of {len(rows)}" if len(rows) < len(scored) else "")
     out[f"calibration ({scope} clips)"] = calibration(*task.confidence(probs, labels[rows]))
     out["where it errs most"] = task.weakest(probs, labels[rows], store.classes)
     if clip is not None:
         row = _row(store, clip)
         info = _clip_features(store, clip)
         if cache_rows[row] >= 0:
-            p = task.teacher_targets(torch.from_numpy(logits[cache_rows[row]]), 1.0).numpy()
+            p = task.teacher_targets(torch.from_numpy(cache.logits[int(cache_rows[row])]), 1.0).numpy()
             info["teacher top 5"] = [{"class": store.classes[c], "probability": round(float(p[c]), 4)}
                                      for c in np.argsort(-p)[:5]]
         else:

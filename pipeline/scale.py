@@ -127,7 +127,8 @@ def make_project(work: Path, settings: dict) -> None:
 
 
 def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(seconds, peak resident MB of the whole process tree, output) of one command."""
+    """(seconds, peak resident MB, output) of one command. The peak is /usr/bin/time's %M: the largest peak RSS of
+    any one of the command's processes (ru_maxrss), not the sum over them."""
     started = time.perf_counter()
     result = subprocess.run(["/usr/bin/time", "-f", "PEAK_RSS_KB %M", *command], cwd=cwd, capture_output=True,
                             text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})

@@ -81,3 +81,16 @@ def test_target_statistics_of_one_hot_and_uniform_targets():
     assert uniform["entropy"] == pytest.approx(np.log(4)) and uniform["labelled_probability"] == 0.25
     halves = task_for(True).target_statistics(np.full((4, 4), 0.5), labels)  # Bernoulli(0.5) per class
     assert halves["entropy"] == pytest.approx(np.log(2)) and halves["labelled_probability"] == 0.5
+
+
+def test_target_statistics_in_blocks_are_those_of_all_clips():
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(size=(20_000, 6)).astype(np.float32)  # more clips than one block of 8,192
+    labels = (rng.uniform(size=(20_000, 6)) < 0.2).astype(np.uint8)
+    stats = task_for(True).target_statistics(probs, labels)
+    p = np.clip(probs.astype(np.float64), 1e-12, 1.0)
+    entropy = -(p * np.log(p) + (1 - p) * np.log(np.clip(1 - p, 1e-12, 1.0))).mean(axis=1)
+    labelled = [probs[i, labels[i] > 0].mean() for i in range(len(probs)) if labels[i].any()]
+    assert stats["entropy"] == pytest.approx(entropy.mean(), rel=1e-12)
+    assert stats["top1_probability"] == pytest.approx(probs.max(axis=1).mean(), rel=1e-6)
+    assert stats["labelled_probability"] == pytest.approx(np.mean(labelled), rel=1e-6)

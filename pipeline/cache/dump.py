@@ -40,6 +40,7 @@ from ..runtime import device, world
 from ..stores import predictions
 from ..stores.features import FeatureStore
 from ..stores.predictions import PredictionStore
+from ..stores.schema import read_many
 from ..stores.writer import ResumableStore, block_ranges
 from ..task import task_for
 from ..training.cross_fit import PartTeachers, check_part_teacher, part_of_rows, pick_part
@@ -149,21 +150,36 @@ def write_reports(direction: str, run: Run, store: FeatureStore, coverage: dict)
     cache_rows = cache.check_matches(store, missing="gt_only")
     path = layout.target_statistics(direction, run)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(split_statistics(cache.logits[:], store, cache_rows), indent=1) + "\n")
+    path.write_text(json.dumps(split_statistics(cache.logits, store, cache_rows), indent=1) + "\n")
     layout.coverage(direction, run).write_text(json.dumps(coverage, indent=1) + "\n")
 
 
-def split_statistics(logits: np.ndarray, store: FeatureStore, cache_rows: np.ndarray) -> dict:
-    """Per split, over its cached clips: the teacher's headline metric (pipeline/task) from the cache and its
-    targets' statistics at tau = 1. Training clips the teacher trained on (no cross-fit) score far above held-out
-    ones: that gap is what the student is handed back as targets."""
+AUDITED_CLIPS = 50_000  # a split's statistics read at most this many of its clips (AudioSet's 20,371 test clips all)
+
+
+def audited(rows: np.ndarray, cap: int = AUDITED_CLIPS) -> np.ndarray:
+    """`rows`, or a seeded sample of `cap` of them in order: what the statistics of a split read, so that their memory
+    stays bounded as the store grows (AudioSet's 2 million clips x 527 classes are 4.2 GB of logits)."""
+    if len(rows) <= cap:
+        return rows
+    return np.sort(np.random.default_rng(0).choice(rows, cap, replace=False))
+
+
+def split_statistics(logits, store: FeatureStore, cache_rows: np.ndarray) -> dict:
+    """Per split, over its cached clips (a seeded sample of AUDITED_CLIPS of a larger split, said so): the teacher's
+    headline metric (pipeline/task) from the cached `logits` (a Zarr array or a NumPy one, [cache rows, classes]) and
+    its targets' statistics at tau = 1. Training clips the teacher trained on (no cross-fit) score far above
+    held-out ones: that gap is what the student is handed back as targets."""
     out = {}
+    task = task_for(store.multi_label)
     for split in ("train", "val", "test"):
         rows = np.flatnonzero((store.split == split) & (cache_rows >= 0))
         if len(rows):
-            z, labels, task = logits[cache_rows[rows]], store.labels[rows], task_for(store.multi_label)
+            kept = audited(rows)
+            z, labels = read_many(logits, cache_rows[kept]), store.labels[kept]
             probs = task.teacher_targets(torch.from_numpy(z), 1.0).numpy()
-            out[split] = {"clips": int(len(rows)), task.headline: task.score(z, labels),
+            sample = {"sampled clips": int(len(kept))} if len(kept) < len(rows) else {}
+            out[split] = {"clips": int(len(rows)), **sample, task.headline: task.score(z, labels),
                           **task.target_statistics(probs, labels)}
     return out
 

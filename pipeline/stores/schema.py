@@ -53,3 +53,16 @@ def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
     if len(rows) == 0:
         return np.empty((0, *array.shape[1:]), dtype=array.dtype)
     return np.stack(asyncio.run(gather()))
+
+
+def read_many(array, rows: np.ndarray, block: int = 16384) -> np.ndarray:
+    """array[rows] for many rows in any order, reading `block` consecutive rows at a time: sequential reads, and
+    never more than one block beyond the rows asked for in memory (a Zarr array or a NumPy one)."""
+    order = np.argsort(rows, kind="stable")
+    ranked = np.asarray(rows)[order]
+    out = np.empty((len(ranked), *array.shape[1:]), dtype=array.dtype)
+    for start in range(0, array.shape[0], block):
+        low, high = np.searchsorted(ranked, [start, start + block])
+        if high > low:
+            out[order[low:high]] = array[start : start + block][ranked[low:high] - start]
+    return out

@@ -86,9 +86,15 @@ class Task:
         """How much a teacher's targets say beyond the labels: their mean entropy (nats), the mean top-1 probability
         and the mean probability of the labelled classes. Targets near one-hot on the labels (entropy ~0,
         labelled ~1) teach a student nothing its labels don't."""
-        p = np.clip(probs.astype(np.float64), 1e-12, 1.0)
-        return {"entropy": float(self.entropy(p).mean()), "top1_probability": float(probs.max(axis=1).mean()),
-                "labelled_probability": float(np.nanmean(self.labelled_probability(probs, labels)))}
+        entropy, top1, labelled = [], [], []
+        for start in range(0, len(probs), 8192):  # float64 copies of a block at a time, not of every clip
+            p, y = probs[start : start + 8192], labels[start : start + 8192]
+            entropy.append(self.entropy(np.clip(p.astype(np.float64), 1e-12, 1.0)))
+            top1.append(p.max(axis=1))
+            labelled.append(self.labelled_probability(p, y))
+        return {"entropy": float(np.concatenate(entropy).mean()),
+                "top1_probability": float(np.concatenate(top1).mean()),
+                "labelled_probability": float(np.nanmean(np.concatenate(labelled)))}
 
     def __repr__(self) -> str:
         return self.name
