@@ -5,9 +5,9 @@ import pytest
 import zarr
 
 from pipeline import layout
+from pipeline.cache.dump import audited
 from pipeline.stores.features import FeatureStore
 from pipeline.stores.predictions import PredictionStore
-from pipeline.cache.dump import audited
 from pipeline.stores.schema import StoreSchemaError, read_many
 
 from .conftest import cache_path
