@@ -13,12 +13,13 @@ from pipeline import layout
 from pipeline.data.batches import BatchSource, ZarrRows
 from pipeline.evaluation.inference import predict
 from pipeline.models.checkpoint import load_checkpoint
-from pipeline.runs import Run
 from pipeline.stores.features import FeatureStore
 
 
 def mem():
-    f = {l.split(":")[0]: l.split(":")[1].strip() for l in open("/proc/self/status") if l.startswith(("VmHWM", "VmRSS"))}
+    with open("/proc/self/status") as status:
+        f = dict(line.split(":", 1) for line in status if line.startswith(("VmHWM", "VmRSS")))
+    f = {k: v.strip() for k, v in f.items()}
     return f"HWM {f['VmHWM']}, RSS {f['VmRSS']}"
 
 
