@@ -6,9 +6,9 @@ test split, in their files' order, 527 classes with their long tail; for each cl
 label set (one sound a class: a kind and a pitch, at a random time and level over noise). Then a DVC project of
 this repository's dvc.yaml and stages runs `dvc repro` one stage at a time, test-size models for `epochs`, the
 training on the loader path (`train.resident: false`, whose memory must not grow with the store) unless
-`resident` is set, and records per stage: wall time, clips per second, peak resident memory of the stage's process
-tree, and the bytes on disk per clip of what it wrote. `cmkd check` and `cmkd inspect` of both stores are timed
-too. `cmkd scale-table` turns the measurements into docs/scaling.md's table (each size, the commands).
+`resident` is set, and records per stage: wall time, clips per second, peak resident memory (the largest among the
+stage's processes), and the bytes on disk per clip of what it wrote. `cmkd check` and `cmkd inspect` of both stores
+are timed too. `cmkd scale-table` turns the measurements into docs/scaling.md's table (each size, the commands).
 """
 from __future__ import annotations
 
