@@ -151,7 +151,7 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
     scored = test if len(test) else cached
     rows = audited(scored)
     task = task_for(store.multi_label)
-    probs = task.teacher_targets(torch.from_numpy(read_many(cache.logits, cache_rows[rows])), 1.0).numpy()
+    probs = task.teacher_probs(torch.from_numpy(read_many(cache.logits, cache_rows[rows])), 1.0).numpy()
     scope = ("test" if len(test) else "all") + (f", a sample of {len(rows)}" if len(rows) < len(scored) else "")
     out[f"calibration ({scope} clips)"] = calibration(*task.confidence(probs, labels[rows]))
     out["where it errs most"] = task.weakest(probs, labels[rows], store.classes)
@@ -159,7 +159,7 @@ def inspect_predictions(path: Path, clip: str | None = None) -> dict:
         row = _row(store, clip)
         info = _clip_features(store, clip)
         if cache_rows[row] >= 0:
-            p = task.teacher_targets(torch.from_numpy(cache.logits[int(cache_rows[row])]), 1.0).numpy()
+            p = task.teacher_probs(torch.from_numpy(cache.logits[int(cache_rows[row])]), 1.0).numpy()
             info["teacher top 5"] = [{"class": store.classes[c], "probability": round(float(p[c]), 4)}
                                      for c in np.argsort(-p)[:5]]
         else:
@@ -211,7 +211,7 @@ def inspect_held_out(path: Path, clip: str | None = None) -> dict:
         "logits": {"min": float(kept.test.logits.min()), "max": float(kept.test.logits.max()),
                    "mean": float(kept.test.logits.mean())},
     }
-    probs = task.teacher_targets(torch.from_numpy(kept.test.logits), 1.0).numpy()
+    probs = task.teacher_probs(torch.from_numpy(kept.test.logits), 1.0).numpy()
     out["calibration (test clips)"] = calibration(*task.confidence(probs, kept.test.labels))
     out["where it errs most"] = task.weakest(probs, kept.test.labels, kept.classes)
     if clip is not None:
@@ -219,7 +219,7 @@ def inspect_held_out(path: Path, clip: str | None = None) -> dict:
         if not found:
             raise ValueError(f"{path}: no held-out clip {clip!r}")
         split, i = found[0]
-        p = task.teacher_targets(torch.from_numpy(splits[split].logits[i]), 1.0).numpy()
+        p = task.teacher_probs(torch.from_numpy(splits[split].logits[i]), 1.0).numpy()
         out["clip"] = {"clip_id": clip, "split": split,
                        "labels": [kept.classes[c] for c in np.flatnonzero(splits[split].labels[i])],
                        "top 5": [{"class": kept.classes[c], "probability": round(float(p[c]), 4)}

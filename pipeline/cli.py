@@ -1,4 +1,5 @@
-"""`cmkd`: the pipeline's steps as commands (each DVC stage runs the same library function)."""
+"""`cmkd`: the pipeline's steps as commands (each DVC stage runs the same library function). Each command parses
+its options, calls the library and prints what it returns; the work is the library's."""
 from __future__ import annotations
 
 import json
@@ -104,8 +105,6 @@ def check(params: Path = PARAMS,
           as_json: bool = typer.Option(False, "--json", help="print JSON (clips, problems) instead of a table")):
     """Decode every clip of the dataset params describe, in parallel, and list every problem in one table
     (file, problem); exits 1 if a clip cannot be used. Decoder warnings are listed with their file."""
-    import json
-
     from rich.table import Table
 
     from .features.check import check_dataset
@@ -172,7 +171,9 @@ def compare(source: Path = typer.Option(None, "--from", help="a saved `dvc exp s
 @app.command()
 def check_params(params: Path = PARAMS):
     """Validate params.yaml: every unknown key, wrong type or value out of range, with what is allowed."""
-    load_settings(params).validate_all()
+    from .validation import check_all
+
+    check_all(load_settings(params))
     console.print(f"{params}: valid")
 
 
@@ -233,8 +234,6 @@ def inspect(path: Path = typer.Argument(..., help="a feature store, prediction s
             as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")):
     """Audit an artifact: shapes, chunking, size, value statistics, classes, provenance; for cached predictions
     also the teacher's metrics recomputed from the cache, its calibration and the classes it confuses most."""
-    import json
-
     from .audit import inspect_path, render
 
     report = inspect_path(path, clip)
@@ -269,8 +268,9 @@ def preset(name: str = typer.Argument(..., help="esc50 | fsd50k | audioset (pipe
 
 
 @app.command()
-def convert(src: Path = typer.Argument(..., help="the AST repository's .pth, or a Hugging Face AST folder (or its "
-                                       "model.safetensors / pytorch_model.bin, config.json beside it)"),
+def convert(src: Path = typer.Argument(..., help="a checkpoint of a family cmkd converts (`cmkd models` lists what "
+                                       "each reads): a weights file, or a Hugging Face folder (config.json beside its "
+                                       "weights)"),
             out: Path = typer.Option(..., "--out", "-o", help="the cmkd checkpoint to write (.pt)"),
             classes: Path = typer.Option(None, help="class names: AudioSet's class_labels_indices.csv, or one a line"),
             frames: int = typer.Option(None, help="the model's input frames, where the file does not say (the AST "
@@ -282,8 +282,6 @@ def convert(src: Path = typer.Argument(..., help="the AST repository's .pth, or 
                                              help="default: multi-label for AudioSet's 527 classes")):
     """Convert a checkpoint from the AST repository or Hugging Face into a cmkd checkpoint (format told from the
     keys), printing what was mapped and assumed; use it as models.<key>.pretrained or with `cmkd predict`."""
-    import json
-
     from .models.convert import convert as convert_checkpoint
 
     if (mean is None) != (std is None):
@@ -308,38 +306,21 @@ def predict(model: Path = typer.Argument(..., exists=True, dir_okay=False, help=
             on_error: str = typer.Option("fail", help="an unreadable file: fail (naming it) or skip (listed)")):
     """Score audio files with a trained or converted model: decoded, resampled and turned into the model's own
     features; clips longer than its window scored in windows and aggregated."""
-    import csv
-    import json
-
     from rich.table import Table
 
-    from .predict import Predictor, audio_inputs
+    from .predict import Predictor, audio_inputs, predict_files
 
     files = audio_inputs(audio)
     predictor = Predictor(model, batch_size=batch_size)
     skipped: list = []
     table = Table("file", "windows", f"top {top}")
     table.columns[0].overflow = "fold"
-    writer = handle = None
-    if out is not None:
-        handle = open(out, "w", newline="")
-        writer = csv.writer(handle)
-        writer.writerow(["path", "windows", "top_class", "top_probability", *predictor.classes])
-    try:
-        for p in predictor.predict(files, aggregate, on_error, skipped):
-            result = predictor.as_dict(p, top)
-            if writer is not None:  # written as it goes: a later failure keeps the rows already scored
-                writer.writerow([result["path"], p.windows, result["top"][0]["class"],
-                                 result["top"][0]["probability"], *result["logits"]])
-                handle.flush()
-            if as_json:
-                print(json.dumps(result))
-            else:
-                table.add_row(result["path"], str(p.windows),
-                              ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"]))
-    finally:
-        if handle is not None:
-            handle.close()
+    for result in predict_files(predictor, files, top, aggregate, on_error, skipped, out):
+        if as_json:
+            print(json.dumps(result))
+        else:
+            table.add_row(result["path"], str(result["windows"]),
+                          ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"]))
     if not as_json:
         console.print(table)
     for path, why in skipped:
@@ -368,67 +349,27 @@ def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
     """What sounded when in recordings of any length: a per-class score timeline (windows of the model's length
     every --hop seconds, streamed), smoothed and thresholded into events (class, onset, offset, confidence), written
     as a DCASE table, JSON, Audacity label tracks and a picture per file (docs/long-recordings.md)."""
-    import json
-
-    import numpy as np
     from rich.progress import Progress
 
-    from .events import outputs, scoring
-    from .events.segments import Postprocessing, events, read_thresholds
-    from .events.timeline import Scorer
-    from .predict import audio_inputs
+    from .events.detect import Validation
+    from .events.detect import detect as detect_events
+    from .events.segments import Postprocessing
 
-    post = Postprocessing(smooth, min_gap, min_duration)
-    out.mkdir(parents=True, exist_ok=True)
+    if tune is not None and tune_annotations is None:
+        raise typer.BadParameter("give the validation events with --tune-annotations", param_hint="--tune")
     with Progress(console=console) as progress:
         bar = progress.add_task("audio", total=None)
-        scorer = Scorer(model, hop, batch_size, progress=lambda seconds: progress.advance(bar, seconds))
 
-        def timelines(files):
-            return {t.path.name: t for t in scorer.timelines(files)}
+        def advance(what: str, seconds: float) -> None:
+            progress.update(bar, description=what, advance=seconds)
 
-        chosen = _chosen_classes(classes, scorer.classes)
-        if tune is not None:
-            if tune_annotations is None:
-                raise typer.BadParameter("give the validation events with --tune-annotations", param_hint="--tune")
-            progress.update(bar, description="validation audio")
-            picked = scoring.tune_thresholds(timelines(audio_inputs([tune])),
-                                             {k: [r for r in v if r[2] in chosen] for k, v in
-                                              scoring.read_annotations(tune_annotations).items()}, post)
-            (out / "thresholds.json").write_text(json.dumps(picked, indent=1) + "\n")
-            threshold = str(out / "thresholds.json")
-        progress.update(bar, description="audio")
-        found_timelines = timelines(audio_inputs(audio))
-    thresholds = read_thresholds(threshold, scorer.classes)
-    keep = set(chosen)
-    found = {t.path: [e for e in events(t, thresholds, post) if e.label in keep] for t in found_timelines.values()}
-    outputs.write_tables(out, found, {t.path: t for t in found_timelines.values()}, scorer.window_seconds)
-    if pictures:
-        for t in found_timelines.values():
-            outputs.draw_timeline(out, t, found[t.path], thresholds, smooth)
-    console.print(f"{sum(len(v) for v in found.values())} events in {len(found)} files "
-                  f"({sum(t.duration for t in found_timelines.values()) / 60:.1f} min of audio) -> {out}/events.tsv")
-    if score is not None:
-        reference = scoring.read_annotations(score)
-        result = {**scoring.sed_eval_scores({p.name: e for p, e in found.items()}, reference, chosen),
-                  **scoring.psds(found_timelines, reference, chosen, smooth),
-                  "thresholds": threshold, "hop": hop, "window": scorer.window_seconds, "collar": scoring.COLLAR,
-                  "classes": len(chosen), "minutes": round(sum(t.duration for t in found_timelines.values()) / 60, 2)}
-        (out / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-        console.print_json(json.dumps({k: v for k, v in result.items() if k != "class_event_f1"},
-                                      default=lambda v: None if isinstance(v, float) and not np.isfinite(v) else v))
-
-
-def _chosen_classes(classes: str | None, model_classes: list[str]) -> list[str]:
-    """detect --classes: a file with one class a line, or names joined by commas; every class of the model if None."""
-    if not classes:
-        return model_classes
-    chosen = Path(classes).read_text().split("\n") if Path(classes).is_file() else classes.split(",")
-    chosen = [c.strip() for c in chosen if c.strip()]
-    unknown = [c for c in chosen if c not in model_classes]
-    if unknown:
-        raise typer.BadParameter(f"not classes of the model: {unknown[:5]}", param_hint="--classes")
-    return chosen
+        summary = detect_events(model, audio, out, hop, threshold,
+                                Validation(tune, tune_annotations) if tune is not None else None, score, classes,
+                                Postprocessing(smooth, min_gap, min_duration), pictures, batch_size, advance)
+    console.print(f"{summary['events']} events in {summary['files']} files ({summary['minutes']:.1f} min of audio) "
+                  f"-> {summary['table']}")
+    if "scores" in summary:
+        console.print_json(json.dumps(summary["scores"], default=lambda v: None if isinstance(v, float) else v))
 
 
 @app.command()
@@ -436,8 +377,6 @@ def compare_detections(a: Path = typer.Argument(..., exists=True, help="a detect
                        b: Path = typer.Argument(..., exists=True, help="another's, on the same recordings")):
     """Event-based F1 of two detections and their difference (a - b) with a 95 % interval from resampling the
     recordings (paired: the same draw for both)."""
-    import json
-
     from .events.scoring import paired_difference
 
     result = paired_difference(json.loads(a.read_text())["file_counts"], json.loads(b.read_text())["file_counts"])
@@ -453,8 +392,6 @@ def soundscapes(esc50: Path = typer.Option(..., help="the ESC-50 folder (meta/es
                 seed: int = typer.Option(0)):
     """Soundscapes with known events from a held-out ESC-50 fold (ambient recordings with the other classes' clips
     laid over them), for `cmkd detect --tune ... --score ...` (pipeline/events/soundscapes.py)."""
-    import json
-
     from .events.soundscapes import write_soundscapes
 
     described = write_soundscapes(esc50, fold, out, val, test, seed=seed)
@@ -464,8 +401,9 @@ def soundscapes(esc50: Path = typer.Option(..., help="the ESC-50 folder (meta/es
 
 @app.command()
 def export(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="a cmkd checkpoint (.pt)"),
-           fmt: str = typer.Option(..., "--format", help="onnx | torchscript (one graph file) | huggingface (an AST "
-                                   "folder for transformers) | timm (an EfficientNet folder for timm)"),
+           fmt: str = typer.Option(..., "--format", help="onnx | torchscript (one graph file) | folder (the folder "
+                                   "the model family's ecosystem loads; `cmkd models` lists each family's format, "
+                                   "which --format also takes by name)"),
            out: Path = typer.Option(..., "--out", "-o", help="the file (onnx, torchscript) or folder to write"),
            input_kind: str = typer.Option("features", "--input", help="onnx, torchscript: features (raw fbank "
                                           "[batch, frames, mel bins]) or waveform (16 kHz audio [batch, samples])"),
@@ -476,7 +414,6 @@ def export(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
            tolerance: float = typer.Option(1e-3, help="the largest logit difference from the pipeline accepted")):
     """Export a model for deployment, checked against the pipeline's own path before it is reported: a graph
     (ONNX, TorchScript) that takes fbank or audio, or the folder `transformers` or timm loads, with a model card."""
-    import json
     import shlex
     import sys
 
@@ -489,10 +426,15 @@ def export(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
 
 @app.command()
 def models():
-    """List the registered model names."""
-    from .models import list_models
+    """The model families and their registered models: each family's kind, the ecosystem folder `cmkd export
+    --format folder` writes, and what `cmkd convert` reads of it."""
+    from .models import all_families
 
-    console.print("\n".join(list_models()))
+    for family in all_families():
+        folder = f"{family.folder_format} ({family.folder_library})" if family.folder_format else "none"
+        console.print(f"[bold]{family.name}[/bold] ({family.kind}): folder {folder}; cmkd convert reads "
+                      f"{family.converts or 'its own checkpoints only'}", soft_wrap=True)
+        print("  " + ", ".join(sorted(family.models)))
 
 
 def main() -> None:

@@ -11,6 +11,10 @@ class InputError(Exception):
     """The base of every error whose message is the whole story (ParamsError, ManifestError, AudioError, ...)."""
 
 
+class ParamsError(InputError, ValueError):
+    """params.yaml (or a params tree) that does not validate: every problem, each naming its key."""
+
+
 @contextmanager
 def reported():
     """Run a stage or command: an InputError ends it with its message on stderr and exit status 1."""

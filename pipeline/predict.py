@@ -131,3 +131,24 @@ class Predictor:
         return {"path": str(p.path), "windows": p.windows, "classes": self.classes,
                 "logits": [round(float(v), 6) for v in p.logits],
                 "top": [{"class": self.classes[c], "probability": round(float(probs[c]), 6)} for c in order]}
+
+
+def predict_files(predictor: Predictor, files: list[Path], top: int = 5, aggregate: str = "mean",
+                  on_error: str = "fail", skipped: list | None = None, csv_path: Path | None = None) -> Iterator[dict]:
+    """Each file's result (`Predictor.as_dict`), in order; with `csv_path` also a CSV (path, windows, top class, its
+    probability, then every class's logit) written as it goes, so a later failure keeps the rows already scored."""
+    handle = open(csv_path, "w", newline="") if csv_path is not None else None
+    try:
+        writer = csv.writer(handle) if handle is not None else None
+        if writer is not None:
+            writer.writerow(["path", "windows", "top_class", "top_probability", *predictor.classes])
+        for p in predictor.predict(files, aggregate, on_error, skipped):
+            result = predictor.as_dict(p, top)
+            if writer is not None:
+                writer.writerow([result["path"], p.windows, result["top"][0]["class"],
+                                 result["top"][0]["probability"], *result["logits"]])
+                handle.flush()
+            yield result
+    finally:
+        if handle is not None:
+            handle.close()

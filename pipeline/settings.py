@@ -3,15 +3,18 @@
 `load_settings()` is the only reader of params.yaml. A stage passes the keys it reads (`reads`, the same list as its
 params in dvc.yaml): the sections among them are validated on first use and any other read is refused, so a stage
 can neither depend on a key DVC does not re-run it for nor import code to validate a section it never uses. Without
-`reads` (the `cmkd` commands) every section can be read. `cmkd check-params` (`validate_all`) checks the whole file.
+`reads` (the `cmkd` commands) every section can be read.
 
 An unknown or misspelt key, a wrong type, an unknown choice or an out-of-range value stops with one message that
 lists every problem of the section, naming the key, the value and what is allowed (and the closest valid key for a
 typo). params.yaml is read as YAML 1.2 (ruamel.yaml, as DVC reads it), so `5e-4` is a number.
 
-The sections defined here are plain values. Two are owned elsewhere and register their validator on import:
-`augment` (pipeline/data/augment.py, with the augmentation it configures) and `models.<key>` (pipeline/models, by
-the settings class of the family its `name` belongs to).
+The sections defined here are plain values. Three are owned by the code they configure, which registers its
+validator when it is imported (`owned_section`): `augment` (pipeline/data/augment.py), `distill`
+(pipeline/training/teaching.py, with the teaching modes it switches) and `models.<key>` (pipeline/models, by the
+settings class of the family its `name` belongs to). This module imports none of them: it is a leaf of the package
+graph, and a stage validates only the sections of the code it runs. `cmkd check-params` (pipeline/validation.py)
+imports every owner and checks the whole file.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from typing import Annotated, Any, Callable, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 from ruamel.yaml import YAML
 
-from .errors import InputError
+from .errors import ParamsError
 from .runs import Run, check_split_name
 
 ROLES = ("teacher", "baseline", "student")  # the order reports show them in
@@ -130,13 +133,6 @@ class TrainSettings(Section):
             raise ValueError("select is 'best' but average_last or ensemble_last is set: the model kept is one "
                              "epoch's (best) or the last epochs' (averaged or ensembled), not both")
         return self
-
-
-class DistillSettings(Section):
-    lam: float = Field(0.5, ge=0, le=1, alias="lambda")
-    tau: float = Field(4.0, gt=0)  # chosen on validation (docs/measurements.md "The sweep")
-    missing: Literal["error", "gt_only"] = "error"
-    online: bool = False
 
 
 class ImportedPredictions(Section):
@@ -248,10 +244,9 @@ class Plan(Section):
 SECTIONS: dict[str, type[BaseModel] | None] = {  # params.yaml's sections; None: validated by the owner's class
     "runs": Plan, "seeds": Plan, "teacher": Plan, "student": Plan, "directions": Plan,
     "data": DataSettings, "features": FeatureSettings, "models": None, "augment": None, "train": TrainSettings,
-    "distill": DistillSettings, "dump": DumpSettings, "export": ExportSettings, "distributed": DistributedSettings,
+    "distill": None, "dump": DumpSettings, "export": ExportSettings, "distributed": DistributedSettings,
 }
 PLAN_KEYS = ("runs", "seeds", "teacher", "student", "directions")
-OWNERS = {"augment": "pipeline.data.augment", "models": "pipeline.models"}  # where the owned sections' classes live
 
 MOVED = {  # keys that moved or went, with where to look instead
     ("train", "epochs"): "each model sets its own: models.<key>.epochs",
@@ -267,8 +262,10 @@ _OWNED: dict[str, Callable[[str, Any, str], Any]] = {}  # section -> its owner's
 
 
 def owned_section(name: str, validate: Callable[[str, Any, str], Any]) -> None:
-    """Called by the module that owns section `name` (augment, models) when it is imported: its validator of one
-    raw value (the section, or one `models.<key>` entry) as validate(key, value, where), raising ParamsError."""
+    """Called by the module that owns section `name` (augment, distill, models) when it is imported: its validator
+    of one raw value (the section, or one `models.<key>` entry) as validate(key, value, where), raising ParamsError."""
+    if SECTIONS.get(name, ...) is not None:
+        raise ValueError(f"params section {name!r} is not one an owner validates")
     _OWNED[name] = validate
 
 
@@ -289,10 +286,6 @@ class Direction:
 
     def __str__(self) -> str:
         return f"{self.teacher} -> {self.student}"
-
-
-class ParamsError(InputError, ValueError):
-    pass
 
 
 class UndeclaredRead(RuntimeError):
@@ -372,9 +365,14 @@ class Settings:
         elif not isinstance(raw["models"] or {}, dict):
             problems.append(f"models: expected a mapping of model configurations (cnn: {{name: ...}}), got "
                             f"{type(raw['models']).__name__}")
-        _raise(problems, where)
+        raise_problems(problems, where)
         self.models = Models(self, raw["models"] or {})
         self._reads = None if reads is None else {key.format(**item, **self._named_models()) for key in reads}
+
+    @property
+    def where(self) -> str:
+        """What the params came from (a file's path), as every message about them names it."""
+        return self._where
 
     def _named_models(self) -> dict:
         """{teacher} and {student} in a declared key: the models keys they name (read as `teacher`, `student`)."""
@@ -389,16 +387,15 @@ class Settings:
                              "dvc.yaml")
 
     def _owner(self, name: str) -> Callable:
-        if name not in _OWNED:
-            import importlib
-
-            importlib.import_module(OWNERS[name])  # the owner registers its validator on import
+        if name not in _OWNED:  # a bug: the code that reads a section imports the module that owns it
+            raise RuntimeError(f"params section {name!r} is read, but the module that owns it has not been imported "
+                               "(it registers its validator on import: pipeline.settings.owned_section)")
         return _OWNED[name]
 
     def _section(self, name: str):
         cached = "plan" if name in PLAN_KEYS else name
         if cached not in self._sections:
-            if name == "augment":
+            if SECTIONS[name] is None:
                 self._sections[cached] = self._owner(name)(name, self._raw.get(name) or {}, self._where)
             elif name in PLAN_KEYS:
                 raw = {**{k: self._raw[k] for k in PLAN_KEYS if k in self._raw}, "models": list(self.models.keys())}
@@ -458,44 +455,24 @@ class Settings:
 
         return copy.deepcopy(self._raw)
 
-    def validate_all(self) -> "Settings":
-        """Every section validated now, every problem of the file in one ParamsError (`cmkd check-params`)."""
-        import importlib  # by name: the sources register on import, and no stage imports them through here
-
-        problems = []
-        for name in [*SECTIONS, *(f"models.{k}" for k in self.models.keys())]:
-            try:
-                if name.startswith("models."):
-                    self.models[name.split(".", 1)[1]]
-                elif name != "models":
-                    self._read(name)
-                if name == "data":
-                    problems += importlib.import_module("pipeline.prepare").source_problems(self.data.source)
-            except ParamsError as e:
-                problems += [line for line in _lines(e) if line not in problems]
-        if not problems and self.distill.online and self.dump.cross_fit:
-            problems.append("distill.online runs the full teacher in the loop; dump.cross_fit needs the cache")
-        _raise(problems, self._where)
-        return self
-
 
 def validated(cls: type[BaseModel], raw: Any, prefix: tuple, where: str):
     """`raw` validated by `cls`; every problem, by key, in one ParamsError."""
     if prefix and raw is not None and not isinstance(raw, dict):
-        _raise([f"{'.'.join(prefix)}: expected a mapping, got {type(raw).__name__}"], where)
+        raise_problems([f"{'.'.join(prefix)}: expected a mapping, got {type(raw).__name__}"], where)
     try:
         return cls.model_validate(raw)
     except ValidationError as e:
-        _raise([_describe(prefix, err, cls) for err in e.errors()], where)
+        raise_problems([_describe(prefix, err, cls) for err in e.errors()], where)
 
 
-def _raise(problems: list[str], where: str) -> None:
+def raise_problems(problems: list[str], where: str) -> None:
     if problems:
         raise ParamsError(f"{where}: {len(problems)} problem{'s' if len(problems) > 1 else ''}\n  "
                           + "\n  ".join(problems))
 
 
-def _lines(error: ParamsError) -> list[str]:
+def problem_lines(error: ParamsError) -> list[str]:
     return [line.strip() for line in str(error).splitlines()[1:]]
 
 
@@ -520,11 +497,6 @@ def load_settings(path: str | Path = PARAMS, reads: tuple[str, ...] | None = Non
     if not path.is_file():
         raise ParamsError(f"{path}: not found")
     return Settings(read_yaml(path), str(path), reads, **item)
-
-
-def settings_from(raw: dict, where: str = "params") -> Settings:
-    """A params tree (as params.yaml holds it) validated whole: every problem at once in one ParamsError."""
-    return Settings(raw, where).validate_all()
 
 
 def _describe(prefix: tuple, err: dict, root: type[BaseModel] | None) -> str:

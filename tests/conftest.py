@@ -15,7 +15,8 @@ import torch
 
 from pipeline import layout
 from pipeline.runs import Run
-from pipeline.settings import read_yaml, settings_from
+from pipeline.settings import read_yaml
+from pipeline.validation import settings_from
 
 REPO = Path(__file__).resolve().parents[1]
 ESC50 = Path(os.environ.get("CMKD_ESC50", REPO.parent / "shared" / "datasets" / "esc50"))  # the real dataset

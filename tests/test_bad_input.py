@@ -8,11 +8,13 @@ import soundfile as sf
 import zarr
 
 from pipeline import layout
+from pipeline.errors import ParamsError
 from pipeline.features.audio import AudioError, load_audio
 from pipeline.features.extract import write_feature_store
 from pipeline.manifest import write_manifest
-from pipeline.settings import FeatureSettings, ParamsError, settings_from
+from pipeline.settings import FeatureSettings
 from pipeline.stores.features import FeatureStore
+from pipeline.validation import settings_from
 
 CFG = FeatureSettings(target_frames=50, clips_per_shard=4, workers=1, scheduler="synchronous", device="cpu")
 

@@ -16,10 +16,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from pipeline.cli import main
+from pipeline.errors import ParamsError
 from pipeline.features.check import check_clips
 from pipeline.manifest import ManifestError
 from pipeline.prepare import read_dataset
-from pipeline.settings import ParamsError, read_yaml, settings_from
+from pipeline.settings import read_yaml
+from pipeline.validation import settings_from
 
 from .conftest import REPO, tiny
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.bench import bench_models, run_bench
+from pipeline.bench import run_bench
+from pipeline.bench.common import bench_models
 from pipeline.stores.schema import read_rows
 
 

@@ -1,42 +1,33 @@
 """Which stages a change to each library module re-runs: TABLE below is the documentation of it (docs/artifacts.md
-prints it), checked module by module with DVC itself.
+prints it), checked module by module with DVC itself, on the scratch project of tests/dvc_project.py.
 
-The project holds this repository's dvc.yaml, stages and library, tiny params with both directions, and one run.
-Stage model_code runs for real; every other stage's outputs are placeholders committed to dvc.lock (`dvc commit`),
-since what is checked is DVC's dependency graph, not the outputs. Then each module in turn gets a comment appended,
-and `dvc status` must mark exactly the stages TABLE names. A model family's file (and what it imports) is found by
-the stages that build its models through the records model_code writes: for those, the records are rewritten as
-model_code writes them, and `dvc status` must then mark exactly the stages after them that TABLE names.
+Each module in turn gets a comment appended, and `dvc status` must mark exactly the stages TABLE names. A model
+family's file (and what it imports) is found by the stages that build its models through the records model_code
+writes: for those, the records are rewritten as model_code writes them, and `dvc status` must then mark exactly the
+stages after them that TABLE names.
 """
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
-import yaml
 
-from pipeline.codedeps import ROOT, family_record
-from pipeline.settings import read_yaml
+from pipeline.codedeps import ROOT
 
-from .conftest import tiny
+from .dvc_project import (
+    ALL,
+    BUILDS_MODEL,
+    CODE,
+    DUMP,
+    EVAL_STUDENT,
+    EVALUATE,
+    EVERY_MODEL,
+    PICK,
+    RUN,
+    STUDENT,
+    TRAIN,
+    make_project,
+    marked,
+    rewrite_records,
+)
 
 pytestmark = pytest.mark.xdist_group("reruns")  # one project, made once, on one worker
-
-RUN = "main-0"
-ARCH = {"cnn", "ast"}
-CODE = {f"model_code@{m}" for m in (*ARCH, "forward-teacher", "forward-student", "reverse-teacher",
-                                    "reverse-student")}
-TRAIN = {f"train@{a}-{RUN}" for a in ARCH}
-EVALUATE = {f"evaluate@{a}-{RUN}" for a in ARCH}
-DUMP = {f"dump_logits@{d}-{RUN}" for d in ("forward", "reverse")}
-PICK = {f"pick_teacher@{d}-{RUN}" for d in ("forward", "reverse")}
-STUDENT = {f"train_student@{d}-{RUN}" for d in ("forward", "reverse")}
-EVAL_STUDENT = {f"evaluate_student@{d}-{RUN}" for d in ("forward", "reverse")}
-BUILDS_MODEL = TRAIN | DUMP | STUDENT  # the evaluations score the logits a training kept, without its model
-EVERY_MODEL = BUILDS_MODEL | EVALUATE | EVAL_STUDENT
-AFTER_FEATURES = EVERY_MODEL | CODE
-ALL = {"prepare", "features", "report"} | AFTER_FEATURES | PICK
 
 # the stages the AST's family builds models in (cnn -> ast forward: the student; ast -> cnn reverse: the teacher)
 AST_MODELS = {f"train@ast-{RUN}", f"train_student@forward-{RUN}", f"dump_logits@reverse-{RUN}"}
@@ -80,7 +71,7 @@ TABLE = {
     # which scores the held-out logits the trainings keep (a metric change re-runs no inference)
     "pipeline/task/__init__.py": (EVERY_MODEL | {"report"}, set()),
     "pipeline/task/headline.py": (EVERY_MODEL | {"report"}, set()),
-    "pipeline/task/metrics.py": (EVALUATE | EVAL_STUDENT, set()),
+    "pipeline/task/metrics.py": (EVALUATE | EVAL_STUDENT | {"report"}, set()),
     # the data plane: batches and the augmentation feed every model
     "pipeline/data/__init__.py": (BUILDS_MODEL, set()),
     "pipeline/data/augment.py": (BUILDS_MODEL, set()),
@@ -108,8 +99,10 @@ TABLE = {
     # commands outside the pipeline (and the export stage, off by default)
     **{f"pipeline/{m}.py": (set(), set()) for m in (
         "evaluation/compare", "export/__init__", "export/graphs", "export/folders", "export/card", "predict",
-        "audit", "bench", "cli", "presets/__init__", "scale", "events/__init__", "events/timeline",
-        "events/segments", "events/outputs", "events/scoring", "events/soundscapes")},
+        "audit", "cli", "validation", "presets/__init__", "scale", "events/__init__", "events/timeline",
+        "events/segments", "events/outputs", "events/scoring", "events/soundscapes", "events/detect",
+        *(f"bench/{section}" for section in ("__init__", "common", "features", "read", "dump", "train", "processes",
+                                             "export", "detect", "bootstrap")))},
 }
 
 
@@ -118,60 +111,10 @@ def test_the_table_names_every_library_module():
     assert modules == set(TABLE), f"not in TABLE: {sorted(modules - set(TABLE))}; gone: {sorted(set(TABLE) - modules)}"
 
 
-def placeholder(path: Path) -> None:
-    """A stand-in output: a file, or a folder holding one (outputs whose names have no suffix are folders)."""
-    if path.suffix in (".pt", ".json", ".csv", ".npz", ".md", ".onnx"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("placeholder\n")
-    else:
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "placeholder").write_text("placeholder\n")
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    from dvc.repo import Repo
-
     work = tmp_path_factory.mktemp("reruns")
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, work)
-    for folder in ("stages", "pipeline"):
-        shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    params = {**tiny(read_yaml(ROOT / "params.yaml")), "directions": ["forward", "reverse"]}
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "repro", "-q", "model_code"]):
-        subprocess.run(command, cwd=work, check=True, capture_output=True)
-    repo = Repo(str(work))
-    for stage in repo.index.stages:
-        if not stage.name.startswith("model_code@"):
-            for out in stage.outs:
-                placeholder(Path(out.fs_path))
-    subprocess.run(["dvc", "commit", "-f", "-q"], cwd=work, check=True, capture_output=True)
-    assert marked(repo) == set()
-    return work, repo
-
-
-def marked(repo) -> set[str]:
-    """The stages `dvc status` marks (in this process: a second each, where a `dvc` command takes several)."""
-    cwd = os.getcwd()
-    os.chdir(repo.root_dir)
-    try:
-        return set(repo.status())
-    finally:
-        os.chdir(cwd)
-
-
-def rewrite_records(work: Path) -> None:
-    """What stage model_code writes (its own function), for each record, from the project's library."""
-    import json
-
-    params = read_yaml(work / "params.yaml")
-    roles = {"forward-teacher": params["teacher"], "forward-student": params["student"],
-             "reverse-teacher": params["student"], "reverse-student": params["teacher"]}
-    for model in (*ARCH, *roles):
-        arch = roles.get(model, model)
-        record = family_record(arch, params["models"][arch]["name"], root=work)
-        (work / "results/code" / f"{model}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return work, make_project(work)
 
 
 @pytest.mark.parametrize("module", sorted(TABLE))

@@ -9,9 +9,9 @@ import torch
 from pipeline import layout
 from pipeline.audit import inspect_predictions
 from pipeline.data.batches import BatchSource, ZarrRows
+from pipeline.errors import ParamsError
 from pipeline.evaluation.inference import predict
 from pipeline.models.checkpoint import load_checkpoint
-from pipeline.settings import ParamsError
 from pipeline.stores.features import FeatureStore
 from pipeline.stores.predictions import PredictionStore
 from pipeline.stores.schema import StoreMismatchError

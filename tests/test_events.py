@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from pipeline.bench import random_checkpoint
+from pipeline.bench.common import random_checkpoint
 from pipeline.cli import app
 from pipeline.events.segments import Postprocessing, events
 from pipeline.events.timeline import Scorer, Timeline

@@ -11,7 +11,7 @@ from pipeline.task import MultiLabel, SingleLabel
 def test_single_label_kd_is_kl_of_softmaxes():
     student = torch.tensor([[0.0, math.log(3.0)]])  # softmax = [1/4, 3/4]
     teacher = torch.tensor([[0.0, 0.0]])  # softmax = [1/2, 1/2]
-    p = SingleLabel().teacher_targets(teacher, tau=1.0)
+    p = SingleLabel().teacher_probs(teacher, tau=1.0)
     # KL = 1/2 ln(1/2 / 1/4) + 1/2 ln(1/2 / 3/4) = 1/2 ln(4/3)
     assert SingleLabel().kd_loss(student, p).item() == pytest.approx(0.5 * math.log(4 / 3), rel=1e-6)
     labels = torch.tensor([[0.0, 1.0]])
@@ -24,7 +24,7 @@ def test_single_label_kd_is_kl_of_softmaxes():
 def test_tau_divides_only_the_teacher_and_has_no_square_factor():
     student = torch.tensor([[0.0, math.log(3.0)]])
     teacher = torch.tensor([[0.0, 2 * math.log(3.0)]])  # / tau=2 -> same distribution as the student
-    p = SingleLabel().teacher_targets(teacher, tau=2.0)
+    p = SingleLabel().teacher_probs(teacher, tau=2.0)
     torch.testing.assert_close(p, torch.tensor([[0.25, 0.75]]))
     assert SingleLabel().kd_loss(student, p).item() == pytest.approx(0.0, abs=1e-7)
     total, gt, _ = SingleLabel().loss(student, torch.tensor([[0.0, 1.0]]), p, lam=0.3)
@@ -34,7 +34,7 @@ def test_tau_divides_only_the_teacher_and_has_no_square_factor():
 def test_multi_label_kd_is_bernoulli_kl_per_class():
     student = torch.tensor([[0.0, 0.0]])  # q = 1/2 for both classes
     teacher = torch.tensor([[math.log(3.0), -math.log(3.0)]])  # p = 3/4 and 1/4
-    p = MultiLabel().teacher_targets(teacher, tau=1.0)
+    p = MultiLabel().teacher_probs(teacher, tau=1.0)
     torch.testing.assert_close(p, torch.tensor([[0.75, 0.25]]))
     per_class = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)  # the same for both classes
     assert MultiLabel().kd_loss(student, p).item() == pytest.approx(per_class, rel=1e-6)

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from pipeline import layout
 from pipeline.cli import app
+from pipeline.errors import ParamsError
 from pipeline.features.check import captured_stderr
 from pipeline.features.extract import extract
 from pipeline.manifest import ManifestError
 from pipeline.prepare import prepare
-from pipeline.settings import ParamsError
 from pipeline.stores.features import FeatureStore
 from pipeline.task import task_for
 

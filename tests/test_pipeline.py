@@ -143,12 +143,12 @@ def test_clips_missing_from_the_cache_train_on_ground_truth_alone(with_teacher, 
     teaching = CachedTeacher(partial, rows, tau=1.0, task=SingleLabel())
     batch = {"y": y, "teacher_logits": torch.randn(2, 3), "has_teacher": torch.tensor([False, False])}
     grads = []
-    for targets in (teaching.targets(batch, x, y), None):
+    for teacher_probs in (teaching.teacher_probs(batch, x, y), None):
         m = torch.nn.Linear(4, 3)
         m.load_state_dict(model.state_dict())
         opt = torch.optim.SGD(m.parameters(), lr=0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-        train_step(m, opt, sched, x, y, targets, 0.5, SingleLabel())
+        train_step(m, opt, sched, x, y, teacher_probs, 0.5, SingleLabel())
         grads.append(m.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
 

@@ -103,3 +103,28 @@ def test_another_seed_gives_another_model(in_workspace):
         train(settings(params), "teacher", Run("main", seed))
     (zero, _, _), (one, _, one_meta) = stored("teacher", Run("main", 0)), stored("teacher", Run("main", 1))
     assert one_meta.seed == 1 and not torch.equal(zero["head.weight"], one["head.weight"])
+
+
+def test_a_student_resumes_only_under_the_settings_that_shaped_it(with_teacher, capsys):
+    """A knob outside the ones the resume id once listed by hand (lambda, tau): distill.missing. A resume file of
+    one epoch under one value is taken up under the same value and started over under another."""
+    from pipeline.training import jobs
+    from pipeline.training.loop import set_up
+    from pipeline.training.resume import resume, save_resume_state
+
+    _, params = with_teacher
+    job = jobs.student(settings(params).direction("forward"))
+    first = set_up(settings(params), job, MAIN)
+    save_resume_state(first.resume_path, first.run_id, 1, [{"epoch": 1}], first.model, first.optimizer,
+                      first.scheduler, first.rng)
+    params["distill"]["missing"] = "gt_only"
+    changed = set_up(settings(params), job, MAIN)
+    assert changed.run_id != first.run_id
+    assert resume(changed.resume_path, changed.run_id, changed.model, changed.optimizer, changed.scheduler,
+                  changed.rng)[0] == 0
+    assert "made by a run with other params or inputs; starting over" in capsys.readouterr().out
+    save_resume_state(first.resume_path, first.run_id, 1, [{"epoch": 1}], first.model, first.optimizer,
+                      first.scheduler, first.rng)
+    params["distill"]["missing"] = "error"
+    again = set_up(settings(params), job, MAIN)
+    assert resume(again.resume_path, again.run_id, again.model, again.optimizer, again.scheduler, again.rng)[0] == 1

@@ -7,7 +7,9 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.settings import ParamsError, load_settings, settings_from
+from pipeline.errors import ParamsError
+from pipeline.settings import load_settings
+from pipeline.validation import settings_from
 
 from .conftest import REPO
 

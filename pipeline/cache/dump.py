@@ -177,7 +177,7 @@ def split_statistics(logits, store: FeatureStore, cache_rows: np.ndarray) -> dic
         if len(rows):
             kept = audited(rows)
             z, labels = read_many(logits, cache_rows[kept]), store.labels[kept]
-            probs = task.teacher_targets(torch.from_numpy(z), 1.0).numpy()
+            probs = task.teacher_probs(torch.from_numpy(z), 1.0).numpy()
             sample = {"sampled clips": int(len(kept))} if len(kept) < len(rows) else {}
             out[split] = {"clips": int(len(rows)), **sample, task.headline: task.score(z, labels),
                           **task.target_statistics(probs, labels)}

@@ -21,7 +21,8 @@ epoch's plan gave it (pipeline/data/batches.py); a cached view draws from the 63
 (clip, view) in the cache (`view_seeds`), so the student replays bit for bit the input the teacher saw.
 
 A new augmentation touches this file alone: a field of AugmentSettings (params.yaml's `augment:` section, which
-the training stages and the dump depend on as a whole), its parameters drawn in `draw` and applied in `apply`.
+the training stages and the dump depend on as a whole), its parameters named in FIELDS, drawn in `draw` and applied
+in `apply` (tests/test_one_place.py adds one).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..settings import owned_section, validated
 
-FIELDS = ("partner", "weight", "shift", "freq_start", "freq_width", "time_start", "time_width")
+FIELDS = {"partner": np.int64, "weight": np.float64, "shift": np.int64, "freq_start": np.int64,  # what `draw`
+          "freq_width": np.int64, "time_start": np.int64, "time_width": np.int64}              # gives, and its type
 Draws = dict  # field name -> [clips] array (numpy, or a tensor once on the device)
 
 
@@ -61,9 +63,10 @@ owned_section("augment", lambda key, raw, where: validated(AugmentSettings, raw,
 
 
 def draw(rng: np.random.Generator, row: int, cfg: AugmentSettings, frames: int, bins: int,
-         pool: np.ndarray, length: int | None = None) -> tuple:
-    """The parameters of one augmentation of clip `row`, in FIELDS order; `pool` holds the rows a mixup partner
-    comes from, `length` the clip's frames before padding (mask_scale: clip)."""
+         pool: np.ndarray, length: int | None = None) -> dict:
+    """The parameters of one augmentation of clip `row`, by FIELDS name; `pool` holds the rows a mixup partner
+    comes from, `length` the clip's frames before padding (mask_scale: clip). A field whose setting is off draws
+    nothing, so that adding one leaves every other draw as it was."""
     partner, weight = row, 1.0
     if cfg.mixup > 0 and rng.random() < cfg.mixup:
         partner = int(pool[rng.integers(len(pool))])
@@ -75,13 +78,12 @@ def draw(rng: np.random.Generator, row: int, cfg: AugmentSettings, frames: int, 
     widest = cfg.time_mask if span == frames else cfg.time_mask * span // frames
     time_width = int(rng.integers(0, min(widest, span) + 1)) if cfg.time_mask else 0
     time_start = int(rng.integers(0, span - time_width + 1))
-    return partner, weight, shift, freq_start, freq_width, time_start, time_width
+    return {"partner": partner, "weight": weight, "shift": shift, "freq_start": freq_start, "freq_width": freq_width,
+            "time_start": time_start, "time_width": time_width}
 
 
-def _by_name(drawn: list[tuple]) -> Draws:
-    columns = list(zip(*drawn)) if drawn else [()] * len(FIELDS)
-    return {name: np.array(values, dtype=np.float64 if name == "weight" else np.int64)
-            for name, values in zip(FIELDS, columns)}
+def _by_name(drawn: list[dict]) -> Draws:
+    return {name: np.array([d[name] for d in drawn], dtype=dtype) for name, dtype in FIELDS.items()}
 
 
 def draw_batch(seed: int, rows: np.ndarray, cfg: AugmentSettings, frames: int, bins: int,

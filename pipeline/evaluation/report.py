@@ -24,7 +24,7 @@ import numpy as np
 from .. import layout
 from ..runs import Run
 from ..settings import ROLES, Direction
-from ..task import Task, task_named
+from ..task import Task, metrics, task_named
 from . import held_out
 from .figures import draw_figures
 from .statistics import Paired, difference, verdict
@@ -48,9 +48,9 @@ class DirectionResults:
 
     @classmethod
     def read(cls, direction: Direction, runs: list[Run]) -> "DirectionResults":
-        metrics = {role: {run: json.loads(layout.metrics(model_name(role, direction), run).read_text()) for run in runs}
+        scores = {role: {run: json.loads(layout.metrics(model_name(role, direction), run).read_text()) for run in runs}
                    for role in ROLES}
-        return cls(direction, runs, metrics, task_named(metrics["teacher"][runs[0]].get("task", "single-label")))
+        return cls(direction, runs, scores, task_named(scores["teacher"][runs[0]].get("task", "single-label")))
 
     def values(self, role: str, key: str) -> list[float]:
         return [self.metrics[role][run][key] for run in self.runs]
@@ -99,7 +99,7 @@ class DirectionResults:
 
     def summary(self) -> dict:
         key = self.task.headline
-        keys = [k for k in self.task.reported if k in self.metrics["teacher"][self.runs[0]]]
+        keys = [k for k in metrics.reported(self.task) if k in self.metrics["teacher"][self.runs[0]]]
         mean = {role: {k: float(np.mean(self.values(role, k))) for k in keys} for role in ROLES}
         std = {role: {k: float(np.std(self.values(role, k), ddof=1)) if len(self.runs) > 1 else 0.0 for k in keys}
                for role in ROLES}

@@ -4,11 +4,10 @@ written.
   onnx, torchscript  one graph file: `--input features` (the default) takes raw Kaldi fbank [batch, frames, mel bins],
                      `--input waveform` takes 16 kHz mono audio [batch, samples] with the fbank inside
                      (pipeline/export/graphs.py); the normalisation is inside both, the batch is dynamic
-  huggingface        a folder `transformers` loads with one line (an AST): config.json, model.safetensors,
-                     preprocessor_config.json, README.md (pipeline/export/folders.py)
-  timm               a folder timm loads with one line (an EfficientNet with mean pooling): timm's own hub layout,
-                     README.md
-  folder             the one of those two the model's family writes (its `ecosystem_folder`)
+  folder             the folder the model's ecosystem loads with one line, as its family writes it (its
+                     `folder_format`: `huggingface` for an AST, which `transformers` loads; `timm` for a timm CNN with
+                     mean pooling), with a model card (pipeline/export/folders.py); the family's format name is
+                     accepted too (`cmkd models` lists each family's)
 
 Every export is checked before it is reported: the exported model and the pipeline's own path score the same inputs
 -- real audio files when given (`--check-audio`), else random ones -- at batch 1 and N, the largest difference is
@@ -22,18 +21,22 @@ from pathlib import Path
 
 from .graphs import GRAPH_FORMATS, INPUTS, export_graph, onnx_latency
 
-FOLDER_FORMATS = ("huggingface", "timm")
-FORMATS = GRAPH_FORMATS + FOLDER_FORMATS + ("folder",)
+__all__ = ["INPUTS", "export", "formats", "onnx_latency"]
 
-__all__ = ["FORMATS", "INPUTS", "export", "onnx_latency"]
+
+def formats() -> tuple[str, ...]:
+    """Every --format: the graph files, `folder`, and the ecosystem folders the model families write."""
+    from ..models import folder_formats
+
+    return GRAPH_FORMATS + ("folder",) + folder_formats()
 
 
 def export(checkpoint: Path, out: Path, fmt: str, audio: list[Path] | None = None, tolerance: float = 1e-3,
            input_kind: str = "features", results: Path | None = None, command: str | None = None) -> dict:
     """Write and check one export of `checkpoint`; returns what was checked and measured. `results`: the workspace's
     results/ folder, whose metrics and report the model card quotes (default: ./results when it is there)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt not in formats():
+        raise ValueError(f"--format must be one of {', '.join(formats())}, got {fmt!r}")
     if input_kind not in INPUTS:
         raise ValueError(f"--input must be one of {', '.join(INPUTS)}, got {input_kind!r}")
     started = time.perf_counter()

@@ -13,8 +13,7 @@ from pathlib import Path
 from .. import layout
 from ..models.checkpoint import Checkpoint, file_sha256
 from ..runs import Run
-
-LIBRARIES = {"huggingface": "transformers", "timm": "timm"}
+from ..task.metrics import reported
 
 
 def model_name(meta: Checkpoint) -> str | None:
@@ -44,12 +43,11 @@ def read_results(meta: Checkpoint, results: Path | None) -> tuple[dict | None, d
 def write_card(out: Path, checkpoint: Path, meta: Checkpoint, family, loads_with: str, difference: float,
                results: Path | None, command: str | None) -> Path:
     """README.md in `out` for a model of `family` (pipeline/models) exported as its ecosystem's folder."""
-    fmt = family.folder_format
     metrics, summary = read_results(meta, results)
     task = meta.task_kind
     key = task.headline
     source = meta.dataset.get("source") or "unknown"
-    front = {"library_name": LIBRARIES[fmt], "pipeline_tag": "audio-classification",
+    front = {"library_name": family.folder_library, "pipeline_tag": "audio-classification",
              "tags": ["audio-classification", "knowledge-distillation", "cmkd", *family.card_tags],
              "datasets": [source], "metrics": [key]}
     if metrics is not None:
@@ -59,7 +57,7 @@ def write_card(out: Path, checkpoint: Path, meta: Checkpoint, family, loads_with
             "metrics": [{"type": key, "value": round(metrics[key], 4)}]}]}]
     lines = ["---", *_yaml(front), "---", "", f"# {meta.network['name']}: {describe_role(meta)}", ""]
     lines += what_it_is(meta) + teacher_section(meta) + data_section(meta, metrics)
-    lines += results_section(meta, metrics, summary, key) + input_section(meta, fmt, loads_with)
+    lines += results_section(meta, metrics, summary, key) + input_section(meta, family, loads_with)
     lines += ["## How it was made", "",
               f"- Trained by cmkd (code {meta.code.get('git_commit') or 'outside git'}"
               + (", with uncommitted changes" if meta.code.get("git_dirty") else "") + f", source sha256 "
@@ -125,7 +123,7 @@ def results_section(meta: Checkpoint, metrics: dict | None, summary: dict | None
     if metrics is None:
         lines += ["- No test metrics found beside it (run `dvc repro` in its workspace, or give `--results`).", ""]
         return lines
-    shown = {k: round(metrics[k], 4) for k in meta.task_kind.reported if k in metrics}
+    shown = {k: round(metrics[k], 4) for k in reported(meta.task_kind) if k in metrics}
     lines += [f"- Test split of run {meta.run} (seed {meta.seed}, {metrics['clips']} clips): "
               + ", ".join(f"{k} {v}" for k, v in shown.items()) + "."]
     if summary:
@@ -141,7 +139,7 @@ def results_section(meta: Checkpoint, metrics: dict | None, summary: dict | None
     return lines + [""]
 
 
-def input_section(meta: Checkpoint, fmt: str, loads_with: str) -> list[str]:
+def input_section(meta: Checkpoint, family, loads_with: str) -> list[str]:
     f, norm = meta.fbank, meta.input_normalization
     window = ((meta.num_frames - 1) * f["frame_shift_ms"] + f["frame_length_ms"]) / 1000
     lines = ["## Input", "",
@@ -152,9 +150,7 @@ def input_section(meta: Checkpoint, fmt: str, loads_with: str) -> list[str]:
              f"zero-padded or cropped to {meta.num_frames} frames ({window:g} s).",
              f"- Normalised as (x - mean) / (2 std) with mean {norm.mean:.6g}, std {norm.std:.6g} (the statistics it "
              "was trained with).", f"- Loads with `{loads_with}`."]
-    if fmt == "huggingface":
-        lines.append("- The feature extractor (preprocessor_config.json) computes exactly these features from audio.")
-    return lines + [""]
+    return lines + [f"- {line}" for line in family.folder_card] + [""]
 
 
 def stage_of(meta: Checkpoint) -> str:

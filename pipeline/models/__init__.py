@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InputError
-from ..settings import ParamsError, owned_section, validated
+from ..errors import InputError, ParamsError
+from ..settings import owned_section, validated
 
 if TYPE_CHECKING:
     import torch
@@ -56,8 +56,12 @@ class Family:
     kind: str = ""                         # "cnn" or "transformer": what a model card and the bench call it
     config: type[ModelConfig] = ModelConfig
     folder_format: str | None = None       # `cmkd export --format folder`: the ecosystem folder it writes
+    folder_library: str | None = None      # the library that loads that folder (the model card's library_name)
+    folder_card: tuple[str, ...] = ()      # what the model card's Input section adds about the folder
+    converts: str = ""                     # what `cmkd convert` reads of this family, in words
     card_tags: tuple[str, ...] = ()        # the model card's tags beyond cmkd's own
     bench_models: dict[str, str] = {}      # `cmkd bench --size` tiny | cpu | gpu: the model its training rows time
+    bench_batch: dict[str, int] = {}       # ... and its batch there (default: the size's)
     export_models: dict[str, str] = {}     # ... and the one its deployment rows time
 
     def __init__(self):
@@ -130,6 +134,16 @@ def all_families() -> list[Family]:
 
 def list_models() -> list[str]:
     return sorted(name for f in all_families() for name in f.models)
+
+
+def folder_formats() -> tuple[str, ...]:
+    """The ecosystem folders the families write (`cmkd export --format`)."""
+    return tuple(sorted({f.folder_format for f in all_families() if f.folder_format}))
+
+
+def convertible() -> str:
+    """What `cmkd convert` reads, in words: each family's."""
+    return ", ".join(f.converts for f in all_families() if f.converts)
 
 
 def config_class(name: str) -> type[ModelConfig]:

@@ -1,6 +1,5 @@
-"""`cmkd convert SRC --out model.pt`: a checkpoint people have (the AST repository's .pth, a Hugging Face
-ASTForAudioClassification folder, a PSLA EfficientNet .pth, a timm folder cmkd exported) as a cmkd checkpoint,
-which every stage and `cmkd predict` loads.
+"""`cmkd convert SRC --out model.pt`: a checkpoint people have (what each family reads: `cmkd models` lists it) as a
+cmkd checkpoint, which every stage and `cmkd predict` loads.
 
 The format is told from the keys; each family says what a file of its holds (its `describe_checkpoint`) and maps
 the keys (its `pretrained_state`): the families are asked in turn (pipeline/models/families/). The result carries
@@ -12,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from . import PretrainedError, all_families, build_model, config_class
+from . import PretrainedError, all_families, build_model, config_class, convertible
 from .checkpoint import Checkpoint, file_sha256, save_checkpoint
 from .pretrained import read_state_dict, weights_file
 
@@ -45,8 +44,7 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
     described = next((d for family in all_families()
                       if (d := family.describe_checkpoint(sd, meta, src, frames)) is not None), None)
     if described is None:
-        raise PretrainedError(f"{src}: not a checkpoint cmkd can convert (the AST repository's .pth, a Hugging "
-                              "Face ASTForAudioClassification, a PSLA EfficientNet, a timm folder cmkd exported)")
+        raise PretrainedError(f"{src}: not a checkpoint cmkd can convert ({convertible()})")
     n = described["num_classes"]
     notes = []
     if classes is not None:

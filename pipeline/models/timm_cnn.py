@@ -146,7 +146,9 @@ class TimmCNNFamily(Family):
     """A family of timm CNNs: `timm_names` maps each registered model to timm's name for it."""
     kind = "cnn"
     config = TimmCNNConfig
-    folder_format = "timm"
+    folder_format, folder_library = "timm", "timm"
+    converts = "a timm folder cmkd exported"
+    bench_batch = {"tiny": 8, "cpu": 16, "gpu": 96}  # a CNN's step is ~3x an AST's: a GPU wants larger batches
     network = TimmCNN
     timm_names: dict[str, str] = {}
 

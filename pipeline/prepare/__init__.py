@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from .. import layout
+from ..errors import ParamsError
 from ..manifest import Clip, ManifestError, read_manifest, write_manifest
-from ..settings import ParamsError
 
 SOURCES: dict[str, Callable] = {}
 

@@ -9,9 +9,10 @@
 The CMKD loss is L = lambda * L_gt(psi(z_s), y) + (1 - lambda) * L_kd(psi(z_s), psi(z_t / tau)): tau divides only
 the teacher logits and there is no tau^2 factor, as in the paper. The headline metric, which validation selects by
 and the report's intervals resample, is headline.py's, and every module scores with `Task.score` / `scores`; the
-full set an evaluation reports (per class, AUC, d-prime, confusion) is metrics.py's, which only the evaluation and
-the audit import, so changing it re-runs no training. torch is imported by the losses alone: scoring (stage evaluate,
-the report) runs without it, which saves seconds per stage.
+full set an evaluation reports (per class, AUC, d-prime, confusion) and which of them the report tabulates is
+metrics.py's alone, which only the evaluation, the report and the audit import, so a new metric re-runs no training.
+torch is imported by the losses alone: scoring (stage evaluate, the report) runs without it, which saves seconds
+per stage.
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ class Task:
     name: str
     multi_label: bool
     headline: str               # the metric a report leads with and validation selects by
-    reported: tuple[str, ...]   # the metrics a report tabulates (metrics.py computes them), headline first
     per_class: str              # the per-class value (classes.json, the report's per-class plot)
     confusion: bool             # whether an evaluation counts a confusion matrix (the report draws it)
     mean_of_clips: bool         # the headline is a mean of per-clip values: a resample of the clips is unbiased
@@ -37,23 +37,24 @@ class Task:
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def teacher_targets(self, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    def teacher_probs(self, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
         """psi(z_t / tau): the probabilities the student is distilled towards (mixup mixes these, not logits)."""
         return self.probabilities(teacher_logits.float() / tau)
 
-    def gt_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def gt_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """L_gt against the labels (soft where mixup mixed them)."""
         raise NotImplementedError
 
     def kd_loss(self, logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor, teacher_probs: torch.Tensor | None,
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, teacher_probs: torch.Tensor | None,
              lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(total, L_gt, L_kd); without teacher targets (a model trained on labels) total = L_gt."""
+        """(total, L_gt, L_kd); without the teacher's probabilities (a model trained on labels) total = L_gt."""
         import torch
 
         logits = logits.float()
-        gt = self.gt_loss(logits, targets)
+        gt = self.gt_loss(logits, labels)
         if teacher_probs is None:
             return gt, gt, torch.zeros_like(gt)
         kd = self.kd_loss(logits, teacher_probs)
@@ -102,13 +103,13 @@ class Task:
 
 class SingleLabel(Task):
     name, multi_label, headline = "single-label", False, "accuracy"
-    reported, per_class, confusion, mean_of_clips = ("accuracy",), "accuracy", True, True
+    per_class, confusion, mean_of_clips = "accuracy", True, True
 
     def probabilities(self, logits):
         return logits.softmax(dim=-1)
 
-    def gt_loss(self, logits, targets):
-        return -(targets * logits.log_softmax(dim=-1)).sum(dim=-1).mean()
+    def gt_loss(self, logits, labels):
+        return -(labels * logits.log_softmax(dim=-1)).sum(dim=-1).mean()
 
     def kd_loss(self, logits, teacher_probs):
         from torch.nn.functional import kl_div
@@ -145,15 +146,15 @@ class SingleLabel(Task):
 
 class MultiLabel(Task):
     name, multi_label, headline = "multi-label", True, "mAP"
-    reported, per_class, confusion, mean_of_clips = ("mAP", "mean_auc", "d_prime"), "AP", False, False
+    per_class, confusion, mean_of_clips = "AP", False, False
 
     def probabilities(self, logits):
         return logits.sigmoid()
 
-    def gt_loss(self, logits, targets):
+    def gt_loss(self, logits, labels):
         from torch.nn.functional import binary_cross_entropy_with_logits
 
-        return binary_cross_entropy_with_logits(logits, targets)
+        return binary_cross_entropy_with_logits(logits, labels)
 
     def kd_loss(self, logits, teacher_probs):
         from torch.nn.functional import binary_cross_entropy_with_logits

@@ -6,9 +6,9 @@ mean ROC-AUC (scikit-learn's `roc_auc_score`), d-prime = sqrt(2) * Phi^-1(AUC), 
 with no positive (or, for AUC, no negative) test clip has no AP: the means are over the classes that can be scored,
 and the result says how many and which could not.
 
-A new metric touches this file alone: computed in `classification` or `tagging`, and named in its task's
-`reported` (pipeline/task) to appear in the report's table. Only the evaluation and the audit import this file:
-changing it re-runs no training and no dump.
+A new metric touches this file alone: computed in `classification` or `tagging`, and named in `REPORTED` beside
+them to appear in the report's table (and a model card's). Only the evaluation, the report, the audit and the
+export import this file: changing it re-runs the evaluations and the report, no training and no dump.
 """
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ import numpy as np
 from . import Task, headline
 
 # scikit-learn is imported where a metric needs it (ROC-AUC): it costs 1.5 s at start-up, per stage.
+
+REPORTED = {"single-label": ("accuracy",), "multi-label": ("mAP", "mean_auc", "d_prime")}  # the report's table
+# columns per task (pipeline/task), the headline first
+
+
+def reported(task: Task) -> tuple[str, ...]:
+    """The metrics a report and a model card tabulate for `task`, its headline first."""
+    return REPORTED[task.name]
 
 
 def compute(task: Task, logits: np.ndarray, labels: np.ndarray, classes: list[str] | None = None) -> dict:

@@ -3,8 +3,9 @@
 `train(settings, job, run)` trains the model a Job describes (pipeline/training/jobs.py): an architecture on
 labels, a direction's student on lambda * L_gt + (1 - lambda) * L_kd toward the teacher's cached predictions (the
 teacher model is never loaded), or a cross-fit part teacher. Each epoch: a plan of batches is drawn
-(pipeline/data/batches.py), each batch becomes the model input and its targets (pipeline/training/teaching.py), one
-optimizer step is taken, the epoch is validated, logged (DVCLive) and saved for resuming. At the end the weights
+(pipeline/data/batches.py), each batch becomes the model input, its labels and its teacher's probabilities
+(pipeline/training/teaching.py), one optimizer step is taken, the epoch is validated, logged (DVCLive) and saved
+for resuming. At the end the weights
 train.select / average_last / ensemble_last choose (pipeline/training/selection.py) go into the checkpoint, and the
 checkpoint's logits on the held-out clips are kept for stage evaluate (pipeline/evaluation/held_out.py).
 
@@ -33,6 +34,7 @@ from ..evaluation.inference import predict
 from ..models import build_model
 from ..models.checkpoint import Checkpoint, check_trained_on, load_checkpoint, save_checkpoint, trained_on
 from ..models.pretrained import load_pretrained
+from ..provenance import file_sha256
 from ..runs import Run
 from ..runtime import World, autocast, device, world
 from ..stores.features import FeatureStore
@@ -41,7 +43,7 @@ from .cross_fit import held_out_clips, part_of_rows
 from .jobs import Job
 from .resume import resume, run_id, save_resume_state
 from .selection import KeptWeights
-from .teaching import Labels, teaching_for
+from .teaching import Teaching, teaching_for
 
 
 def train(settings, job: Job, run: Run) -> dict:
@@ -63,8 +65,8 @@ def train(settings, job: Job, run: Run) -> dict:
             plan = training_plan(s.rng, s.train_rows, s.global_batch, s.weights, s.augment.active, s.teaching.views)
             for batch in s.source.batches(plan, s.teaching.reads):  # this rank's share of each batch
                 x, y = to_device(batch, s.store.normalization, s.device)  # normalised, augmented, labels mixed alike
-                targets = s.teaching.targets(batch, x, y)
-                sums += train_step(s.step_model, s.optimizer, s.scheduler, x, y, targets, s.lam, s.task) * len(x)
+                teacher_probs = s.teaching.teacher_probs(batch, x, y)
+                sums += train_step(s.step_model, s.optimizer, s.scheduler, x, y, teacher_probs, s.lam, s.task) * len(x)
                 seen += len(x)
                 progress.advance(bar)
 
@@ -112,7 +114,7 @@ class Setup:
     epochs: int
     store: FeatureStore
     task: Task
-    teaching: Labels
+    teaching: Teaching
     lam: float
     ranks: World
     device: torch.device
@@ -174,11 +176,8 @@ def set_up(settings, job: Job, run: Run) -> Setup:
     augment, seeds = teaching.augmentation(settings.augment)
     augmenter = Augmenter(augment, store.num_frames, store.num_mel_bins, train_rows, seeds, store.clip_frames)
     source = batch_source(store, teaching, augmenter, cfg, dev, ranks.part)
-    # a run killed mid-training continues from its last finished epoch, if nothing it depends on has changed
-    this_run = run_id(job.name, run.split, run.seed, model_cfg.model_dump(), cfg.model_dump(),
-                      settings.augment.model_dump(), lam, teaching.record and settings.distill.tau, store.fingerprint,
-                      teaching.record,
-                      cross_fit, ranks.size)
+    # a run killed mid-training continues from its last finished epoch, if nothing that shapes it has changed
+    this_run = run_id(shaped_by(settings, job, run, model_cfg, augment, teaching, store, cross_fit, ranks))
     return Setup(job=job, run=run, checkpoint=layout.checkpoint(job.name, run),
                  resume_path=layout.resume_state(job.name, run), model_cfg=model_cfg, epochs=model_cfg.epochs,
                  store=store, task=task_for(store.multi_label), teaching=teaching, lam=lam, ranks=ranks, device=dev,
@@ -190,6 +189,19 @@ def set_up(settings, job: Job, run: Run) -> Setup:
                  cross_fit=cross_fit, run_id=this_run, bn_rows=np.sort(np.random.default_rng(run.seed).choice(
                      train_rows, min(len(train_rows), BN_CLIPS), replace=False))
                  if cfg.bn_stats == "recomputed" else None)
+
+
+def shaped_by(settings, job: Job, run: Run, model_cfg, augment, teaching: Teaching, store: FeatureStore,
+              cross_fit: dict | None, ranks: World) -> dict:
+    """Everything that shapes a training run, which a resume must match: the job and run, the model config (and the
+    pretrained file's sha256), the recipe, the augmentation it trains with, a student's whole distill settings and
+    teaching record (the teacher, its cache and views), the feature store, the cross-fit part, the world size."""
+    return {"job": job.name, "run": run.split, "seed": run.seed, "model": model_cfg.model_dump(),
+            "pretrained": file_sha256(model_cfg.pretrained) if model_cfg.pretrained else None,
+            "train": settings.train.model_dump(), "augment": augment.model_dump(),
+            "distill": settings.distill.model_dump(by_alias=True) if teaching.record else None,
+            "teaching": teaching.record, "features": store.fingerprint, "cross_fit": cross_fit,
+            "world_size": ranks.size}
 
 
 def cross_fit_rows(settings, store: FeatureStore, train_rows: np.ndarray, part: int, run: Run):
@@ -226,11 +238,11 @@ def say_input_differences(source: dict, store: FeatureStore, job: Job) -> None:
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor, y: torch.Tensor,
-               targets: torch.Tensor | None, lam: float, task: Task) -> torch.Tensor:
+               teacher_probs: torch.Tensor | None, lam: float, task: Task) -> torch.Tensor:
     """One optimizer step on a batch already on the device; returns (loss, gt loss, kd loss) without a sync."""
     with autocast(x.device):
         logits = model(x)
-    loss, gt, kd = task.loss(logits.float(), y, targets, lam)
+    loss, gt, kd = task.loss(logits.float(), y, teacher_probs, lam)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

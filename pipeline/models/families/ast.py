@@ -335,7 +335,9 @@ def write_hugging_face(model: AST, meta, out: Path):
 class ASTFamily(Family):
     name, kind = "ast", "transformer"
     config = ASTConfig
-    folder_format = "huggingface"
+    folder_format, folder_library = "huggingface", "transformers"
+    folder_card = ("The feature extractor (preprocessor_config.json) computes exactly these features from audio.",)
+    converts = "the AST repository's .pth, a Hugging Face ASTForAudioClassification folder"
     card_tags = ("audio-spectrogram-transformer",)
     bench_models = {"tiny": "ast_test", "cpu": "ast_test", "gpu": "ast_base"}
     export_models = {"tiny": "ast_test", "cpu": "ast_tiny", "gpu": "ast_tiny"}

@@ -19,6 +19,7 @@ from ..timm_cnn import TimmCNNFamily
 class EfficientNet(TimmCNNFamily):
     name = "efficientnet"
     card_tags = ("efficientnet",)
+    converts = "a PSLA EfficientNet .pth, a timm folder cmkd exported"
     bench_models = {"tiny": "efficientnet_test", "cpu": "efficientnet_test", "gpu": "efficientnet_b2"}
     export_models = {"tiny": "efficientnet_test", "cpu": "efficientnet_b0", "gpu": "efficientnet_b0"}
     timm_names = {"efficientnet_test": "test_efficientnet",
