@@ -92,6 +92,7 @@ def inspect_features(path: Path, clip: str | None = None) -> dict:
                     "clips padded": int((used & (frames < store.num_frames)).sum()),
                     "groups": len(set(groups[groups != ""].tolist())) or None},
         "arrays": describe_arrays(store.group, path),
+        "input length": attrs.get("input_length") or "not recorded (a store written before it was)",
         "features": value_stats(store.features),
         "classes": store.classes,
         "provenance": {k: attrs[k] for k in ("feature_params", "fbank", "fingerprint", "manifest", "code",

@@ -108,18 +108,20 @@ def check(params: Path = PARAMS,
     from rich.table import Table
 
     from .features.check import check_dataset
+    from .features.length import crop_warning
     from .manifest import ManifestError
 
     settings = load_settings(params)
     try:
-        clips, problems = check_dataset(settings)
+        clips, problems, input_length = check_dataset(settings)
     except ManifestError as e:
         console.print(f"[red]manifest:[/red] {e}")
         raise typer.Exit(1)
     errors = [p for p in problems if p[1] == "error"]
     if as_json:
         print(json.dumps({"clips": len(clips), "unusable": len(errors), "problems": [
-            {"file": f, "kind": kind, "problem": what} for f, kind, what in problems]}, indent=1))
+            {"file": f, "kind": kind, "problem": what} for f, kind, what in problems],
+            "input_length": input_length}, indent=1))
     elif problems:
         table = Table("file", "kind", "problem", title=f"{len(problems)} problems in {len(clips)} clips")
         for row in problems:
@@ -128,6 +130,12 @@ def check(params: Path = PARAMS,
     if not as_json:
         console.print(f"{len(clips)} clips checked: {len(errors)} cannot be used, {len(problems) - len(errors)} "
                       f"warnings" + (" (features.on_error: skip leaves the unusable ones out)" if errors else ""))
+        length = input_length
+        console.print(f"window: {length['target_frames']} frames ({length['window_seconds']:g} s; "
+                      f"{length['rule']}); it crops {length['cropped']} of {length['clips']} clips "
+                      f"({length['cropped_share']:.0%}), {length['audio_lost_share']:.0%} of the audio")
+        if warning := crop_warning(length):
+            console.print(f"[yellow]warning:[/yellow] {warning}")
     if errors:
         raise typer.Exit(1)
 
@@ -244,24 +252,22 @@ def inspect(path: Path = typer.Argument(..., help="a feature store, prediction s
 
 
 @app.command()
-def preset(name: str = typer.Argument(..., help="esc50 | fsd50k | audioset (pipeline/presets)"),
+def preset(name: str = typer.Argument(..., help="builtin (the demo) | own-data (your manifest: --manifest) | esc50 | "
+                                   "fsd50k | audioset (the papers' recipes: --root)"),
            root: Path = typer.Option(None, help="the dataset's folder in its official layout (sets data.root)"),
+           manifest: Path = typer.Option(None, help="your manifest CSV (sets data.manifest; own-data)"),
+           multi_label: bool = typer.Option(None, "--multi-label/--single-label", help="sets data.multi_label"),
            set_values: list[str] = typer.Option(None, "--set", help="KEY=VALUE on top of the preset, e.g. "
                                                 "models.cnn.name=efficientnet_test (repeatable; VALUE is YAML)"),
            params: Path = PARAMS):
-    """Switch params.yaml to a paper recipe in place (comments and other values kept); then run `dvc repro`."""
-    from .presets import apply, load_preset, merged, parse_override
+    """Switch params.yaml to a recipe in place (comments and other values kept; every preset sets the same keys, so
+    switching from one to another leaves nothing of the first behind); then run `dvc repro`."""
+    from .presets import apply, with_options
 
-    overrides = load_preset(name)
-    if root is not None:
-        if not root.is_dir():
-            raise typer.BadParameter(f"{root}: not a folder", param_hint="--root")
-        overrides.setdefault("data", {})["root"] = str(root)
-    for item in set_values or []:
-        try:
-            overrides = merged(overrides, parse_override(item))
-        except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="--set") from e
+    try:
+        overrides = with_options(name, root=root, manifest=manifest, multi_label=multi_label, sets=set_values or [])
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
     apply(params, overrides)
     console.print(f"{params}: the {name} recipe is set ({', '.join(sorted(overrides))}); `git diff {params}` shows "
                   f"what changed, `dvc repro` runs it")

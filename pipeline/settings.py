@@ -92,7 +92,7 @@ class FeatureSettings(Section):
     num_mel_bins: int = Field(128, ge=16)
     frame_shift_ms: float = Field(10.0, gt=0)
     frame_length_ms: float = Field(25.0, gt=0)
-    target_frames: int = Field(1024, ge=16)
+    target_frames: Annotated[int, Field(ge=16)] | Literal["auto"] = "auto"  # auto: from the clips (length.py)
     clips_per_shard: int = Field(64, ge=1)
     workers: int = Field(2, ge=1)
     scheduler: Literal["threads", "processes", "synchronous", "distributed"] = "threads"

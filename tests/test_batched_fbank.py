@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from pipeline import layout
-from pipeline.features.audio import load_audio, resample
+from pipeline.features.audio import load_audio
 from pipeline.features.extract import clip_features, write_feature_store
 from pipeline.features.fbank import BatchedFbank, fbank, mel_banks, pad_batch, pad_or_crop
 from pipeline.stores.features import FeatureStore
 
 from .conftest import ESC50, settings
-from .kaldi_reference import FRAMES, MEL_SETTINGS, mel_hash, noise_at_8k, reference, synthetic_waves
+from .kaldi_reference import FRAMES, MEL_SETTINGS, mel_hash, reference, synthetic_waves
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NEAR_FLOOR = -10.0  # log mel energy below which float32's rounding reaches 1e-3
@@ -73,12 +73,6 @@ def test_float64_features_do_not_depend_on_the_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert all(np.array_equal(a, b) for a, b in zip(*stored))
-
-
-def test_resampling_is_torchaudios():
-    got = resample(noise_at_8k(), 8000, 16000).numpy()
-    assert got.shape == REFERENCE["resampled"].shape
-    np.testing.assert_allclose(got, REFERENCE["resampled"], atol=1e-5)
 
 
 @pytest.mark.skipif(not ESC50.exists(), reason="ESC-50 not present")

@@ -80,7 +80,7 @@ def test_weight_average_and_checkpoint_ensemble(in_workspace):
 
 @pytest.mark.parametrize("name", available())
 def test_presets_rewrite_params_in_place(tmp_path, name):
-    assert name in ("esc50", "fsd50k", "audioset")
+    assert name in ("builtin", "own-data", "esc50", "fsd50k", "audioset")
     original = (REPO / "params.yaml").read_text()
     target = tmp_path / "params.yaml"
     target.write_text(original)
@@ -133,7 +133,7 @@ def test_presets_keep_params_yaml_valid_and_leave_other_lines_untouched(tmp_path
     assert load_settings(target).distill.tau == 2.0
     for name in available():
         apply(target, load_preset(name))
-        apply(target, {"data": {"root": str(tmp_path)}, "features": {"workers": 1}})
+        apply(target, {"data": {"root": str(tmp_path), "manifest": str(target)}, "features": {"workers": 1}})
         if name != "audioset":  # audioset needs its JSON files named after the preset is applied
             load_settings(target)
 

@@ -9,7 +9,8 @@ online) and the dump's augmented views use `draw` and `apply`, so they all see t
               labels, and a plain cache's teacher targets, are mixed with the same w
   time shift  x rolled along time by s frames, s uniform in -time_shift..time_shift
   masks       one frequency mask and one time mask (SpecAugment) set to 0, widths uniform in 0..freq_mask and
-              0..time_mask (inclusive), each placed uniformly where it fits. mask_scale: clip scales the time mask's
+              0..time_mask (inclusive; a time_mask below 1 is that share of the window, so that the masks follow
+              features.target_frames), each placed uniformly where it fits. mask_scale: clip scales the time mask's
               widest to the clip (time_mask x the clip's frames / the window's) and places it inside the clip: a
               recipe's 40 frames were set for clips that fill the window, and would erase most of a short word
 
@@ -27,7 +28,7 @@ in `apply` (tests/test_one_place.py adds one).
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -44,7 +45,8 @@ class AugmentSettings(BaseModel):
     """params.yaml `augment:` -- what every model trains with and what the dump's views are drawn with."""
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     freq_mask: int = Field(24, ge=0)     # SpecAugment: one frequency and one time mask, widths uniform in 0..N
-    time_mask: int = Field(40, ge=0)
+    time_mask: Annotated[int, Field(ge=0)] | Annotated[float, Field(gt=0, lt=1)] = 0.2  # frames, or (below 1) a
+                                         # share of the window: masks that follow features.target_frames
     time_shift: int = Field(0, ge=0)     # roll each clip by up to this many frames
     mixup: float = Field(0.0, ge=0, le=1)   # probability that a clip is mixed with a training clip
     mixup_alpha: float = Field(10.0, gt=0)  # the mixing weight ~ Beta(alpha, alpha)
@@ -75,7 +77,8 @@ def draw(rng: np.random.Generator, row: int, cfg: AugmentSettings, frames: int, 
     freq_width = int(rng.integers(0, min(cfg.freq_mask, bins) + 1)) if cfg.freq_mask else 0
     freq_start = int(rng.integers(0, bins - freq_width + 1))
     span = frames if cfg.mask_scale == "window" or length is None else int(min(max(length, 1), frames))
-    widest = cfg.time_mask if span == frames else cfg.time_mask * span // frames
+    window_widest = cfg.time_mask if isinstance(cfg.time_mask, int) else int(round(cfg.time_mask * frames))
+    widest = window_widest if span == frames else window_widest * span // frames
     time_width = int(rng.integers(0, min(widest, span) + 1)) if cfg.time_mask else 0
     time_start = int(rng.integers(0, span - time_width + 1))
     return {"partner": partner, "weight": weight, "shift": shift, "freq_start": freq_start, "freq_width": freq_width,

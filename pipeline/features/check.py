@@ -1,5 +1,5 @@
 """`cmkd check`: every clip of the dataset params describe, decoded before anything is computed, every problem at
-once.
+once, and what the window crops of them.
 
 The dataset's source (pipeline/prepare) gives the manifest, which is validated as prepare validates it (labels,
 splits, groups); then every clip is decoded by the features stage's own reader (pipeline/features/audio.py: the
@@ -19,6 +19,7 @@ import dask
 from ..manifest import Clip
 from .audio import AudioError
 from .extract import clip_audio
+from .length import crop_report, resolved, seconds_of
 
 CLIPS_PER_TASK = 32
 
@@ -60,11 +61,14 @@ def check_clips(clips: list[Clip], cfg, workers: int) -> list[tuple[str, str, st
     return sorted(p for found in dask.compute(*tasks, scheduler=scheduler, num_workers=workers) for p in found)
 
 
-def check_dataset(settings) -> tuple[list[Clip], list[tuple[str, str, str]]]:
-    """The clips params describe (read and validated as the prepare stage does, in a scratch folder) and their
-    problems; a manifest that does not validate raises ManifestError."""
+def check_dataset(settings) -> tuple[list[Clip], list[tuple[str, str, str]], dict]:
+    """The clips params describe (read and validated as the prepare stage does, in a scratch folder), their
+    problems, and what the window (`features.target_frames`, `auto` resolved as the features stage resolves it)
+    crops of them (length.py); a manifest that does not validate raises ManifestError."""
     from ..prepare import read_dataset
 
     with tempfile.TemporaryDirectory() as folder:
         clips, _ = read_dataset(settings.data, Path(folder))
-        return clips, check_clips(clips, settings.features, settings.features.workers)
+        seconds = seconds_of([clip.path for clip in clips], 4 * settings.features.workers)
+        cfg = resolved(settings.features, seconds)
+        return clips, check_clips(clips, cfg, cfg.workers), crop_report(seconds, cfg, cfg.target_frames)

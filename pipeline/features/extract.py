@@ -25,6 +25,7 @@ from ..stores.schema import schema
 from ..stores.writer import ResumableStore, block_ranges
 from .audio import AudioError, load_audio
 from .fbank import BatchedFbank, fbank, pad_batch, pad_or_crop
+from .length import crop_report, crop_warning, resolved, seconds_of
 
 
 def extract(settings) -> None:
@@ -178,35 +179,22 @@ class _RichDaskProgress(Callback):
 def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, multi_label: bool,
                         skipped_list: Path | None = None, validation_fraction: float = 0.15) -> None:
     """Write the feature store at `out` from a manifest; with features.on_error: skip, clips that cannot be used
-    are left out of every split, and `skipped_list` (a CSV: clip_id, path, reason) names them."""
-    source = Path(manifest).with_name("source.json")
-    dataset = json.loads(source.read_text()) if source.is_file() else {}
+    are left out of every split, and `skipped_list` (a CSV: clip_id, path, reason) names them. The window's length
+    (`target_frames`, or `auto` from the clips' durations) and what it crops are said and recorded (length.py)."""
     classes = read_classes(classes_file)
     clips = read_manifest(manifest, classes, multi_label)
+    seconds = seconds_of([clip.path for clip in clips], 4 * cfg.workers)
+    cfg = resolved(cfg, seconds)
+    input_length = crop_report(seconds, cfg, cfg.target_frames)
+    if warning := crop_warning(input_length):
+        print(f"warning: {warning}")
     n, shard = len(clips), cfg.clips_per_shard
     blocks = block_ranges(n, shard)
     writer = ResumableStore(out, fingerprint(manifest, classes, cfg, multi_label), len(blocks))
     group, fresh = writer.open()
     if fresh:
         create_arrays(group, clips, classes, cfg.target_frames, cfg.num_mel_bins, shard)
-
-    pending = writer.pending(group)
-    # named by block, so Dask's order is the same on every run (random names made it vary from run to run)
-    tasks = [dask.delayed(_write_block, pure=False)(writer.partial, b, blocks[b][0], clips[slice(*blocks[b])], cfg,
-                                                    dask_key_name=f"features-block-{b:08d}")
-             for b in pending]
-    threads = torch.get_num_threads()
-    try:
-        with writer.writing(), Progress() as progress:
-            resumed = f", {len(blocks) - len(pending)} shards kept from an interrupted run" if not fresh else ""
-            bar = progress.add_task(f"fbank ({cfg.precision}), {n} clips{resumed}", total=len(tasks))
-            if cfg.scheduler == "distributed":
-                results = compute_on_cluster(tasks, cfg, lambda: progress.advance(bar), progress.console.print)
-            else:
-                with _RichDaskProgress(progress, bar):
-                    results = dask.compute(*tasks, scheduler=cfg.scheduler, num_workers=cfg.workers)
-    finally:
-        torch.set_num_threads(threads)
+    results = compute_blocks(writer, group, clips, blocks, cfg, fresh)
     bad = [clip for found, _ in results for clip in found]
     used = sorted({fbank for _, fbank in results} | set(group.attrs.get("_fbank", []))) or [
         fbank_name(fbank_device(cfg.device), cfg.precision)]  # nothing computed in this run: what it would use
@@ -216,20 +204,16 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         raise AudioError(f"{manifest}: {len(bad)} of {n} clips cannot be used (features.on_error: fail); "
                          f"{done} of {len(blocks)} shards are written and kept for the re-run. Fix or remove these "
                          f"files, or set features.on_error: skip to leave them out:\n" + problem_table(bad))
-
+    source = Path(manifest).with_name("source.json")
     group.attrs.update({
-        **schema("features", VERSION),
-        "classes": classes,
-        "multi_label": multi_label,
+        **schema("features", VERSION), "classes": classes, "multi_label": multi_label,
         "validation_fraction": validation_fraction,  # the share of whole groups a fold run validates on, if it must
-        "feature_params": cfg.fbank_params(),
+        "feature_params": cfg.fbank_params(), "input_length": input_length,
         "fbank": used[0] if len(used) == 1 else used,  # so that a store says how it was made
-        "fingerprint": writer.fingerprint,
-        "manifest": str(manifest),
-        "dataset": dataset,  # where prepare read it from (data/raw/source.json): what a checkpoint records
-        "created_by": "cmkd features",
-        "code": code_version(),
-    })
+        "fingerprint": writer.fingerprint, "manifest": str(manifest),
+        # where prepare read it from (data/raw/source.json): what a checkpoint records
+        "dataset": json.loads(source.read_text()) if source.is_file() else {},
+        "created_by": "cmkd features", "code": code_version()})
     reasons = group["skipped"][:]
     if skipped_list is not None:
         write_skipped(skipped_list, [(clip, reason) for clip, reason in zip(clips, reasons) if reason])
@@ -237,6 +221,28 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         raise AudioError(f"{manifest}: every clip was skipped (see {skipped_list})")
     del group.attrs["_fbank"]
     writer.commit(group)
+
+
+def compute_blocks(writer: ResumableStore, group, clips: list[Clip], blocks: list, cfg, fresh: bool) -> list:
+    """Every pending block computed and written by the scheduler `features.scheduler` names; per block, its
+    unusable clips and which fbank computed it."""
+    pending = writer.pending(group)
+    # named by block, so Dask's order is the same on every run (random names made it vary from run to run)
+    tasks = [dask.delayed(_write_block, pure=False)(writer.partial, b, blocks[b][0], clips[slice(*blocks[b])], cfg,
+                                                    dask_key_name=f"features-block-{b:08d}")
+             for b in pending]
+    threads = torch.get_num_threads()
+    try:
+        with writer.writing(), Progress() as progress:
+            resumed = f", {len(blocks) - len(pending)} shards kept from an interrupted run" if not fresh else ""
+            bar = progress.add_task(f"fbank ({cfg.precision}), {len(clips)} clips, {cfg.target_frames} frames"
+                                    f"{resumed}", total=len(tasks))
+            if cfg.scheduler == "distributed":
+                return compute_on_cluster(tasks, cfg, lambda: progress.advance(bar), progress.console.print)
+            with _RichDaskProgress(progress, bar):
+                return list(dask.compute(*tasks, scheduler=cfg.scheduler, num_workers=cfg.workers))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def problem_table(problems: list[tuple[str, str]]) -> str:

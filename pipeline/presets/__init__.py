@@ -1,7 +1,9 @@
-"""Recipe presets: `cmkd preset esc50 --root PATH` writes the values a recipe sets into params.yaml, in place.
+"""Recipe presets: `cmkd preset NAME` writes the values a recipe sets into params.yaml, in place.
 
-Each preset (esc50.yaml, fsd50k.yaml, audioset.yaml here) holds the values its recipe sets (method.md's recipe
-table), and every preset sets the same keys, so switching from one to another leaves nothing of the first behind.
+Each preset here holds the values its recipe sets: builtin.yaml the demo's (what params.yaml ships with), own-data.yaml
+the recipe for a user's own manifest (chosen on validation over real data: docs/measurements.md), esc50.yaml,
+fsd50k.yaml and audioset.yaml the papers' (method.md's recipe table). Every preset sets the same keys, so switching
+from one to another leaves nothing of the first behind.
 params.yaml is rewritten with ruamel.yaml's round trip (DVC's own YAML library): its comments, order and every
 other value stay as they are. Keys a preset sets must already exist in params.yaml.
 """
@@ -25,6 +27,28 @@ def load_preset(name: str) -> dict:
     if not path.is_file():
         raise ValueError(f"no preset {name!r}; available: {', '.join(available())}")
     return _plain(YAML(typ="safe", pure=True).load(path.read_text()))
+
+
+NEEDS = {"own-data": ("manifest", "--manifest"), "esc50": ("root", "--root"), "fsd50k": ("root", "--root")}
+
+
+def with_options(name: str, root: Path | None = None, manifest: Path | None = None, multi_label: bool | None = None,
+                 sets: list[str] = ()) -> dict:
+    """Preset `name` with what `cmkd preset` was given on top: the dataset's folder or manifest (made absolute, so
+    the params work from any stage's folder), data.multi_label, and KEY=VALUE overrides."""
+    overrides = load_preset(name)
+    if name in NEEDS and {"root": root, "manifest": manifest}[NEEDS[name][0]] is None:
+        raise ValueError(f"preset {name} needs {NEEDS[name][1]}")
+    for key, path, kind in (("root", root, "folder"), ("manifest", manifest, "file")):
+        if path is not None:
+            if not (path.is_dir() if kind == "folder" else path.is_file()):
+                raise ValueError(f"--{key} {path}: not a {kind}")
+            overrides.setdefault("data", {})[key] = str(Path(path).resolve())
+    if multi_label is not None:
+        overrides.setdefault("data", {})["multi_label"] = multi_label
+    for item in sets:
+        overrides = merged(overrides, parse_override(item))
+    return overrides
 
 
 def parse_override(item: str) -> dict:
