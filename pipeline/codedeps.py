@@ -4,10 +4,15 @@
 absolute and relative) to the files they load, package `__init__` files included, and on through those files; a
 package that imports all its modules as a registry (pipeline/prepare's sources) runs them all. Two things are not
 followed, because the code names them at run time: the model family a `models.<key>` uses
-(pipeline/models loads it by the model's name) and the modules `importlib` loads by a name in a string. For a
-family, stage `model_code` writes `family_record` (results/code/<key>.json): the files that family runs and their
-sha256, which the stages that build its models depend on, so that DVC re-runs exactly those when the family's code
-changes. tests/test_stage_deps.py checks dvc.yaml against both.
+(pipeline/models loads it by the model's name) and the modules `importlib` loads by a name in a string.
+
+Stage `code` (stages/code.py) writes what DVC re-runs by: for each stage that runs the library after the features,
+`stage_record` (results/code/stages/<stage>.json: every file its script runs, with its sha256), and for each model
+of params, `family_record` (results/code/models/<model>.json: the files its family runs) with the content digest of
+the feature store it reads. Those stages depend on their records, not on the library's files: a change to a file
+re-runs the quick stage `code`, and then exactly the stages whose records it changed (a record written again with
+the same content changes nothing). One small file a stage instead of a dozen code deps also keeps dvc.lock small,
+which DVC reads and writes again after every stage. tests/test_stage_deps.py checks the records and dvc.yaml.
 """
 from __future__ import annotations
 
@@ -80,7 +85,7 @@ def as_deps(files: set[Path]) -> set[str]:
 
 
 def family_record(model: str, name: str, root: Path = ROOT) -> dict:
-    """What stage `model_code` writes for `models.<model>` with registered name `name`: its family's file and
+    """What stage `code` writes for `models.<model>` with registered name `name`: its family's file and
     every library file that file runs, with their sha256 (a changed comment changes the record; a change to another
     family's file does not). `root`: the folder holding the library read (this one's by default)."""
     from .models import family_file
@@ -94,3 +99,33 @@ def family_record(model: str, name: str, root: Path = ROOT) -> dict:
     return {"model": model, "name": name, "family": str(path.relative_to(root)),
             "files": {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
                       for f in sorted(imports(path, root) | imports(families, root))}}
+
+
+def stage_record(script: str, root: Path = ROOT) -> dict:
+    """What stage `code` writes for a stage whose command runs `script` (stages/<name>.py): every library file the
+    script runs, the script included, with their sha256."""
+    return {"script": script, "files": {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+                                        for f in sorted(imports(root / script, root))}}
+
+
+RECORDED_STAGES = ("train", "train_teacher_part", "evaluate", "pick_teacher", "dump_logits", "train_student",
+                   "export", "report")  # the stages after the store (evaluate_student runs stages/evaluate.py)
+
+
+def write_records(models: dict[str, str], store: dict, root: Path = ROOT) -> None:
+    """What stage `code` writes below `root`: every recorded stage's record, and for each model (a model key of
+    results/code/models/, to the (models key, registered name) it is) its family's record with `store`, the content
+    digest of the store it reads."""
+    import json
+
+    from . import layout
+
+    def write(path: Path, record: dict) -> None:
+        path = root / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+    for stage in RECORDED_STAGES:
+        write(layout.stage_record(stage), stage_record(f"stages/{stage}.py", root))
+    for model, (arch, name) in models.items():
+        write(layout.code_record(model), {**family_record(arch, name, root), "store": store})

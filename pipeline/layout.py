@@ -8,10 +8,13 @@ Every model a run trains has a name, which is its folder below the run's: `<arch
 for the architecture trained on labels, `<arch>/parts/part<j>` for its cross-fit part teachers, `<direction>/student`
 (`forward/student`, `reverse/student`) for a distilled student.
 
-    results/code/<model>.json                   model_code@<model>: the library files a model's family runs (<model>:
-                                                an architecture, or a direction's role: forward-teacher, ...)
+    results/code/models/<model>.json            code: the library files a model's family runs and the store it
+                                                reads (<model>: an architecture, or a direction's role:
+                                                forward-teacher, ...)
     data/raw/                                   prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
     data/features.zarr, results/skipped.csv     features: one fbank store for every run; the clips left out
+    results/stores/<front-end>.json             features: the store's content digest, which the code records carry
+    results/code/stages/<stage>.json            code: the library files each stage runs, and their sha256
     data/runs/<split>/seed<k>/<arch>/checkpoint.pt                   train@<arch>-<split>-<k>: trained on labels
     data/runs/<split>/seed<k>/<arch>/parts/part<j>/checkpoint.pt     train_teacher_part@<arch>-<split>-<k>-<j>
     results/runs/<split>/seed<k>/<direction>/teacher.json            pick_teacher@<direction>-<split>-<k>
@@ -44,10 +47,24 @@ PLOTS = RESULTS / "plots"
 FIGURES = RESULTS / "figures"
 
 
+STORES = RESULTS / "stores"
+CODE = RESULTS / "code"
+
+
+def store_record(frontend: str) -> Path:
+    """The content digest of the feature store of `frontend` (stage features), which the code records carry."""
+    return STORES / f"{frontend}.json"
+
+
 def code_record(model: str) -> Path:
-    """The files (and their sha256) the family of a model runs, which the stages building it depend on
-    (pipeline/codedeps.py): `model` an architecture (`cnn`) or a direction's role (`forward-teacher`)."""
-    return RESULTS / "code" / f"{model}.json"
+    """The files (and their sha256) the family of a model runs and the store it reads, which the stages building it
+    depend on (pipeline/codedeps.py): `model` an architecture (`cnn`) or a direction's role (`forward-teacher`)."""
+    return CODE / "models" / f"{model}.json"
+
+
+def stage_record(stage: str) -> Path:
+    """The files (and their sha256) a stage's script runs (pipeline/codedeps.py), which the stage depends on."""
+    return CODE / "stages" / f"{stage}.json"
 
 
 def labels_model(arch: str) -> str:

@@ -2,8 +2,9 @@
 (tests/test_change_reruns.py, tests/test_one_place.py).
 
 The project holds this repository's dvc.yaml, stages and library, tiny params with both directions, and one run.
-Stage model_code runs for real; every other stage's outputs are placeholders committed to dvc.lock (`dvc commit`),
-since what is checked is DVC's dependency graph, not the outputs. `marked` is `dvc status` in this process.
+Stage code's records are written as it writes them; every other stage's outputs are placeholders committed to
+dvc.lock (`dvc commit`), since what is checked is DVC's dependency graph, not the outputs. `marked` is `dvc status`
+in this process.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.codedeps import ROOT, family_record
+from pipeline.codedeps import ROOT, write_records
 from pipeline.settings import read_yaml
 
 from .conftest import tiny
@@ -24,7 +25,7 @@ from .conftest import tiny
 RUN = "main-0"
 ARCH = {"cnn", "ast"}
 ROLES = ("forward-teacher", "forward-student", "reverse-teacher", "reverse-student")
-CODE = {f"model_code@{m}" for m in (*ARCH, *ROLES)}
+CODE = {"code"}
 TRAIN = {f"train@{a}-{RUN}" for a in ARCH}
 EVALUATE = {f"evaluate@{a}-{RUN}" for a in ARCH}
 DUMP = {f"dump_logits@{d}-{RUN}" for d in ("forward", "reverse")}
@@ -38,10 +39,11 @@ ALL = {"prepare", "features", "report"} | AFTER_FEATURES | PICK
 
 
 def placeholder(path: Path) -> None:
-    """A stand-in output: a file, or a folder holding one (outputs whose names have no suffix are folders)."""
+    """A stand-in output: a file (JSON where it is one: stage code reads the store's record), or a folder holding
+    one (outputs whose names have no suffix are folders)."""
     if path.suffix in (".pt", ".json", ".csv", ".npz", ".md", ".onnx"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("placeholder\n")
+        path.write_text('{"placeholder": true}\n' if path.suffix == ".json" else "placeholder\n")
     else:
         path.mkdir(parents=True, exist_ok=True)
         (path / "placeholder").write_text("placeholder\n")
@@ -58,13 +60,14 @@ def make_project(work: Path):
         shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     params = {**tiny(read_yaml(ROOT / "params.yaml")), "directions": ["forward", "reverse"]}
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "repro", "-q", "model_code"]):
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(command, cwd=work, check=True, capture_output=True)
     repo = Repo(str(work))
     for stage in repo.index.stages:
-        if not stage.name.startswith("model_code@"):
+        if stage.name != "code":
             for out in stage.outs:
                 placeholder(Path(out.fs_path))
+    rewrite_records(work)
     subprocess.run(["dvc", "commit", "-f", "-q"], cwd=work, check=True, capture_output=True)
     assert marked(repo) == set()
     return repo
@@ -81,14 +84,13 @@ def marked(repo) -> set[str]:
 
 
 def rewrite_records(work: Path) -> None:
-    """What stage model_code writes (its own function), for each record, from the project's library."""
+    """What stage code writes (its own function), from the project's library and params."""
     params = read_yaml(work / "params.yaml")
-    roles = {"forward-teacher": params["teacher"], "forward-student": params["student"],
-             "reverse-teacher": params["student"], "reverse-student": params["teacher"]}
-    for model in (*ARCH, *roles):
-        arch = roles.get(model, model)
-        record = family_record(arch, params["models"][arch]["name"], root=work)
-        (work / "results/code" / f"{model}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    teacher, student = params["teacher"], params["student"]
+    roles = {teacher: teacher, student: student, "forward-teacher": teacher, "forward-student": student,
+             "reverse-teacher": student, "reverse-student": teacher}
+    store = json.loads((work / "results/stores/fbank.json").read_text())
+    write_records({model: (arch, params["models"][arch]["name"]) for model, arch in roles.items()}, store, work)
 
 
 _PARSED: dict = {}

@@ -44,7 +44,6 @@ def mel_hash(bank: torch.Tensor) -> str:
 
 
 def from_torchaudio() -> dict:
-    import torchaudio
     from torchaudio.compliance.kaldi import get_mel_banks
 
     out = {f"fbank{i}": torchaudio_fbank(w)[:FRAMES].numpy() for i, w in enumerate(synthetic_waves())}

@@ -62,7 +62,7 @@ def test_an_odd_rate_costs_what_an_even_one_does(tmp_path):
         path = tmp_path / f"clip_{rate}.wav"
         sf.write(path, tones(rate, 5.0, 6000), rate)
         code = ("import resource, sys; from pipeline.features.audio import load_audio; "
-                f"load_audio(sys.argv[1], 16000); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                "load_audio(sys.argv[1], 16000); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         peaks[rate] = int(subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
                                          check=True).stdout)  # kB
     assert peaks[16393] < peaks[44100] + 50_000, peaks  # within 50 MB of each other

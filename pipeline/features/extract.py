@@ -27,12 +27,21 @@ from .audio import AudioError, load_audio
 from .fbank import BatchedFbank, fbank, pad_batch, pad_or_crop
 from .length import crop_report, crop_warning, resolved, seconds_of
 
+FRONTEND = "fbank"  # the Kaldi fbank of params `features` (the AST recipe's), which data/features.zarr holds
+
 
 def extract(settings) -> None:
-    """The stage: data/raw -> data/features.zarr (+ results/skipped.csv)."""
+    """The stage: data/raw -> data/features.zarr (+ results/skipped.csv), and the store's content digest in
+    results/stores/fbank.json (what the stages that read the store depend on, through the code records)."""
     write_feature_store(layout.MANIFEST, layout.CLASSES, layout.FEATURES, settings.features,
                         settings.data.multi_label, skipped_list=layout.SKIPPED,
                         validation_fraction=settings.data.split.val)
+    attrs = zarr.open_group(layout.FEATURES, mode="r").attrs
+    record = layout.store_record(FRONTEND)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"frontend": FRONTEND, "store": str(layout.FEATURES),
+                                  "content_sha256": attrs["content_sha256"],
+                                  "target_frames": attrs["feature_params"]["target_frames"]}, indent=1) + "\n")
 
 
 def clip_audio(path: Path, cfg) -> torch.Tensor:
@@ -161,7 +170,8 @@ def _write_block(partial: Path, block: int, start: int, clips: list[Clip], cfg) 
     if bad and cfg.on_error == "fail":
         return bad, used
     write_block(group, start, block_feats, frames, reasons)
-    ResumableStore.mark_done(group, block)
+    digest = hashlib.sha256(block_feats.tobytes() + frames.tobytes() + "\n".join(reasons).encode()).hexdigest()
+    ResumableStore.mark_done(group, block, digest)
     return bad, used
 
 
@@ -210,7 +220,8 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
         "validation_fraction": validation_fraction,  # the share of whole groups a fold run validates on, if it must
         "feature_params": cfg.fbank_params(), "input_length": input_length,
         "fbank": used[0] if len(used) == 1 else used,  # so that a store says how it was made
-        "fingerprint": writer.fingerprint, "manifest": str(manifest),
+        "fingerprint": writer.fingerprint, "content_sha256": writer.content_digest(group, writer.fingerprint),
+        "manifest": str(manifest),
         # where prepare read it from (data/raw/source.json): what a checkpoint records
         "dataset": json.loads(source.read_text()) if source.is_file() else {},
         "created_by": "cmkd features", "code": code_version()})

@@ -4,7 +4,8 @@ The store is built at `<out>.partial` and renamed to `<out>` only when every blo
 leaves no half-written output under DVC's out path (DVC deletes outs before re-running a stage anyway). The
 partial store records a fingerprint of its inputs and one `_done` flag per block: a re-run with the same inputs
 skips finished blocks; with other inputs it starts over. Each block covers whole shards, so blocks written
-concurrently never touch the same shard file.
+concurrently never touch the same shard file. A block may leave the digest of what it wrote, from which the store's
+content digest is made (the feature store records it: what the stages that read the store depend on).
 
 Finished blocks are not thrown away lightly: a partial store is started over only when its inputs changed or its
 own metadata is missing or corrupt (a run killed while creating it), and the reason is printed. Any other trouble
@@ -14,6 +15,7 @@ does a full disk while writing, with how many blocks are kept.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import shutil
 from contextlib import contextmanager
@@ -49,15 +51,20 @@ class ResumableStore:
                         f"{self.partial}: an interrupted run's store, which cannot be opened ({type(e).__name__}: "
                         f"{e}); it is kept with its finished blocks: fix the cause (permissions, the zarr version) "
                         f"and re-run, or delete it to start over") from e
-                if group.attrs.get("_partial_fingerprint") == self.fingerprint and len(done) == self.num_blocks:
+                if "_digest" not in group:
+                    unreadable = "written by an older cmkd (no block digests)"
+                elif group.attrs.get("_partial_fingerprint") == self.fingerprint and len(done) == self.num_blocks:
                     return group, False
-                unreadable = "made from other inputs or params"
+                else:
+                    unreadable = "made from other inputs or params"
             print(f"{self.partial}: {unreadable}; starting over")
             shutil.rmtree(self.partial)
         group = zarr.open_group(self.partial, mode="w")
         group.attrs["_partial_fingerprint"] = self.fingerprint
-        # one chunk per flag: concurrent tasks each write their own file
+        # one chunk per flag (and per digest): concurrent tasks each write their own file
         group.create_array("_done", shape=(self.num_blocks,), chunks=(1,), dtype="bool", fill_value=False)
+        group.create_array("_digest", shape=(self.num_blocks,), chunks=(1,), dtype=np.dtypes.StringDType(),
+                           fill_value="")
         return group, True
 
     def unreadable(self) -> str | None:
@@ -76,8 +83,22 @@ class ResumableStore:
         return np.flatnonzero(~group["_done"][:]).tolist()
 
     @staticmethod
-    def mark_done(group: zarr.Group, block: int) -> None:
+    def mark_done(group: zarr.Group, block: int, digest: str = "") -> None:
+        """Block `block` is written; `digest`: the sha256 of what it holds (the store's content digest is made of
+        them, `content_digest`)."""
+        if digest:
+            group["_digest"][block] = digest
         group["_done"][block] = True
+
+    @staticmethod
+    def content_digest(group: zarr.Group, inputs: str) -> str:
+        """The sha256 of the store's content: its inputs' fingerprint and every block's digest in order, so that
+        the same inputs computed the same way give the same digest on a resumed run or another machine, without
+        reading the store back."""
+        h = hashlib.sha256(inputs.encode())
+        for digest in group["_digest"][:]:
+            h.update(str(digest).encode())
+        return h.hexdigest()
 
     @contextmanager
     def writing(self):
@@ -101,6 +122,8 @@ class ResumableStore:
         """Drop the bookkeeping and move the finished store to its final path."""
         assert group["_done"][:].all(), "commit before every block was written"
         del group["_done"]
+        if "_digest" in group:
+            del group["_digest"]
         del group.attrs["_partial_fingerprint"]
         if self.out.exists():
             shutil.rmtree(self.out)

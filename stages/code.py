@@ -1,0 +1,25 @@
+"""DVC stage `code`: the code records (pipeline/codedeps.py) -> results/code/stages/<stage>.json for every stage
+that runs the library after the features (the files its script runs, and their sha256), and
+results/code/models/<model>.json for each model of params (<model> an architecture, `cnn`, or a direction's role,
+`forward-teacher`: the files its family runs, and the content digest of the feature store it reads, from
+results/stores/). The stages depend on their records: DVC re-runs one when a file it runs, or its store, changed,
+and only then."""
+import json
+
+from pipeline import layout
+from pipeline.codedeps import write_records
+from pipeline.errors import reported
+from pipeline.settings import DIRECTIONS, load_settings
+
+PARAMS = ("teacher", "student", "models.{teacher}", "models.{student}")
+FRONTEND = "fbank"  # the store every family reads today (pipeline/features/extract.py)
+
+if __name__ == "__main__":
+    with reported():  # a bad param: its message, no traceback
+        settings = load_settings(reads=PARAMS)
+        models = {arch: arch for arch in settings.architectures}
+        for direction in DIRECTIONS:
+            for role in ("teacher", "student"):
+                models[f"{direction}-{role}"] = settings.direction(direction).architecture(role)
+        write_records({model: (arch, settings.models.name(arch)) for model, arch in models.items()},
+                      json.loads(layout.store_record(FRONTEND).read_text()))
