@@ -5,6 +5,7 @@ results/code/models/<model>.json for each model of params (<model> an architectu
 results/stores/). The stages depend on their records: DVC re-runs one when a file it runs, or its store, changed,
 and only then."""
 import json
+from pathlib import Path
 
 from pipeline import layout
 from pipeline.codedeps import write_records
@@ -21,5 +22,6 @@ if __name__ == "__main__":
         for direction in DIRECTIONS:
             for role in ("teacher", "student"):
                 models[f"{direction}-{role}"] = settings.direction(direction).architecture(role)
+        # the files of this repository (DVC runs the stage in it), whichever copy of the library is installed
         write_records({model: (arch, settings.models.name(arch)) for model, arch in models.items()},
-                      json.loads(layout.store_record(FRONTEND).read_text()))
+                      json.loads(layout.store_record(FRONTEND).read_text()), root=Path.cwd())
