@@ -108,7 +108,7 @@ def stage_record(script: str, root: Path = ROOT) -> dict:
                                         for f in sorted(imports(root / script, root))}}
 
 
-RECORDED_STAGES = ("train", "train_teacher_part", "evaluate", "pick_teacher", "dump_logits", "train_student",
+RECORDED_STAGES = ("train", "evaluate", "pick_teacher", "dump_logits", "train_student",
                    "export", "report")  # the stages after the store (evaluate_student runs stages/evaluate.py)
 
 

@@ -4,28 +4,30 @@ Large artifacts go under data/ (DVC's cache, never in git); the small files expe
 training curves, the report, plots) go under results/, which git tracks, so `dvc exp show`, `dvc metrics diff`
 and `dvc plots diff` can compare experiments and branches.
 
-Every model a run trains has a name, which is its folder below the run's: `<arch>` (a models key, `cnn`, `ast`)
-for the architecture trained on labels, `<arch>/parts/part<j>` for its cross-fit part teachers, `<direction>/student`
-(`forward/student`, `reverse/student`) for a distilled student.
+Every model a run trains has a name, which is its folder: `<arch>` (a models key, `cnn`, `ast`) for the
+architecture trained on labels, `<arch>/part<j>` for its cross-fit part teachers, `<direction>/student`
+(`forward/student`, `reverse/student`) for a distilled student. One stage trains (or dumps, or scores) every seed of
+params `seeds` of a model in one split, each seed in its own folder of the stage's outs: a process starts once
+for the seeds, not once a seed (torch, timm and DVC's bookkeeping cost seconds each time).
 
-    results/code/models/<model>.json            code: the library files a model's family runs and the store it
-                                                reads (<model>: an architecture, or a direction's role:
-                                                forward-teacher, ...)
     data/raw/                                   prepare: manifest.csv, classes.txt (and the built-in dataset's audio)
     data/features.zarr, results/skipped.csv     features: one fbank store for every run; the clips left out
     results/stores/<front-end>.json             features: the store's content digest, which the code records carry
     results/code/stages/<stage>.json            code: the library files each stage runs, and their sha256
-    data/runs/<split>/seed<k>/<arch>/checkpoint.pt                   train@<arch>-<split>-<k>: trained on labels
-    data/runs/<split>/seed<k>/<arch>/parts/part<j>/checkpoint.pt     train_teacher_part@<arch>-<split>-<k>-<j>
-    results/runs/<split>/seed<k>/<direction>/teacher.json            pick_teacher@<direction>-<split>-<k>
-    data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr   dump_logits@<direction>-<split>-<k>
-    data/runs/<split>/seed<k>/<direction>/student/checkpoint.pt      train_student@<direction>-<split>-<k>
-    data/held_out_logits/<split>/seed<k>/<name>.npz                  train, train_student: the saved model's logits
-                                                                     on the test and validation clips
-    results/runs/<split>/seed<k>/<name>/live/              training curves (DVCLive: metrics.json, plots/metrics/)
-    results/runs/<split>/seed<k>/<name>/metrics.json, classes.json   evaluate: test-split metrics, per class
-    results/runs/<split>/seed<k>/<direction>/targets.json, coverage.json   dump_logits: what the cached targets hold
-    results/report.md, report.json, plots/      report: both directions, every run and seed, paired differences
+    results/code/models/<model>.json            code: the library files a model's family runs and the store it
+                                                reads (<model>: an architecture, or a direction's role)
+    data/runs/<split>/<arch>/seed<k>/checkpoint.pt             train@<arch>-<split>: trained on labels
+    data/runs/<split>/<arch>/part<j>/seed<k>/checkpoint.pt     train@<arch>-<split>: cross-fit part teachers
+    results/runs/<split>/<direction>/teacher/seed<k>.json      pick_teacher@<direction>-<split>
+    data/runs/<split>/<direction>/cache/seed<k>.zarr           dump_logits@<direction>-<split>
+    data/runs/<split>/<direction>/student/seed<k>/checkpoint.pt   train_student@<direction>-<split>
+    data/held_out_logits/<split>/<name>/seed<k>.npz            train, train_student: the saved model's logits on
+                                                               the test and validation clips (<name>: / as -)
+    data/resume/<split>/<name>/seed<k>.pt                      a training's state after each epoch (no DVC out)
+    results/runs/<split>/<name>/live/seed<k>/                  training curves (DVCLive: metrics.json, plots/)
+    results/runs/<split>/<name>/scores/seed<k>/metrics.json, classes.json   evaluate: test metrics, per class
+    results/runs/<split>/<direction>/cache/seed<k>/targets.json, coverage.json   dump_logits: the cached targets
+    results/report.md, report.json, plots/, figures/   report: both directions, every run and seed
 
 A run (pipeline/runs.py) is one split and one seed.
 """
@@ -77,61 +79,113 @@ def student_model(direction: str) -> str:
 
 
 def part_model(arch: str, part: int) -> str:
-    """Cross-fit part teacher `part` (dump.cross_fit) of `arch`, in its folder, which the dump depends on."""
-    return f"{arch}/parts/part{part}"
+    """Cross-fit part teacher `part` (dump.cross_fit) of `arch`: trained by the stage that trains `arch`, in its
+    folder."""
+    return f"{arch}/part{part}"
 
 
-def run_dir(run: Run) -> Path:
-    return DATA / "runs" / run.folder
+def model_dir(name: str, split: str) -> Path:
+    """Every seed's checkpoint of model `name` in run split `split` (one stage's out: it trains every seed)."""
+    return DATA / "runs" / split / name
 
 
 def checkpoint(name: str, run: Run) -> Path:
-    return run_dir(run) / name / "checkpoint.pt"
+    return model_dir(name, run.split) / f"seed{run.seed}" / "checkpoint.pt"
 
 
 def resume_state(name: str, run: Run) -> Path:
-    """Written after every epoch and removed when training ends; not a DVC out, so DVC leaves it for a re-run."""
-    return run_dir(run) / f"{name}.resume.pt"
+    """Written after every epoch and removed when training ends; outside every DVC out, so a re-run finds it."""
+    return DATA / "resume" / run.split / name / f"seed{run.seed}.pt"
+
+
+def teacher_pins(direction: str, split: str) -> Path:
+    return RESULTS / "runs" / split / direction / "teacher"
 
 
 def teacher_pin(direction: str, run: Run) -> Path:
     """The checkpoints that teach `direction` in `run` and their sha256 (stage pick_teacher), which the dump checks."""
-    return results_dir(direction, run) / "teacher.json"
+    return teacher_pins(direction, run.split) / f"seed{run.seed}.json"
+
+
+def caches(direction: str, split: str) -> Path:
+    """Every seed's cached teacher predictions of `direction` (the dump's out)."""
+    return DATA / "runs" / split / direction / "cache"
 
 
 def predictions(direction: str, run: Run) -> Path:
-    return run_dir(run) / direction / "teacher_predictions.zarr"
+    return caches(direction, run.split) / f"seed{run.seed}.zarr"
+
+
+def held_out_dir(name: str, split: str) -> Path:
+    return HELD_OUT_LOGITS / split / name.replace("/", "-")
 
 
 def held_out_logits(name: str, run: Run) -> Path:
     """The saved model's logits on the test and validation clips (evaluation/held_out.py), which evaluate scores and
     the report resamples."""
-    return HELD_OUT_LOGITS / run.folder / f"{name.replace('/', '-')}.npz"
+    return held_out_dir(name, run.split) / f"seed{run.seed}.npz"
 
 
-def results_dir(name: str, run: Run) -> Path:
-    return RESULTS / "runs" / run.folder / name
+def results_dir(name: str, split: str) -> Path:
+    return RESULTS / "runs" / split / name
+
+
+def curves(name: str, split: str) -> Path:
+    """Every seed's training curves (DVCLive) of model `name` (the training stage's plots; a part teacher's in its
+    architecture's)."""
+    arch, _, part = name.partition("/part")
+    return results_dir(arch, split) / "live" / f"part{part}" if part else results_dir(name, split) / "live"
 
 
 def live_dir(name: str, run: Run) -> Path:
     """The training curves, logged by DVCLive while the stage trains."""
-    return results_dir(name, run) / "live"
+    return curves(name, run.split) / f"seed{run.seed}"
+
+
+def scores(name: str, split: str) -> Path:
+    """Every seed's test metrics (the evaluation stage's metrics)."""
+    return results_dir(name, split) / "scores"
 
 
 def metrics(name: str, run: Run) -> Path:
-    return results_dir(name, run) / "metrics.json"
+    return scores(name, run.split) / f"seed{run.seed}" / "metrics.json"
 
 
 def per_class(name: str, run: Run) -> Path:
     """Per-class test metrics (and the confusion counts of a single-label dataset) beside metrics.json."""
-    return results_dir(name, run) / "classes.json"
+    return metrics(name, run).with_name("classes.json")
+
+
+def cache_reports(direction: str, split: str) -> Path:
+    """Every seed's cache statistics and coverage (the dump's metrics)."""
+    return results_dir(direction, split) / "cache"
 
 
 def target_statistics(direction: str, run: Run) -> Path:
     """Per split: the cached teacher's metrics and its targets' entropy and confidence (a DVC metrics file)."""
-    return results_dir(direction, run) / "targets.json"
+    return cache_reports(direction, run.split) / f"seed{run.seed}" / "targets.json"
 
 
 def coverage(direction: str, run: Run) -> Path:
     """Which clips the cache holds: all for a teacher's dump; for imported predictions, matched / missing / unknown."""
-    return results_dir(direction, run) / "coverage.json"
+    return target_statistics(direction, run).with_name("coverage.json")
+
+
+def prune_seeds(folder: Path, seeds: list[int]) -> None:
+    """Remove what `folder` (a stage's out, kept between runs: DVC's `persist`) holds of seeds params no longer
+    lists: `seed<k>` folders and `seed<k>.*` files."""
+    import shutil
+
+    keep = {f"seed{seed}" for seed in seeds}
+    for entry in Path(folder).glob("seed*"):
+        if entry.name.split(".")[0] not in keep:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def prune_parts(folder: Path, parts: int) -> None:
+    """Remove the `part<j>` folders of cross-fit part teachers beyond the `parts` params now asks for."""
+    import shutil
+
+    for entry in Path(folder).glob("part*"):
+        if entry.is_dir() and entry.name[4:].isdigit() and int(entry.name[4:]) >= parts:
+            shutil.rmtree(entry)

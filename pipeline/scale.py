@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import layout
 from .codedeps import ROOT
 from .prepare.synthetic import KINDS, _background, _event
+from .runs import Run
 
 SAMPLE_RATE, SECONDS = 16000, 10.0
 SPLITS = {"train": "balanced_train_segments.csv", "test": "eval_segments.csv"}
@@ -163,11 +165,11 @@ def run_scale(clips: int, meta: Path, workdir: Path, epochs: int = 1, resident="
                             text=True).stdout.split()
     rows = [{"step": "lay out the dataset (audio + JSON)", "seconds": round(layout_seconds, 1), "clips": clips,
              "disk_bytes_per_clip": round(disk_bytes([workdir / "dataset"]) / clips)}]
-    run = "data/runs/main/seed0"
-    outs = {"prepare": ["data/raw"], "features": ["data/features.zarr"], "train@cnn-main-0": [f"{run}/cnn"],
-            "train@ast-main-0": [f"{run}/ast"],
-            "dump_logits@forward-main-0": [f"{run}/forward/teacher_predictions.zarr"],
-            "train_student@forward-main-0": [f"{run}/forward/student"]}
+    cache = str(layout.predictions("forward", Run("main", 0)))
+    outs = {"prepare": ["data/raw"], "features": ["data/features.zarr"],
+            "train@cnn-main": [str(layout.model_dir("cnn", "main"))],
+            "train@ast-main": [str(layout.model_dir("ast", "main"))], "dump_logits@forward-main": [cache],
+            "train_student@forward-main": [str(layout.model_dir(layout.student_model("forward"), "main"))]}
     for stage in stages:
         seconds, peak, log = timed(["dvc", "repro", "--single-item", stage], work)
         rows.append({"step": stage, "seconds": round(seconds, 1), "clips_per_s": round(clips / seconds, 1),
@@ -180,8 +182,7 @@ def run_scale(clips: int, meta: Path, workdir: Path, epochs: int = 1, resident="
     cmkd = [sys.executable, "-m", "pipeline.cli"]
     for name, command in (("cmkd check", [*cmkd, "check", "--json"]),
                           ("cmkd inspect data/features.zarr", [*cmkd, "inspect", "data/features.zarr", "--json"]),
-                          ("cmkd inspect the teacher predictions", [*cmkd, "inspect", "--json",
-                           "data/runs/main/seed0/forward/teacher_predictions.zarr"])):
+                          ("cmkd inspect the teacher predictions", [*cmkd, "inspect", "--json", cache])):
         seconds, peak, _ = timed(command, work)
         rows.append({"step": name, "seconds": round(seconds, 1), "clips_per_s": round(clips / seconds, 1),
                      "peak_rss_mb": round(peak), "clips": clips})
@@ -199,7 +200,7 @@ def markdown_table(reports: list[dict]) -> str:
     smallest's."""
     reports = sorted(reports, key=lambda r: r["clips"])
     steps = list(dict.fromkeys(row["step"] for r in reports for row in r["rows"]))
-    first_code = next((s for s in steps if s.startswith("model_code@")), None)  # all six alike: one row
+    first_code = next((s for s in steps if s.startswith("model_code@")), None)  # (older reports' six, alike)
     steps = [s for s in steps if not s.startswith("model_code@") or s == first_code]
     small, large = reports[0], reports[-1]
 

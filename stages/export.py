@@ -1,5 +1,5 @@
-"""DVC stage `export@<format>-<direction>-<split>-<seed>` (params export.formats): the direction's student ->
-data/exports/<split>/seed<k>/<direction>/<format>/ (a graph file or the ecosystem's folder, with its model card)."""
+"""DVC stage `export@<format>-<direction>-<split>` (params export.formats): the direction's student of each seed ->
+data/exports/<split>/<direction>/<format>/seed<k>/ (a graph file or the ecosystem's folder, with its model card)."""
 import shutil
 import sys
 from pathlib import Path
@@ -10,18 +10,20 @@ from pipeline.export import export
 from pipeline.runs import Run
 from pipeline.settings import load_settings
 
-PARAMS = ("export",)
+PARAMS = ("seeds", "export")
 
 if __name__ == "__main__":
     with reported():  # a bad param or input file: its message, no traceback
         settings = load_settings(reads=PARAMS)
-        fmt, direction, run = sys.argv[1], sys.argv[2], Run(sys.argv[3], int(sys.argv[4]))
-        checkpoint = layout.checkpoint(layout.student_model(direction), run)
-        out = Path("data/exports") / run.folder / direction / fmt
-        shutil.rmtree(out, ignore_errors=True)
-        if fmt == "folder":  # the ecosystem folder of the student's family (Hugging Face's for an AST, timm's ...)
-            export(checkpoint, out, fmt, command=f"dvc repro export@{fmt}-{direction}-{run.split}-{run.seed}")
-        else:
-            out.mkdir(parents=True)
-            export(checkpoint, out / f"student.{'onnx' if fmt == 'onnx' else 'pt'}", fmt,
-                   input_kind=settings.export.input)
+        fmt, direction, split = sys.argv[1], sys.argv[2], sys.argv[3]
+        for seed in settings.seeds:
+            run = Run(split, seed)
+            checkpoint = layout.checkpoint(layout.student_model(direction), run)
+            out = Path("data/exports") / split / direction / fmt / f"seed{seed}"
+            shutil.rmtree(out, ignore_errors=True)
+            if fmt == "folder":  # the ecosystem folder of the student's family (Hugging Face's for an AST, ...)
+                export(checkpoint, out, fmt, command=f"dvc repro export@{fmt}-{direction}-{split}")
+            else:
+                out.mkdir(parents=True)
+                export(checkpoint, out / f"student.{'onnx' if fmt == 'onnx' else 'pt'}", fmt,
+                       input_kind=settings.export.input)

@@ -22,7 +22,7 @@ from pipeline.settings import read_yaml
 
 from .conftest import tiny
 
-RUN = "main-0"
+RUN = "main"
 ARCH = {"cnn", "ast"}
 ROLES = ("forward-teacher", "forward-student", "reverse-teacher", "reverse-student")
 CODE = {"code"}

@@ -39,7 +39,7 @@ def two_processes(teacher_workspace, tiny_workspace, tmp_path_factory):
     params = copy.deepcopy(tiny_workspace[1])
     params["train"]["batch_size"] = 4
     params["distributed"] = {"nproc_per_node": 2}
-    return root, params, run_stage(root, params, "train_student.py", "forward", "main", "0")
+    return root, params, run_stage(root, params, "train_student.py", "forward", "main")
 
 
 @pytest.mark.xdist_group("two_processes")  # one worker trains the module fixture once for both tests
@@ -141,7 +141,7 @@ def test_a_rank_that_raises_in_epoch_2_stops_the_job_and_the_rerun_resumes_to_th
     marker = tmp_path / "failed_at"
     faulty = tmp_path / "train_with_a_fault.py"
     faulty.write_text(TRAIN_WITH_A_FAULT.format(marker=str(marker), script=str(script)))
-    failed = torchrun(root, faulty, "forward", "main", "0")
+    failed = torchrun(root, faulty, "forward", "main")
     stopped = time.time()
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0 and marker.exists()
@@ -152,7 +152,7 @@ def test_a_rank_that_raises_in_epoch_2_stops_the_job_and_the_rerun_resumes_to_th
     resume = torch.load(layout.resume_state(name("student"), MAIN), weights_only=True)
     assert resume["epoch"] == 1 and resume["world_size"] == 2  # the last finished epoch, and who wrote it
 
-    again = torchrun(root, script, "forward", "main", "0")
+    again = torchrun(root, script, "forward", "main")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in again.stdout + again.stderr
     resumed, _, resumed_meta = stored("student")
@@ -169,15 +169,15 @@ def test_two_rank_dump_writes_the_one_process_store(with_teacher):
     reference = {name: one[name][:] for name in ("logits", "clip_ids")}
     params["distributed"] = {"nproc_per_node": 2}
     (root / cache_path()).rename(root / "one_process.zarr")
-    run_stage(root, params, "pick_teacher.py", "forward", "main", "0")  # the stage the dump depends on
-    output = run_stage(root, params, "dump_logits.py", "forward", "main", "0")
+    run_stage(root, params, "pick_teacher.py", "forward", "main")  # the stage the dump depends on
+    output = run_stage(root, params, "dump_logits.py", "forward", "main")
     assert "launching 2 processes" in output
     two = zarr.open_group(cache_path(), mode="r")
     np.testing.assert_array_equal(two["clip_ids"][:], reference["clip_ids"])
     np.testing.assert_array_equal(two["logits"][:], reference["logits"])  # bit for bit
     kept = {k: v for k, v in one.attrs.items() if k != "code"}
     assert {k: v for k, v in two.attrs.items() if k != "code"} == kept
-    assert not (root / "data/runs/main/seed0/forward/teacher_predictions.zarr.partial").exists()
+    assert not (root / "data/runs/main/forward/cache/seed0.zarr.partial").exists()
 
 
 def test_a_single_process_is_its_own_world():

@@ -14,13 +14,13 @@ from .conftest import REPO, tiny
 
 PER_ARCH = ("train", "evaluate")                              # once per architecture: cnn and ast
 PER_DIRECTION = ("pick_teacher", "dump_logits", "train_student", "evaluate_student")  # forward (and reverse)
-ONCE = {"prepare", "features", "report"} | {f"model_code@{m}" for m in (  # per architecture and direction role
-    "cnn", "ast", "forward-teacher", "forward-student", "reverse-teacher", "reverse-student")}
+ONCE = {"prepare", "features", "code", "report"}
 
 
-def per_run(split: str, seed: int, directions=("forward",)) -> set[str]:
-    return ({f"{stage}@{arch}-{split}-{seed}" for stage in PER_ARCH for arch in ("cnn", "ast")}
-            | {f"{stage}@{d}-{split}-{seed}" for stage in PER_DIRECTION for d in directions})
+def per_run(split: str, directions=("forward",)) -> set[str]:
+    """The stages of one split (each for every seed of params `seeds`)."""
+    return ({f"{stage}@{arch}-{split}" for stage in PER_ARCH for arch in ("cnn", "ast")}
+            | {f"{stage}@{d}-{split}" for stage in PER_DIRECTION for d in directions})
 
 
 def run(work, *args) -> str:
@@ -55,17 +55,17 @@ def test_dvc_repro_and_experiments(tmp_path):
     params = tiny(read_yaml(REPO / "params.yaml"))
     work = make_project(tmp_path, params)
 
-    assert stages_run(run(work, "dvc", "repro")) == ONCE | per_run("main", 0)
+    assert stages_run(run(work, "dvc", "repro")) == ONCE | per_run("main")
     summary = json.loads((work / "results/report.json").read_text())
     assert summary["runs"] == 1
     for role, model in (("teacher", "cnn"), ("baseline", "ast"), ("student", "forward/student")):
-        metrics = json.loads((work / f"results/runs/main/seed0/{model}/metrics.json").read_text())
+        metrics = json.loads((work / f"results/runs/main/{model}/scores/seed0/metrics.json").read_text())
         assert metrics["clips"] == 8 and summary["forward"]["mean"][role]["accuracy"] == metrics["accuracy"]
     report = (work / "results/report.md").read_text()
     assert "## forward: cnn (efficientnet_test) -> ast (ast_test)" in report and "| main | 0 | 8 |" in report
     assert (work / "results/figures/forward-roles.png").exists()
     shown = run(work, "dvc", "metrics", "show", "--json")
-    assert "results/report.json" in shown and "results/runs/main/seed0/forward/student/metrics.json" in shown
+    assert "results/report.json" in shown and "results/runs/main/forward/student/scores/seed0/metrics.json" in shown
 
     # the small results are git's, the large artifacts DVC's: commit, and nothing is left to run
     run(work, "git", "add", "-A")
@@ -79,18 +79,18 @@ def test_dvc_repro_and_experiments(tmp_path):
     with_field = {**params, "augment": {**params["augment"], "new_mask": 3}}
     (work / "params.yaml").write_text(yaml.safe_dump(with_field))
     changed = json.loads(run(work, "dvc", "status", "--json"))
-    assert {"dump_logits@forward-main-0", "train@cnn-main-0", "train@ast-main-0", "train_student@forward-main-0"} \
+    assert {"dump_logits@forward-main", "train@cnn-main", "train@ast-main", "train_student@forward-main"} \
         <= set(changed)
-    assert {"prepare", "features", "evaluate@cnn-main-0"}.isdisjoint(changed)
+    assert {"prepare", "features", "evaluate@cnn-main"}.isdisjoint(changed)
     # so does the world size: N processes train with an N-times larger global batch
     more = {**params, "distributed": {**params["distributed"], "nproc_per_node": 2}}
     (work / "params.yaml").write_text(yaml.safe_dump(more))
-    assert {"train@cnn-main-0", "train_student@forward-main-0"} <= set(json.loads(run(work, "dvc", "status",
+    assert {"train@cnn-main", "train_student@forward-main"} <= set(json.loads(run(work, "dvc", "status",
                                                                                         "--json")))
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     # every uncached out is git's: a queued experiment starts from a git checkout plus DVC's cache, and an uncached
     # out git ignores would be missing there, re-running its stage and all after it (as data/skipped.csv once did)
-    uncached = [next(iter(entry)).replace("${item.run}", "main").replace("${item.seed}", "0")
+    uncached = [next(iter(entry)).replace("${item.run}", "main")
                 for stage in yaml.safe_load((work / "dvc.yaml").read_text())["stages"].values()
                 for kind in ("outs", "metrics", "plots") for entry in stage.get(kind, [])
                 if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False]
@@ -104,7 +104,7 @@ def test_dvc_repro_and_experiments(tmp_path):
     # its evaluation and the report follow their deps, the new checkpoint and metrics), so a sweep over tau or lambda
     # never re-trains or re-dumps the teacher
     (work / "params.yaml").write_text(yaml.safe_dump({**params, "distill": {**params["distill"], "lambda": 0.3}}))
-    assert set(json.loads(run(work, "dvc", "status", "--json"))) == {"train_student@forward-main-0"}
+    assert set(json.loads(run(work, "dvc", "status", "--json"))) == {"train_student@forward-main"}
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     # an experiment is committed and compared with main by dvc exp show (a setting no stage of this run reads, so
     # that the suite does not re-train the student: the student-only re-run is what the status above shows)
@@ -122,7 +122,7 @@ def test_dvc_repro_and_experiments(tmp_path):
     plots = json.loads(run(work, "dvc", "plots", "show", "--json"))
     ids = set(plots.get("data", plots))
     assert {"validation", "confusion", "per_class"} <= ids, ids
-    assert any("results/runs/main/seed0/forward/student/live/plots/metrics/val/accuracy.tsv" in i for i in ids)
+    assert any("results/runs/main/forward/student/live/seed0/plots/metrics/val/accuracy.tsv" in i for i in ids)
     for role in ("teacher", "baseline", "student"):  # one curve per role, each as long as that role trained
         curves = (work / f"results/plots/forward/validation/{role}.csv").read_text().splitlines()
         assert curves[0] == "epoch,value" and len(curves) == 1 + 2
@@ -132,12 +132,12 @@ def test_dvc_graph_of_folds_seeds_directions_and_cross_fit(tmp_path):
     """The stage graph DVC builds from params, without running it."""
     params = tiny(read_yaml(REPO / "params.yaml"))
     work = make_project(tmp_path, params)
-    # folds x seeds: one chain per split and seed, with nothing written twice (DVC checks the outs of the graph)
+    # folds x seeds: one chain per split, each stage for every seed, with nothing written twice (DVC checks the outs
+    # of the graph)
     params.update(runs=["fold1", "fold2"], seeds=[0, 1])
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     listed = set(re.findall(r"^(\S+)", run(work, "dvc", "stage", "list"), re.M))
-    assert listed == ONCE | {
-        stage for split in ("fold1", "fold2") for seed in (0, 1) for stage in per_run(split, seed)}
+    assert listed == ONCE | per_run("fold1") | per_run("fold2")
     run(work, "dvc", "dag")  # builds the whole graph: refuses overlapping outputs
 
     # both directions: each architecture is still trained on labels once per run; the reverse direction adds a
@@ -145,15 +145,15 @@ def test_dvc_graph_of_folds_seeds_directions_and_cross_fit(tmp_path):
     params.update(runs=["main"], seeds=[0], directions=["forward", "reverse"])
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     listed = set(re.findall(r"^(\S+)", run(work, "dvc", "stage", "list"), re.M))
-    assert listed == ONCE | per_run("main", 0, ("forward", "reverse"))
-    upstream = run(work, "dvc", "dag", "--md", "train_student@reverse-main-0")
-    assert "dump_logits@reverse-main-0" in upstream and "train@ast-main-0" in upstream
+    assert listed == ONCE | per_run("main", ("forward", "reverse"))
+    upstream = run(work, "dvc", "dag", "--md", "train_student@reverse-main")
+    assert "dump_logits@reverse-main" in upstream and "train@ast-main" in upstream
     params.update(directions=["forward"])
 
-    # dump.cross_fit: k part teachers are k stages of each run, and the dump waits for all of them
-    params["dump"].update(cross_fit=3, cross_fit_parts=[0, 1, 2])
+    # dump.cross_fit: the architecture's stage trains its k part teachers too; the dump waits for it
+    params["dump"].update(cross_fit=3)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     listed = set(re.findall(r"^(\S+)", run(work, "dvc", "stage", "list"), re.M))
-    assert {f"train_teacher_part@cnn-main-0-{j}" for j in range(3)} <= listed
-    upstream = run(work, "dvc", "dag", "--md", "dump_logits@forward-main-0")
-    assert all(f"train_teacher_part@cnn-main-0-{j}" in upstream for j in range(3)) and "train@cnn-main-0" in upstream
+    assert listed == ONCE | per_run("main")
+    upstream = run(work, "dvc", "dag", "--md", "dump_logits@forward-main")
+    assert "train@cnn-main" in upstream and "pick_teacher@forward-main" in upstream

@@ -169,12 +169,12 @@ def test_a_trained_students_card_says_what_it_is_learned_from_and_scored(with_te
     from pipeline.evaluation.report import write_report
 
     write_report(s)
-    # the DVC stage export@folder-forward-main-0 (params export.formats: [folder]): Hugging Face's, for an AST
+    # the DVC stage export@folder-forward-main (params export.formats: [folder]): Hugging Face's, for an AST
     (root / "params.yaml").write_text(json.dumps({**params, "export": {"formats": ["folder"]}}))
-    result = subprocess.run([sys.executable, str(REPO / "stages" / "export.py"), "folder", "forward", "main", "0"],
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "export.py"), "folder", "forward", "main"],
                             cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    folder = root / "data/exports/main/seed0/forward/folder"
+    folder = root / "data/exports/main/forward/folder/seed0"
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in folder.iterdir()}
     export(path("student"), tmp_path / "hf", "huggingface", command="cmkd export student.pt --format huggingface")
     assert (folder / "README.md").read_text().split("## How it was made")[0] == \
@@ -186,7 +186,7 @@ def test_a_trained_students_card_says_what_it_is_learned_from_and_scored(with_te
     from pipeline.models.checkpoint import file_sha256
 
     assert file_sha256(path("teacher")) in card  # the teacher it learned from, by its checksum
-    assert "lambda = 0.5, tau = 4.0" in card and "train_student@forward-main-0" in card
+    assert "lambda = 0.5, tau = 4.0" in card and "train_student@forward-main" in card
     assert "| teacher | baseline (no KD) | student (CMKD) |" in card and "student - baseline:" in card
     assert "Normalised as (x - mean) / (2 std)" in card and "cmkd export student.pt --format huggingface" in card
 

@@ -241,7 +241,7 @@ def test_the_dump_runs_only_from_the_pinned_teacher(with_teacher):
     _, params = with_teacher
     s = settings(params)
     record = pin(s, "forward", MAIN)
-    assert record["architecture"] == "cnn" and record["checkpoints"][0]["path"].endswith("cnn/checkpoint.pt")
+    assert record["architecture"] == "cnn" and record["checkpoints"][0]["path"].endswith("cnn/seed0/checkpoint.pt")
     dump_logits(s, "forward", MAIN, pinned=True)
     with open(path("teacher"), "ab") as f:  # another checkpoint under the same name
         f.write(b"\0")

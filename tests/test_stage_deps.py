@@ -94,7 +94,11 @@ def test_stage_code_writes_every_record_the_stages_depend_on(tmp_path):
         {d.replace("${item.arch}", "${student}") for d in wanted}
     wanted = {d.replace("${item.direction}", direction) for d in wanted for direction in ("forward", "reverse")}
     assert wanted == outs
-    # the stage itself, on this repository: each record is codedeps' of its script or model
+    # the stage itself, on a copy of this repository: each record is codedeps' of its script or model
+    import shutil
+
+    for folder in ("stages", "pipeline"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "results/stores").mkdir(parents=True)
     (tmp_path / "results/stores/fbank.json").write_text(json.dumps({"content_sha256": "x"}))
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())

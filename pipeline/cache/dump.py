@@ -35,6 +35,7 @@ from ..data.batches import Augmenter, BatchSource, BatchSpec, ZarrRows
 from ..evaluation.inference import predict_batches
 from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_record
 from ..models.ensemble import Ensemble
+from ..provenance import code_version
 from ..runs import Run
 from ..runtime import device, world
 from ..stores import predictions
@@ -67,8 +68,13 @@ def dump(settings, direction: str, run: Run, pinned: bool = False) -> None:
     view_attrs = {"count": cfg.views, "config": settings.augment.as_dict(), "top_k": k_top, "seed": run.seed} \
         if cfg.views else None
     blocks = block_ranges(len(store.clip_ids), cfg.clips_per_shard)
-    fingerprint = hashlib.sha256(json.dumps([[t["checkpoint_sha256"] for t in teachers], store.fingerprint,
-                                             run.split, view_attrs, cfg.cross_fit]).encode()).hexdigest()
+    made_of = [[t["checkpoint_sha256"] for t in teachers], store.group.attrs.get("content_sha256", store.fingerprint),
+               run.split, view_attrs, cfg.cross_fit, cfg.clips_per_shard, code_version()["source_sha256"]]
+    fingerprint = hashlib.sha256(json.dumps(made_of).encode()).hexdigest()
+    if already_dumped(layout.predictions(direction, run), fingerprint):  # a stage re-run for another seed, say
+        print(f"{direction} ({run}): kept {layout.predictions(direction, run)}, dumped by the same code from the "
+              "same teacher and store")
+        return
     writer = ResumableStore(layout.predictions(direction, run), fingerprint, len(blocks))
     group = open_on_every_rank(writer, ranks, store, cfg, k_top, parts, run)
     augmenter = Augmenter(settings.augment, store.num_frames, store.num_mel_bins, store.indices("train"),
@@ -83,10 +89,23 @@ def dump(settings, direction: str, run: Run, pinned: bool = False) -> None:
     if not ranks.is_main:
         return
     predictions.describe(group, store, run, direction, teacher, view_attrs,
-                         cross_fit={"k": cfg.cross_fit, "seed": run.seed} if parts is not None else None)
+                         cross_fit={"k": cfg.cross_fit, "seed": run.seed} if parts is not None else None,
+                         dump_fingerprint=fingerprint)
     writer.commit(group)
     write_reports(direction, run, store, {"matched": len(store.clip_ids),
                                           "missing (in the feature store, not in the file)": {}})
+
+
+def already_dumped(path: Path, fingerprint: str) -> bool:
+    """Whether the cache at `path` was dumped by exactly this dump (teachers, store, views, code), with its reports."""
+    import zarr
+
+    if not path.is_dir():
+        return False
+    try:
+        return zarr.open_group(path, mode="r").attrs.get("dump_fingerprint") == fingerprint
+    except Exception:  # noqa: BLE001  (unreadable: dumped again)
+        return False
 
 
 def teachers_of(settings, direction: str, run: Run, store: FeatureStore, parts: np.ndarray | None,
@@ -214,7 +233,8 @@ def load_part_teachers(arch: str, run: Run, store: FeatureStore, parts: np.ndarr
     for j in range(int(parts.max()) + 1):
         path = layout.checkpoint(layout.part_model(arch, j), run)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: cross-fit teacher {j} not found (run stage train_teacher_part)")
+            raise FileNotFoundError(f"{path}: cross-fit teacher {j} not found (stage train trains it, with "
+                                    "dump.cross_fit set)")
         member, meta = load_checkpoint(path, dev)
         check_trained_on(meta, path, store)
         check_part_teacher(meta, path, store, parts, j)

@@ -26,7 +26,7 @@ def evaluate(name: str, run: Run) -> dict:
     result = {**scores, f"val_{task.headline}": val, "clips": len(logits.test.labels),
               "val_clips": len(logits.val.labels), "run": run.split, "seed": run.seed, "task": task.name,
               **logits.model}
-    layout.results_dir(name, run).mkdir(parents=True, exist_ok=True)
+    layout.metrics(name, run).parent.mkdir(parents=True, exist_ok=True)
     layout.metrics(name, run).write_text(json.dumps(result, indent=2) + "\n")
     layout.per_class(name, run).write_text(json.dumps(per_class, indent=1) + "\n")
     return result

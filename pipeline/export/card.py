@@ -154,9 +154,10 @@ def input_section(meta: Checkpoint, family, loads_with: str) -> list[str]:
 
 
 def stage_of(meta: Checkpoint) -> str:
+    """The DVC stage that trained it (every seed of its split; this one is seed `meta.seed`)."""
     if meta.role == "student":
-        return f"train_student@{meta.direction}-{meta.run}-{meta.seed}"
-    return f"train@{meta.architecture}-{meta.run}-{meta.seed}"
+        return f"train_student@{meta.direction}-{meta.run}"
+    return f"train@{meta.architecture}-{meta.run}"
 
 
 def _yaml(tree: dict) -> list[str]:

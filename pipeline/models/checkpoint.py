@@ -65,6 +65,7 @@ class Checkpoint(BaseModel):
     adopted: dict | None = None              # a ready model used as is: the file and its sha256
     source: dict | None = None               # `cmkd convert`: the file it came from
     note: str | None = None
+    shaped_by: str | None = None             # the fingerprint of all that shaped its training (training/loop.py)
     code: dict = Field(default_factory=dict)  # the code version that wrote it (pipeline/provenance.py)
 
     @property

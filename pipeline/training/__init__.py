@@ -1,4 +1,4 @@
-"""Stages `train@<arch>`, `train_student@<direction>`, `train_teacher_part@<arch>`: one training loop.
+"""Stages `train@<arch>` (and its cross-fit part teachers) and `train_student@<direction>`: one training loop.
 
 loop.py       the training loop, top to bottom
 jobs.py       what a stage trains: an architecture on labels, a direction's student, a cross-fit part teacher

@@ -4,7 +4,7 @@ trained on it.
 A teacher scores its own training clips almost perfectly, so a plain cache hands the student little more than its
 labels back on exactly the clips it learns from. With k > 1 the run's training clips are split into k parts
 (stratified by class, keeping each group -- recording, speaker -- in one part, seeded by the run's seed); teacher j
-(stage train_teacher_part@<arch>, pipeline/training/jobs.py) trains on the other k - 1 parts and the dump takes each
+(trained by stage train@<arch>, pipeline/training/jobs.py) trains on the other k - 1 parts and the dump takes each
 training clip's logits from the teacher of its part. Validation and test clips, which no teacher trained on, get
 the mean of the k teachers' logits. The cache records each row's teacher (`teacher_part`, -1 for the mean).
 """
@@ -61,10 +61,10 @@ def check_part_teacher(meta, path, store: FeatureStore, parts: np.ndarray, part:
     if not record or record.get("part") != part or record.get("k") != int(parts.max()) + 1:
         raise StoreMismatchError(f"{path}: not the teacher of cross-fit part {part} of {int(parts.max()) + 1} "
                                  f"(it records {record and {k: record[k] for k in ('k', 'part', 'seed')}}); "
-                                 "re-run train_teacher_part")
+                                 "re-run stage train")
     if set(record["held_out"]) != set(held_out_clips(store, parts, part)):
         raise StoreMismatchError(f"{path}: its held-out clips are not part {part} of this run's training clips "
-                                 "(another split seed, k or feature store); re-run train_teacher_part")
+                                 "(another split seed, k or feature store); re-run stage train")
 
 
 def pick_part(logits: torch.Tensor, parts: np.ndarray) -> torch.Tensor:

@@ -5,7 +5,7 @@
   student       a direction's student architecture on lambda * L_gt + (1 - lambda) * L_kd toward that direction's
                 teacher's cached predictions (stage train_student@<direction>)
   teacher part  an architecture on labels without part j of the training clips (dump.cross_fit), so that the dump
-                takes those clips' targets from a teacher that never saw them (stage train_teacher_part@<arch>)
+                takes those clips' targets from a teacher that never saw them (stage train@<arch> trains them too)
 """
 from __future__ import annotations
 

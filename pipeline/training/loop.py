@@ -1,4 +1,4 @@
-"""Stages `train`, `train_student`, `train_teacher_part`: one training loop, read top to bottom.
+"""Stages `train` (and its cross-fit part teachers) and `train_student`: one training loop, read top to bottom.
 
 `train(settings, job, run)` trains the model a Job describes (pipeline/training/jobs.py): an architecture on
 labels, a direction's student on lambda * L_gt + (1 - lambda) * L_kd toward the teacher's cached predictions (the
@@ -34,7 +34,7 @@ from ..evaluation.inference import predict
 from ..models import build_model
 from ..models.checkpoint import Checkpoint, check_trained_on, load_checkpoint, save_checkpoint, trained_on
 from ..models.pretrained import load_pretrained
-from ..provenance import file_sha256
+from ..provenance import code_version, file_sha256
 from ..runs import Run
 from ..runtime import World, autocast, device, world
 from ..stores.features import FeatureStore
@@ -49,6 +49,9 @@ from .teaching import Teaching, teaching_for
 def train(settings, job: Job, run: Run) -> dict:
     """Train `job` in `run`; returns the last epoch's log (on the main process; {} on the others)."""
     s = set_up(settings, job, run)
+    if already_trained(s):  # a stage re-run for another seed, say: this seed's model is kept
+        print(f"{job} ({run}): kept {s.checkpoint}, trained by the same code on the same inputs and params")
+        return {}
     start, history, kept_state = resume(s.resume_path, s.run_id, s.model, s.optimizer, s.scheduler, s.rng,
                                         s.ranks.size)
     kept = KeptWeights(settings.train, s.epochs, kept_state)
@@ -193,15 +196,29 @@ def set_up(settings, job: Job, run: Run) -> Setup:
 
 def shaped_by(settings, job: Job, run: Run, model_cfg, augment, teaching: Teaching, store: FeatureStore,
               cross_fit: dict | None, ranks: World) -> dict:
-    """Everything that shapes a training run, which a resume must match: the job and run, the model config (and the
-    pretrained file's sha256), the recipe, the augmentation it trains with, a student's whole distill settings and
-    teaching record (the teacher, its cache and views), the feature store, the cross-fit part, the world size."""
+    """Everything that shapes a training run, which a resume must match and a kept model must have been made by:
+    the job and run, the model config (and the pretrained file's sha256), the recipe, the augmentation it trains
+    with, a student's whole distill settings and teaching record (the teacher, its cache and views), the feature
+    store's content, the cross-fit part, the world size, and the library's source."""
     return {"job": job.name, "run": run.split, "seed": run.seed, "model": model_cfg.model_dump(),
             "pretrained": file_sha256(model_cfg.pretrained) if model_cfg.pretrained else None,
             "train": settings.train.model_dump(), "augment": augment.model_dump(),
             "distill": settings.distill.model_dump(by_alias=True) if teaching.record else None,
-            "teaching": teaching.record, "features": store.fingerprint, "cross_fit": cross_fit,
-            "world_size": ranks.size}
+            "teaching": teaching.record, "features": store.group.attrs.get("content_sha256", store.fingerprint),
+            "cross_fit": cross_fit, "world_size": ranks.size, "code": code_version()["source_sha256"]}
+
+
+def already_trained(s: Setup) -> bool:
+    """Whether the checkpoint (and its held-out logits) at the job's path was made by exactly this training."""
+    from ..models.checkpoint import read_checkpoint
+
+    if not s.checkpoint.is_file() or (s.job.role != "teacher part" and not layout.held_out_logits(
+            s.job.name, s.run).is_file()):
+        return False
+    try:
+        return read_checkpoint(s.checkpoint)[2].shaped_by == s.run_id
+    except Exception:  # noqa: BLE001  (unreadable: trained again)
+        return False
 
 
 def cross_fit_rows(settings, store: FeatureStore, train_rows: np.ndarray, part: int, run: Run):
@@ -222,7 +239,8 @@ def describe(settings, s: Setup, history: list[dict], selection: dict, weight_av
         seed=s.run.seed, direction=job.direction.name if job.direction else None,
         teacher=s.teaching.record, distill=settings.distill.model_dump(by_alias=True) if s.teaching.record else None,
         train={**settings.train.model_dump(), "augment": settings.augment.model_dump()}, world_size=s.ranks.size,
-        history=history, selection=selection, weight_average=weight_average, cross_fit=s.cross_fit)
+        history=history, selection=selection, weight_average=weight_average, cross_fit=s.cross_fit,
+        shaped_by=s.run_id)
 
 
 def say_input_differences(source: dict, store: FeatureStore, job: Job) -> None:
