@@ -114,6 +114,7 @@ def test_cross_fit_settings_are_checked(repo_params):
     p["dump"]["cross_fit_parts"] = [0, 1, 2]  # a key of before: the message says where it went
     with pytest.raises(ParamsError, match="cross_fit_parts: no longer a key .stage train trains"):
         settings(p)
+    del p["dump"]["cross_fit_parts"]
     p = with_cross_fit(repo_params, 2)
     p["distill"]["online"] = True
     with pytest.raises(ParamsError, match="dump.cross_fit needs the cache"):
