@@ -106,9 +106,13 @@ def apply(params_file: Path, overrides: dict) -> dict:
 
 
 def _float(representer, value: float):
-    """1e-05 as 1.0e-05: a number in YAML 1.1 (PyYAML) too, not only in YAML 1.2."""
+    """Floats as params.yaml writes them: 1.0e-3 below 0.01 (a number in YAML 1.1, PyYAML, too: with its dot), else
+    as Python prints them."""
     text = repr(value)
-    if "e" in text and "." not in text.split("e")[0]:
+    if value and abs(value) < 0.01:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    elif "e" in text and "." not in text.split("e")[0]:
         text = text.replace("e", ".0e")
     return representer.represent_scalar("tag:yaml.org,2002:float", text)
 
