@@ -110,6 +110,7 @@ def check(params: Path = PARAMS,
     from .features.check import check_dataset
     from .features.length import crop_warning
     from .manifest import ManifestError
+    from .presets import demo_recipe_warning
 
     settings = load_settings(params)
     try:
@@ -134,8 +135,9 @@ def check(params: Path = PARAMS,
         console.print(f"window: {length['target_frames']} frames ({length['window_seconds']:g} s; "
                       f"{length['rule']}); it crops {length['cropped']} of {length['clips']} clips "
                       f"({length['cropped_share']:.0%}), {length['audio_lost_share']:.0%} of the audio")
-        if warning := crop_warning(length):
-            console.print(f"[yellow]warning:[/yellow] {warning}")
+        for warning in (crop_warning(length), demo_recipe_warning(settings.as_params())):
+            if warning:
+                console.print(f"[yellow]warning:[/yellow] {warning}")
     if errors:
         raise typer.Exit(1)
 
@@ -179,10 +181,13 @@ def compare(source: Path = typer.Option(None, "--from", help="a saved `dvc exp s
 @app.command()
 def check_params(params: Path = PARAMS):
     """Validate params.yaml: every unknown key, wrong type or value out of range, with what is allowed."""
+    from .presets import demo_recipe_warning
     from .validation import check_all
 
-    check_all(load_settings(params))
+    settings = check_all(load_settings(params))
     console.print(f"{params}: valid")
+    if warning := demo_recipe_warning(settings.as_params()):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 @app.command()

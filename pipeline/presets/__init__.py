@@ -132,3 +132,17 @@ def _plain(tree):
     if isinstance(tree, list):
         return [_plain(v) for v in tree]
     return tree
+
+
+def demo_recipe_warning(params: dict) -> str | None:
+    """A sentence when params point at data of their own but still hold the built-in demo's recipe (every key the
+    builtin preset sets but the data's own), else None."""
+    if (params.get("data") or {}).get("source", "builtin") == "builtin":
+        return None
+    demo = {k: v for k, v in leaves(load_preset("builtin")).items() if k[0] not in ("data", "runs")}
+    have = leaves(params)
+    if any(have.get(k) != v for k, v in demo.items()):
+        return None
+    return ("params hold the built-in demo's recipe (8 CNN and 16 AST epochs, a 25-step warm-up: sized for generated "
+            "clips and a run of minutes) for data of your own: `cmkd preset own-data --manifest ...` sets the recipe "
+            "for real data (docs/own-data.md)")
