@@ -112,10 +112,10 @@ RECORDED_STAGES = ("train", "evaluate", "pick_teacher", "dump_logits", "train_st
                    "export", "report")  # the stages after the store (evaluate_student runs stages/evaluate.py)
 
 
-def write_records(models: dict[str, str], store: dict, root: Path = ROOT) -> None:
+def write_records(models: dict[str, tuple[str, str]], stores: dict[str, dict], root: Path = ROOT) -> None:
     """What stage `code` writes below `root`: every recorded stage's record, and for each model (a model key of
-    results/code/models/, to the (models key, registered name) it is) its family's record with `store`, the content
-    digest of the store it reads."""
+    results/code/models/, to the (models key, registered name) it is) its family's record with the record of the
+    store it reads (`stores`, by models key: its content digest)."""
     import json
 
     from . import layout
@@ -128,4 +128,4 @@ def write_records(models: dict[str, str], store: dict, root: Path = ROOT) -> Non
     for stage in RECORDED_STAGES:
         write(layout.stage_record(stage), stage_record(f"stages/{stage}.py", root))
     for model, (arch, name) in models.items():
-        write(layout.code_record(model), {**family_record(arch, name, root), "store": store})
+        write(layout.code_record(model), {**family_record(arch, name, root), "store": stores[arch]})

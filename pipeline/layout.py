@@ -53,6 +53,12 @@ STORES = RESULTS / "stores"
 CODE = RESULTS / "code"
 
 
+def store(frontend: str) -> Path:
+    """The feature store of a front-end (pipeline/features/frontend.py): params `features`' fbank's is
+    data/features.zarr, any other's data/frontends/<name>.zarr."""
+    return FEATURES if frontend == "fbank" else DATA / "frontends" / f"{frontend}.zarr"
+
+
 def store_record(frontend: str) -> Path:
     """The content digest of the feature store of `frontend` (stage features), which the code records carry."""
     return STORES / f"{frontend}.json"

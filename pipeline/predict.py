@@ -1,8 +1,9 @@
 """`cmkd predict MODEL AUDIO...`: a trained (or converted) model on new recordings.
 
 Each file is decoded and resampled as the features stage does (pipeline/features/audio.py), turned into the
-model's own features: the Kaldi fbank its checkpoint records (sample rate, mel bins, frame shift and length),
-rounded to float16 as the feature store holds them, and normalised with the statistics the model was trained with
+model's own features: those of the front-end its checkpoint records (pipeline/features/frontend.py: the Kaldi
+fbank's sample rate, mel bins, frame shift and length, or another family's own), rounded to float16 as the feature
+store holds them, and normalised with the statistics the model was trained with
 (pipeline/normalization.py). A clip of up to the model's window (its `num_frames`) is zero-padded, as in training, and
 scored once. A longer clip is scored in windows of that length, half a window apart, the last one ending at the
 clip's end; its logits are then aggregated over the windows:
@@ -21,7 +22,6 @@ import numpy as np
 import torch
 
 from .features.audio import AudioError, load_audio
-from .features.fbank import fbank, pad_or_crop
 from .models.checkpoint import load_checkpoint
 from .runtime import autocast, device
 
@@ -64,22 +64,21 @@ class Predictor:
         self.classes: list[str] = list(meta.classes)
         self.task = meta.task_kind
         self.frames, self.mel_bins = meta.num_frames, meta.num_mel_bins
-        self.features = meta.fbank
-        if self.features.get("num_mel_bins", self.mel_bins) != self.mel_bins:
-            raise ValueError(f"{checkpoint}: records {self.features['num_mel_bins']} mel bins for a "
-                             f"{self.mel_bins}-bin model")
+        self.frontend = meta.frontend
+        if self.frontend.bins != self.mel_bins:
+            raise ValueError(f"{checkpoint}: records {self.frontend.bins} mel bins for a {self.mel_bins}-bin model")
         self.normalization = meta.input_normalization
         self.batch_size = batch_size
 
     def windows(self, path: Path) -> torch.Tensor:
         """[windows, frames, mel bins]: the file's features in the model's windows, as the feature store holds them."""
-        f = self.features
-        wave = load_audio(path, int(f["sample_rate"]), min_samples=int(f["sample_rate"] * f["frame_length_ms"] / 1000))
-        feats = fbank(wave, int(f["sample_rate"]), self.mel_bins, f["frame_shift_ms"], f["frame_length_ms"])
-        feats = feats.to(torch.float16).float()  # what the model trained on
+        frontend = self.frontend
+        wave = load_audio(path, frontend.sample_rate, min_samples=max(1, frontend.samples_for(1)))
+        if frontend.frames_of(len(wave)) <= self.frames:  # one window, padded as the features stage pads a clip
+            feats, _ = frontend.clips([wave], self.frames, torch.device("cpu"))
+            return feats.half().float()
+        feats = frontend.frames(wave).to(torch.float16).float()  # what the model trained on
         n = feats.shape[0]
-        if n <= self.frames:
-            return pad_or_crop(feats, self.frames)[None]
         hop = max(1, self.frames // 2)
         starts = list(range(0, n - self.frames + 1, hop))
         if starts[-1] != n - self.frames:

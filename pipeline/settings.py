@@ -214,6 +214,7 @@ class Plan(Section):
     teacher: str = "cnn"
     student: str = "ast"
     directions: list[Literal["forward", "reverse"]] = Field(["forward"], min_length=1)
+    frontends: list[str] = []  # the stores besides data/features.zarr the models read (one stage frontend@ each)
     models: list[str] = []  # the keys of models (their configurations are validated by their families)
 
     @model_validator(mode="after")
@@ -234,15 +235,17 @@ class Plan(Section):
             raise ValueError("runs and seeds must not repeat an entry")
         if len(set(self.directions)) != len(self.directions):
             raise ValueError("directions must not repeat an entry")
+        if "fbank" in self.frontends or len(set(self.frontends)) != len(self.frontends):
+            raise ValueError("frontends lists the stores besides data/features.zarr (fbank's), each once")
         return self
 
 
 SECTIONS: dict[str, type[BaseModel] | None] = {  # params.yaml's sections; None: validated by the owner's class
-    "runs": Plan, "seeds": Plan, "teacher": Plan, "student": Plan, "directions": Plan,
+    "runs": Plan, "seeds": Plan, "teacher": Plan, "student": Plan, "directions": Plan, "frontends": Plan,
     "data": DataSettings, "features": FeatureSettings, "models": None, "augment": None, "train": TrainSettings,
     "distill": None, "dump": DumpSettings, "export": ExportSettings, "distributed": DistributedSettings,
 }
-PLAN_KEYS = ("runs", "seeds", "teacher", "student", "directions")
+PLAN_KEYS = ("runs", "seeds", "teacher", "student", "directions", "frontends")
 
 MOVED = {  # keys that moved or went, with where to look instead
     ("train", "epochs"): "each model sets its own: models.<key>.epochs",
@@ -415,6 +418,7 @@ class Settings:
     teacher = property(lambda self: self._read("teacher"))
     student = property(lambda self: self._read("student"))
     directions = property(lambda self: self._read("directions"))
+    frontends = property(lambda self: self._read("frontends"))
     data = property(lambda self: self._read("data"))
     features = property(lambda self: self._read("features"))
     augment = property(lambda self: self._read("augment"))

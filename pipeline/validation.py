@@ -29,6 +29,11 @@ def check_all(settings: Settings) -> Settings:
             problems += [line for line in problem_lines(e) if line not in problems]
     if not problems and settings.distill.online and settings.dump.cross_fit:
         problems.append("distill.online runs the full teacher in the loop; dump.cross_fit needs the cache")
+    if not problems:
+        try:
+            models.check_frontends(settings.frontends, {a: settings.models[a].name for a in settings.architectures})
+        except ParamsError as e:
+            problems += problem_lines(e)
     raise_problems(problems, settings.where)
     return settings
 

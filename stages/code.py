@@ -10,10 +10,10 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.codedeps import write_records
 from pipeline.errors import reported
+from pipeline.models import check_frontends, frontend_of
 from pipeline.settings import DIRECTIONS, load_settings
 
-PARAMS = ("teacher", "student", "models.{teacher}", "models.{student}")
-FRONTEND = "fbank"  # the store every family reads today (pipeline/features/extract.py)
+PARAMS = ("teacher", "student", "models.{teacher}", "models.{student}", "frontends")
 
 if __name__ == "__main__":
     with reported():  # a bad param: its message, no traceback
@@ -22,6 +22,9 @@ if __name__ == "__main__":
         for direction in DIRECTIONS:
             for role in ("teacher", "student"):
                 models[f"{direction}-{role}"] = settings.direction(direction).architecture(role)
+        names = {arch: settings.models.name(arch) for arch in settings.architectures}
+        check_frontends(settings.frontends, names)
+        # each model's record carries the content digest of the store it reads (its family's front-end's)
+        stores = {arch: json.loads(layout.store_record(frontend_of(name)).read_text()) for arch, name in names.items()}
         # the files of this repository (DVC runs the stage in it), whichever copy of the library is installed
-        write_records({model: (arch, settings.models.name(arch)) for model, arch in models.items()},
-                      json.loads(layout.store_record(FRONTEND).read_text()), root=Path.cwd())
+        write_records({model: (arch, names[arch]) for model, arch in models.items()}, stores, root=Path.cwd())

@@ -89,8 +89,8 @@ def rewrite_records(work: Path) -> None:
     teacher, student = params["teacher"], params["student"]
     roles = {teacher: teacher, student: student, "forward-teacher": teacher, "forward-student": student,
              "reverse-teacher": student, "reverse-student": teacher}
-    store = json.loads((work / "results/stores/fbank.json").read_text())
-    write_records({model: (arch, params["models"][arch]["name"]) for model, arch in roles.items()}, store, work)
+    stores = {arch: json.loads((work / "results/stores/fbank.json").read_text()) for arch in (teacher, student)}
+    write_records({model: (arch, params["models"][arch]["name"]) for model, arch in roles.items()}, stores, work)
 
 
 _PARSED: dict = {}

@@ -14,7 +14,7 @@ import torch
 
 from pipeline import layout
 from pipeline.features.audio import load_audio
-from pipeline.features.extract import clip_features, write_feature_store
+from pipeline.features.extract import clip_features, default_frontend, write_feature_store
 from pipeline.features.fbank import BatchedFbank, fbank, mel_banks, pad_batch, pad_or_crop
 from pipeline.stores.features import FeatureStore
 
@@ -114,6 +114,6 @@ def test_the_store_in_each_precision(in_workspace, tmp_path):
     from pipeline.manifest import read_classes, read_manifest
 
     clip = read_manifest(layout.MANIFEST, read_classes(layout.CLASSES))[0]
-    expected, _ = clip_features(load_audio(clip.path, 16000), settings(params | {"features": {
-        **params["features"], "precision": "float64"}}).features)
+    cfg = settings(params | {"features": {**params["features"], "precision": "float64"}}).features
+    expected, _ = clip_features(load_audio(clip.path, 16000), default_frontend(cfg), cfg.target_frames)
     np.testing.assert_array_equal(f64.features[0], expected)

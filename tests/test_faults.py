@@ -32,11 +32,11 @@ MARKER = Path({marker!r})
 _write = extract.ResumableStore.mark_done
 
 
-def mark_done(group, block):
+def mark_done(group, block, digest=""):
     if block == {block} and not MARKER.exists():
         MARKER.write_text(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGKILL)
-    return _write(group, block)
+    return _write(group, block, digest)
 
 
 extract.ResumableStore.mark_done = staticmethod(mark_done)

@@ -298,13 +298,13 @@ def test_decoder_output_is_attributed_to_the_clip(tmp_path, monkeypatch):
         os.write(2, b"Note: MPEG resync\n")
     assert printed == ["Note: MPEG resync"]
 
-    def decoder_that_talks(path, cfg):  # as libsndfile's MPEG decoder does on MP3 data inside a WAV container
+    def decoder_that_talks(path, frontend, frames):  # as libsndfile's MPEG decoder does on MP3 in a WAV
         os.write(2, f"Note: resync at frame 3 of {path.name}\n".encode())
 
     monkeypatch.setattr(check, "clip_audio", decoder_that_talks)
     from pipeline.manifest import Clip
 
     clips = [Clip("x", tmp_path / "x.wav", ("a",), "train"), Clip("y", tmp_path / "y.wav", ("a",), "train")]
-    assert check.probe(clips, None) == [
+    assert check.probe(clips, None, None) == [
         (str(tmp_path / f"{name}.wav"), "warning", f"decoder: Note: resync at frame 3 of {name}.wav")
         for name in ("x", "y")]

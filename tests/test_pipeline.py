@@ -80,8 +80,8 @@ def _other_classes(group, ids, logits):
     return ids, logits
 
 
-def _other_features(group, ids, logits):
-    group.attrs["features_fingerprint"] = "0" * 64
+def _other_clips(group, ids, logits):  # (a cache of another front-end's store of the same clips is fine)
+    group.attrs["clips_fingerprint"] = "0" * 64
     return ids, logits
 
 
@@ -101,7 +101,7 @@ def _foreign_clip(group, ids, logits):
     (_drop_last, "1 of 64 training clips are not cached .* set distill.missing: gt_only"),
     (_foreign_clip, "1 cached clips are not in the feature store \\(first: 'not-a-clip'\\)"),
     (_other_classes, "class lists differ"),
-    (_other_features, "made from a feature store with fingerprint 000000000000"),
+    (_other_clips, "made from the clips of another dataset or manifest .clips fingerprint 000000000000"),
     (_other_run, "its teacher was trained in run 'fold3', this is run 'main'"),
 ])
 def test_student_refuses_mismatched_cache(with_teacher, tmp_path, change, message):

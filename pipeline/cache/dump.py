@@ -53,13 +53,14 @@ def dump(settings, direction: str, run: Run, pinned: bool = False) -> None:
     teachers, or its cross-fit part teachers) in that run; `pinned`: only from the checkpoints stage pick_teacher
     pinned (pipeline/cache/teacher.py)."""
     cfg = settings.dump
-    store = FeatureStore(layout.FEATURES, run.split)
-    if cfg.source == "import":  # predictions made elsewhere (pipeline/cache/imported.py)
+    if cfg.source == "import":  # predictions made elsewhere (pipeline/cache/imported.py), matched by clip id
         from .imported import import_predictions
 
-        write_reports(direction, run, store, import_predictions(settings, direction, run))
+        store = FeatureStore(layout.FEATURES, run.split)  # any store of the dataset holds its clips
+        write_reports(direction, run, store, import_predictions(settings, direction, run, store))
         return
     ranks, dev = world(settings.distributed.backend), device()
+    store = teacher_store(teacher_checkpoints(settings, direction, run), run)
     parts = part_of_rows(store, cfg.cross_fit, run.seed) if cfg.cross_fit else None
     if pinned:
         check_pinned(direction, run, teacher_checkpoints(settings, direction, run))
@@ -94,6 +95,16 @@ def dump(settings, direction: str, run: Run, pinned: bool = False) -> None:
     writer.commit(group)
     write_reports(direction, run, store, {"matched": len(store.clip_ids),
                                           "missing (in the feature store, not in the file)": {}})
+
+
+def teacher_store(paths: list[Path], run: Run) -> FeatureStore:
+    """The feature store the teacher at `paths` reads (that of the front-end its checkpoint records), seen through
+    `run`."""
+    from ..models.checkpoint import read_checkpoint
+
+    if not paths[0].is_file():
+        raise FileNotFoundError(f"{paths[0]}: the teacher is not trained yet")
+    return FeatureStore(layout.store(read_checkpoint(paths[0])[2].frontend_name), run.split)
 
 
 def already_dumped(path: Path, fingerprint: str) -> bool:

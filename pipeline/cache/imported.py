@@ -228,11 +228,10 @@ def to_logits(values: np.ndarray, outputs: str, task, where: str) -> np.ndarray:
     return np.where(outside, PredictionStore.TOP_K_FILL, values).astype(np.float32)
 
 
-def import_predictions(settings, direction: str, run: Run) -> dict:
+def import_predictions(settings, direction: str, run: Run, store: FeatureStore) -> dict:
     """data/runs/<split>/seed<k>/<direction>/teacher_predictions.zarr from dump.imported; returns the coverage
     report."""
     cfg = settings.dump.imported
-    store = FeatureStore(layout.FEATURES, run.split)
     where = str(cfg.path)
     ids, values, file_classes = read_predictions(cfg, store.classes)
     columns = class_columns(file_classes, store.classes, where)

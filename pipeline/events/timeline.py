@@ -56,18 +56,20 @@ class Scorer:
         self.model, meta = load_checkpoint(checkpoint, self.device)
         self.classes, self.task = list(meta.classes), meta.task_kind
         self.normalization = meta.input_normalization
-        f = meta.fbank
-        self.rate, self.shift = int(f["sample_rate"]), f["frame_shift_ms"] / 1000
+        self.frontend = meta.frontend
+        self.rate, self.shift = self.frontend.sample_rate, self.frontend.hop_ms / 1000
         self.window = meta.num_frames
         self.hop = max(1, round(hop / self.shift))  # frames between window starts
-        self.fbank = BatchedFbank(self.rate, meta.num_mel_bins, f["frame_shift_ms"], f["frame_length_ms"],
-                                  dtype=torch.float64)
+        if self.frontend.name == "fbank":  # its frames are the file's frames: computed once, streamed
+            f = meta.fbank
+            self.fbank = BatchedFbank(self.rate, meta.num_mel_bins, f["frame_shift_ms"], f["frame_length_ms"],
+                                      dtype=torch.float64)
         self.batch_size, self.chunk_seconds = batch_size, chunk_seconds
         self.progress = progress or (lambda seconds: None)  # told the seconds of audio each chunk adds
 
     @property
     def window_seconds(self) -> float:
-        return (self.window - 1) * self.shift + self.fbank.size / self.rate
+        return self.frontend.samples_for(self.window) / self.rate
 
     def frames(self, path: Path) -> Iterator[torch.Tensor]:
         """The file's fbank frames [n, mel bins] (float16-rounded, as stored), chunk by chunk, in order."""
@@ -84,7 +86,11 @@ class Scorer:
                 carry = buffer
 
     def windows(self, path: Path) -> Iterator[torch.Tensor]:
-        """The model's windows over the file, `hop` frames apart, in order; the last ones zero-padded."""
+        """The model's windows over the file, `hop` frames apart, in order; the last ones padded as a short clip is
+        (the fbank's: its frames streamed once; another front-end's: each window from its own audio, as a clip)."""
+        if self.frontend.name != "fbank":
+            yield from self.audio_windows(path)
+            return
         buffered, start, offset, total = torch.zeros(0, self.fbank.mel.shape[1]), 0, 0, 0
         for feats in self.frames(path):
             buffered = torch.cat([buffered, feats])
@@ -100,6 +106,34 @@ class Scorer:
             part = buffered[start - offset :]
             yield torch.cat([part, part.new_zeros(self.window - len(part), part.shape[1])])
             start += self.hop
+
+    def audio_windows(self, path: Path) -> Iterator[torch.Tensor]:
+        """Each window's frames computed from the window's own audio (a clip of the model's length), streamed."""
+        size, step = self.frontend.samples_for(self.window), self.hop * round(self.shift * self.rate)
+        buffered, offset, start, total = torch.zeros(0), 0, 0, 0
+        pending = []
+
+        def flush():
+            if pending:
+                feats, _ = self.frontend.clips(pending, self.window, torch.device("cpu"))
+                pending.clear()
+                yield from feats.half().float()
+
+        for chunk in stream_audio(path, self.rate, self.chunk_seconds):
+            self.progress(len(chunk) / self.rate)
+            buffered, total = torch.cat([buffered, chunk]), total + len(chunk)
+            while start + size <= offset + len(buffered):
+                pending.append(buffered[start - offset : start - offset + size])
+                start += step
+                if len(pending) == self.batch_size:
+                    yield from flush()
+            buffered, offset = buffered[start - offset :], start
+        if total < self.frontend.samples_for(1):
+            raise AudioError(f"{path}: shorter than one analysis frame")
+        while start < max(total - size + step, 1):  # the tail: windows past the end, padded as a short clip
+            pending.append(buffered[start - offset :])
+            start += step
+        yield from flush()
 
     def timelines(self, paths: list[Path]) -> Iterator[Timeline]:
         """Each file's timeline, in order; the windows of consecutive files share batches."""

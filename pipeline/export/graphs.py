@@ -1,14 +1,15 @@
 """ONNX and TorchScript graphs of a model, features in or audio in, checked against the pipeline's own path.
 
-  --input features  raw Kaldi fbank [batch, frames, mel bins], as `cmkd predict` computes it, in; logits out
-  --input waveform  16 kHz mono float32 audio [batch, samples] in (any length: a clip shorter than the model's
-                    window is padded and a longer one cropped to its first window, as the features stage does, the
-                    waveform mean taken over the part that stage decodes; every clip of a batch has the batch's
-                    length); the fbank (pipeline/features/fbank.py's WaveformFrontEnd, with ONNX's DFT for the FFT)
-                    and the normalisation are inside; logits out
+  --input features  the raw features of the model's front-end [batch, frames, mel bins] (the Kaldi fbank, or its
+                    family's own), as `cmkd predict` computes them, in; logits out
+  --input waveform  mono float32 audio at the front-end's rate [batch, samples] in (any length: a clip shorter than
+                    the model's window is padded and a longer one cropped to its first window, as the features stage
+                    does; every clip of a batch has the batch's length); the front-end (its `graph`,
+                    pipeline/features/frontend.py, with ONNX's DFT for the FFT) and the normalisation are inside;
+                    logits out
 
 The check compares the exported graph (onnxruntime for ONNX, torch.jit.load for TorchScript) with the pipeline's own
-path -- for audio, the features stage's Kaldi fbank clip by clip (float64), padded or cropped, rounded to float16,
+path -- for audio, the features stage's front-end clip by clip (float64), padded or cropped, rounded to float16,
 normalised, the model -- at batch 1 and at the whole check batch. The file carries the model's classes, feature
 parameters, normalisation and input (ONNX metadata_props, TorchScript's extra file `cmkd.json`).
 """
@@ -22,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..features.fbank import WaveformFrontEnd
 from ..models.checkpoint import Checkpoint, load_checkpoint
 from ..normalization import Normalization
 
@@ -41,11 +41,9 @@ class Deployed(nn.Module):
         return self.model(self.normalization(features)).float()
 
 
-def front_end(meta: Checkpoint) -> WaveformFrontEnd:
-    """The features stage's path from audio to this model's features, as one module."""
-    f = meta.fbank
-    return WaveformFrontEnd(int(f["sample_rate"]), meta.num_mel_bins, f["frame_shift_ms"], f["frame_length_ms"],
-                            meta.num_frames)
+def front_end(meta: Checkpoint) -> nn.Module:
+    """The features stage's path from audio to this model's features (its front-end's), as one module."""
+    return meta.frontend.graph(meta.num_frames)
 
 
 class DeployedFromAudio(nn.Module):
@@ -61,10 +59,10 @@ class DeployedFromAudio(nn.Module):
 
 
 def metadata(meta: Checkpoint, input_kind: str) -> dict:
-    f = meta.fbank
-    window_s = ((meta.num_frames - 1) * f["frame_shift_ms"] + f["frame_length_ms"]) / 1000
-    given = {"features": "raw Kaldi fbank [batch, frames, mel bins]",
-             "waveform": f"{int(f['sample_rate'])} Hz mono float32 audio [batch, samples]; clips shorter than "
+    f, frontend = meta.fbank, meta.frontend
+    window_s = frontend.samples_for(meta.num_frames) / frontend.sample_rate
+    given = {"features": f"raw {frontend.name} features [batch, frames, mel bins]",
+             "waveform": f"{frontend.sample_rate} Hz mono float32 audio [batch, samples]; clips shorter than "
                          f"{window_s:g} s are padded and longer ones cropped to their first {window_s:g} s, as the "
                          f"features stage does"}[input_kind]
     return {"classes": meta.classes, "multi_label": meta.task_kind.multi_label, "num_frames": meta.num_frames,
@@ -77,13 +75,11 @@ def check_inputs(meta: Checkpoint, checkpoint: Path, audio: list[Path] | None, i
     """(exported graph's input, the pipeline's features for it, what they are): real audio when given. For audio
     the features are the features stage's own (pipeline/features/extract.py: the clip decoded as far as the stage
     decodes it, the Kaldi fbank in float64, padded or cropped, float16)."""
-    from types import SimpleNamespace
-
     from ..features.audio import load_audio
     from ..features.extract import clip_features
 
-    f, g = meta.fbank, torch.Generator().manual_seed(0)
-    rate = int(f["sample_rate"])
+    frontend, g = meta.frontend, torch.Generator().manual_seed(0)
+    rate = frontend.sample_rate
     if input_kind == "waveform":
         if audio:
             waves = [load_audio(path, rate) for path in audio[:count]]
@@ -93,10 +89,8 @@ def check_inputs(meta: Checkpoint, checkpoint: Path, audio: list[Path] | None, i
         else:
             waves = 0.1 * torch.randn(count, int(rate * 3.7), generator=g)
             described = f"{count} random clips of 3.7 s (no --check-audio)"
-        stage = SimpleNamespace(**{**f, "num_mel_bins": meta.num_mel_bins, "target_frames": meta.num_frames,
-                                   "precision": "float64"})
-        decoded = front_end(meta).max_samples  # what the features stage decodes of a clip (extract.clip_audio)
-        expected = torch.stack([torch.from_numpy(clip_features(w[:decoded], stage)[0]).float() for w in waves])
+        expected = torch.stack([torch.from_numpy(clip_features(w, frontend, meta.num_frames)[0]).float()
+                                for w in waves])
         return waves, expected, described
     if audio:
         from ..predict import Predictor

@@ -18,7 +18,7 @@ import dask
 
 from ..manifest import Clip
 from .audio import AudioError
-from .extract import clip_audio
+from .extract import clip_audio, default_frontend
 from .length import crop_report, resolved, seconds_of
 
 CLIPS_PER_TASK = 32
@@ -40,13 +40,13 @@ def captured_stderr():
             lines += [line.strip() for line in sink.read().decode(errors="replace").splitlines() if line.strip()]
 
 
-def probe(clips: list[Clip], cfg) -> list[tuple[str, str, str]]:
+def probe(clips: list[Clip], frontend, target_frames: int) -> list[tuple[str, str, str]]:
     """One task: (path, "error" | "warning", what) for each problem of these clips."""
     found = []
     for clip in clips:
         try:
             with captured_stderr() as printed:
-                clip_audio(clip.path, cfg)
+                clip_audio(clip.path, frontend, target_frames)
         except AudioError as e:
             found.append((str(clip.path), "error", str(e).removeprefix(f"{clip.path}: ")))
         found += [(str(clip.path), "warning", f"decoder: {line}") for line in printed]
@@ -55,7 +55,9 @@ def probe(clips: list[Clip], cfg) -> list[tuple[str, str, str]]:
 
 def check_clips(clips: list[Clip], cfg, workers: int) -> list[tuple[str, str, str]]:
     """Every problem of every clip, decoded in `workers` processes (one clip at a time each, for captured stderr)."""
-    tasks = [dask.delayed(probe)(clips[i : i + CLIPS_PER_TASK], cfg, dask_key_name=f"check-{i:09d}")
+    frontend = default_frontend(cfg)
+    tasks = [dask.delayed(probe)(clips[i : i + CLIPS_PER_TASK], frontend, cfg.target_frames,
+                                 dask_key_name=f"check-{i:09d}")
              for i in range(0, len(clips), CLIPS_PER_TASK)]
     scheduler = "processes" if workers > 1 else "synchronous"
     return sorted(p for found in dask.compute(*tasks, scheduler=scheduler, num_workers=workers) for p in found)
@@ -69,6 +71,7 @@ def check_dataset(settings) -> tuple[list[Clip], list[tuple[str, str, str]], dic
 
     with tempfile.TemporaryDirectory() as folder:
         clips, _ = read_dataset(settings.data, Path(folder))
+        frontend = default_frontend(settings.features)
         seconds = seconds_of([clip.path for clip in clips], 4 * settings.features.workers)
-        cfg = resolved(settings.features, seconds)
-        return clips, check_clips(clips, cfg, cfg.workers), crop_report(seconds, cfg, cfg.target_frames)
+        cfg = resolved(settings.features, seconds, frontend)
+        return clips, check_clips(clips, cfg, cfg.workers), crop_report(seconds, cfg, cfg.target_frames, frontend)

@@ -22,20 +22,23 @@ import math
 import torch
 import torch.nn as nn
 
+from .frontend import FrontEnd
+
 EPSILON = torch.finfo(torch.float32).eps  # Kaldi's floor on mel energies before the log
 PREEMPHASIS = 0.97
 LOW_FREQ = 20.0  # Kaldi's default lower edge of the first mel bin (high: Nyquist)
 
 
-def mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = LOW_FREQ) -> torch.Tensor:
+def mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = LOW_FREQ,
+              high_freq: float | None = None) -> torch.Tensor:
     """Kaldi's mel filterbank (MelBanks, no VTLN warp) [n_fft // 2 + 1, num_bins]: triangles evenly spaced on
-    1127 ln(1 + f / 700) from `low_freq` to Nyquist, over the FFT bins below Nyquist (the Nyquist bin gets 0). In
-    float32, as torchaudio's `get_mel_banks` computes them (the weights the field's checkpoints were trained with),
-    whatever precision the spectra are then computed in."""
+    1127 ln(1 + f / 700) from `low_freq` to `high_freq` (Nyquist by default), over the FFT bins below Nyquist (the
+    Nyquist bin gets 0). In float32, as torchaudio's `get_mel_banks` computes them (the weights the field's
+    checkpoints were trained with), whatever precision the spectra are then computed in."""
     def mel(freq):
         return 1127.0 * math.log(1.0 + freq / 700.0)
 
-    mel_low, mel_high = mel(low_freq), mel(sample_rate / 2)
+    mel_low, mel_high = mel(low_freq), mel(sample_rate / 2 if high_freq is None else high_freq)
     delta = (mel_high - mel_low) / (num_bins + 1)
     index = torch.arange(num_bins).unsqueeze(1)
     left, center, right = mel_low + index * delta, mel_low + (index + 1.0) * delta, mel_low + (index + 2.0) * delta
@@ -142,3 +145,56 @@ class WaveformFrontEnd(nn.Module):
         lengths = torch.ones_like(waves, dtype=torch.long).sum(dim=1)  # the batch's length, traced as a tensor
         features, _ = self.fbank(waves, lengths, self.target_frames)
         return features.half().float()
+
+
+class KaldiFbank(FrontEnd):
+    """The AST/PSLA recipe's Kaldi fbank, as params `features` set it (the module docstring), the store's frames
+    computed for a batch of clips at once."""
+    name = "fbank"
+
+    def __init__(self, sample_rate: int = 16000, num_mel_bins: int = 128, frame_shift_ms: float = 10.0,
+                 frame_length_ms: float = 25.0, precision: str = "float64"):
+        super().__init__(precision)
+        self.sample_rate, self.bins = int(sample_rate), int(num_mel_bins)
+        self.hop_ms, self.window_ms = float(frame_shift_ms), float(frame_length_ms)
+        self.shift = int(self.sample_rate * self.hop_ms / 1000)
+        self.size = int(self.sample_rate * self.window_ms / 1000)
+        self._batched: dict = {}
+
+    @classmethod
+    def from_params(cls, params: dict, precision: str = "float64") -> "KaldiFbank":
+        keys = ("sample_rate", "num_mel_bins", "frame_shift_ms", "frame_length_ms")
+        return cls(**{k: params[k] for k in keys if k in params}, precision=precision)
+
+    def frames_of(self, samples: int) -> int:
+        return 1 + (samples - self.size) // self.shift if samples >= self.size else 0
+
+    def samples_for(self, frames: int) -> int:
+        return (frames - 1) * self.shift + self.size
+
+    def decoded(self, target_frames: int) -> int:
+        """4x the window: a longer clip is cropped anyway, and the recipe's mean is that of the decoded part."""
+        return math.ceil(4 * self.samples_for(target_frames))
+
+    def frames(self, wave: torch.Tensor) -> torch.Tensor:
+        return fbank(wave, self.sample_rate, self.bins, self.hop_ms, self.window_ms, dtype=self.dtype)
+
+    def clips(self, waves, target_frames, device):
+        key = str(device)
+        if key not in self._batched:
+            self._batched[key] = BatchedFbank(self.sample_rate, self.bins, self.hop_ms, self.window_ms,
+                                              dtype=self.dtype).to(device)
+        batch, lengths = pad_batch(waves)
+        with torch.no_grad():
+            return self._batched[key](batch.to(device, non_blocking=True), lengths, target_frames)
+
+    def graph(self, target_frames):
+        return WaveformFrontEnd(self.sample_rate, self.bins, self.hop_ms, self.window_ms, target_frames)
+
+    def describe(self) -> str:
+        return (f"{self.sample_rate} Hz mono audio, the waveform mean removed, Kaldi fbank (as "
+                f"`torchaudio.compliance.kaldi.fbank` computes it: htk_compat, hanning window, {self.bins} mel bins, "
+                f"{self.window_ms:g} ms frames every {self.hop_ms:g} ms, no dither, no energy)")
+
+
+FRONTEND = KaldiFbank

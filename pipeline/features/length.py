@@ -38,36 +38,34 @@ def seconds_of(paths: list, workers: int = 8) -> np.ndarray:
         return np.array(list(pool.map(duration, paths, chunksize=256)), dtype=np.float64)
 
 
-def frames_of(seconds: np.ndarray | float, cfg) -> np.ndarray:
-    """The fbank frames (Kaldi's: only frames that fit entirely) of audio lasting `seconds`."""
-    samples = np.floor(np.asarray(seconds, dtype=np.float64) * cfg.sample_rate + 1e-6)
-    size, shift = int(cfg.sample_rate * cfg.frame_length_ms / 1000), int(cfg.sample_rate * cfg.frame_shift_ms / 1000)
-    return np.where(samples >= size, 1 + (samples - size) // shift, 0).astype(np.int64)
+def frames_of(seconds: float, frontend) -> int:
+    """The frames the front-end (pipeline/features/frontend.py) makes of audio lasting `seconds`."""
+    return frontend.frames_of(int(np.floor(seconds * frontend.sample_rate + 1e-6)))
 
 
-def auto_frames(seconds: np.ndarray, cfg) -> int:
+def auto_frames(seconds: np.ndarray, frontend) -> int:
     """`target_frames: auto`: the frames of the 95th percentile clip, within [16, 1024]."""
     known = seconds[np.isfinite(seconds)]
     if not len(known):
         return MIN_FRAMES
-    frames = int(frames_of(np.percentile(known, AUTO_PERCENTILE, method="higher"), cfg))
+    frames = frames_of(float(np.percentile(known, AUTO_PERCENTILE, method="higher")), frontend)
     return int(min(MAX_FRAMES, max(MIN_FRAMES, frames)))
 
 
-def resolved(cfg, seconds: np.ndarray):
+def resolved(cfg, seconds: np.ndarray, frontend):
     """The features settings with `target_frames` a number (`auto` sized from `seconds`)."""
     if cfg.target_frames != "auto":
         return cfg
-    return cfg.model_copy(update={"target_frames": auto_frames(seconds, cfg)})
+    return cfg.model_copy(update={"target_frames": auto_frames(seconds, frontend)})
 
 
-def crop_report(seconds: np.ndarray, cfg, frames: int) -> dict:
+def crop_report(seconds: np.ndarray, cfg, frames: int, frontend) -> dict:
     """What a window of `frames` frames crops of clips lasting `seconds`: how many clips, the median seconds and
     share of a cropped clip lost, and the share of all the audio lost."""
     known = seconds[np.isfinite(seconds)]
-    window = (frames - 1) * cfg.frame_shift_ms / 1000 + cfg.frame_length_ms / 1000
+    window = frontend.samples_for(frames) / frontend.sample_rate
     lost = np.clip(known - window, 0, None)
-    cropped = lost > cfg.frame_shift_ms / 1000  # more than a frame's worth
+    cropped = lost > frontend.hop_ms / 1000  # more than a frame's worth
     return {"target_frames": int(frames), "window_seconds": round(window, 3),
             "rule": (f"auto: the {AUTO_PERCENTILE}th percentile clip's frames, within [{MIN_FRAMES}, {MAX_FRAMES}]"
                      if cfg.target_frames == "auto" else "features.target_frames"),

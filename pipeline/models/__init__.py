@@ -55,6 +55,7 @@ class Family:
     name: str = ""                         # its file's name
     kind: str = ""                         # "cnn" or "transformer": what a model card and the bench call it
     config: type[ModelConfig] = ModelConfig
+    frontend: str = "fbank"                # the features its models take (pipeline/features/frontend.py)
     folder_format: str | None = None       # `cmkd export --format folder`: the ecosystem folder it writes
     folder_library: str | None = None      # the library that loads that folder (the model card's library_name)
     folder_card: tuple[str, ...] = ()      # what the model card's Input section adds about the folder
@@ -144,6 +145,27 @@ def folder_formats() -> tuple[str, ...]:
 def convertible() -> str:
     """What `cmkd convert` reads, in words: each family's."""
     return ", ".join(f.converts for f in all_families() if f.converts)
+
+
+def frontend_of(name: str) -> str:
+    """The front-end the model `name` takes (its family's: pipeline/features/frontend.py)."""
+    return family(name).frontend
+
+
+def frontends_needed(names: list[str]) -> list[str]:
+    """The front-ends besides the default fbank that models `names` take: what params `frontends` must list (one
+    store and stage frontend@<name> each)."""
+    return sorted({frontend_of(name) for name in names} - {"fbank"})
+
+
+def check_frontends(listed: list[str], models: dict[str, str]) -> None:
+    """params `frontends` against the models keys -> registered names the params train: exactly their stores."""
+    needed = frontends_needed(list(models.values()))
+    if sorted(listed) != needed:
+        takes = ", ".join(f"models.{key} ({name}) the {frontend_of(name)} front-end" for key, name in models.items())
+        raise ParamsError(f"params: 1 problem\n  frontends = {listed}: must be {needed}, the stores besides "
+                          f"data/features.zarr that the models read ({takes}); dvc.yaml makes one stage "
+                          "frontend@<name> per entry")
 
 
 def config_class(name: str) -> type[ModelConfig]:

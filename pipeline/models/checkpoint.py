@@ -78,8 +78,20 @@ class Checkpoint(BaseModel):
 
     @property
     def fbank(self) -> dict:
-        """The Kaldi fbank parameters its inputs are computed with: the recipe's, with what it records on top."""
+        """The parameters of the front-end its inputs are computed with (the Kaldi fbank recipe's, with what it
+        records on top)."""
         return {**RECIPE_FEATURES, **self.features}
+
+    @property
+    def frontend_name(self) -> str:
+        return self.features.get("frontend", "fbank")
+
+    @property
+    def frontend(self):
+        """Its front-end (pipeline/features/frontend.py), in float64 as the features stage computes it."""
+        from ..features.frontend import frontend_named
+
+        return frontend_named(self.frontend_name, self.fbank)
 
 
 def trained_on(store, normalization: Normalization | None = None) -> dict:

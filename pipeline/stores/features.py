@@ -75,6 +75,9 @@ class FeatureStore:
         self.classes: list[str] = list(attrs["classes"])
         self.multi_label: bool = bool(attrs["multi_label"])
         self.fingerprint: str = attrs["fingerprint"]
+        # the clips, whatever the front-end (stores of one dataset share it; a store from before: its fingerprint)
+        self.clips_fingerprint: str = attrs.get("clips_fingerprint", self.fingerprint)
+        self.frontend: str = dict(attrs.get("feature_params", {})).get("frontend", "fbank")
         self.run = run
         usable = self.skipped == ""  # clips left out by features.on_error: skip are in no split
         manifest_split = self.group["split"][:]

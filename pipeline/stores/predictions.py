@@ -68,6 +68,7 @@ def describe(group: zarr.Group, features: FeatureStore, run, direction: str, tea
     """The store's attrs: which feature store, run and class list its rows belong to, and where they came from."""
     group.attrs.update({**schema("predictions", VERSION), "classes": features.classes,
                         "features_fingerprint": features.fingerprint, "features": str(features.path),
+                        "clips_fingerprint": features.clips_fingerprint,
                         "run": run.split, "seed": run.seed, "direction": direction, "teacher": teacher,
                         "views": views, "multi_label": features.multi_label, "created_by": "cmkd dump_logits",
                         "code": code_version(), **more})
@@ -85,6 +86,7 @@ class PredictionStore:
         check_schema(self.group, self.path, "predictions", VERSION)
         self.classes: list[str] = list(self.group.attrs["classes"])
         self.features_fingerprint: str = self.group.attrs["features_fingerprint"]
+        self.clips_fingerprint: str = self.group.attrs.get("clips_fingerprint", self.features_fingerprint)
         self.run: str = self.group.attrs["run"]
         self.teacher: dict = dict(self.group.attrs["teacher"])
 
@@ -142,10 +144,10 @@ class PredictionStore:
         if self.run != features.run:
             raise StoreMismatchError(f"{where}: its teacher was trained in run {self.run!r}, this is run "
                                      f"{features.run!r} (its test clips may be another run's training clips)")
-        if self.features_fingerprint != features.fingerprint:
-            raise StoreMismatchError(f"{where}: made from a feature store with fingerprint "
-                                     f"{self.features_fingerprint[:12]}, this one is {features.fingerprint[:12]} "
-                                     f"(re-run dump_logits)")
+        if self.clips_fingerprint != features.clips_fingerprint:  # (a teacher's store may be another front-end's)
+            raise StoreMismatchError(f"{where}: made from the clips of another dataset or manifest (clips "
+                                     f"fingerprint {self.clips_fingerprint[:12]}, this store's is "
+                                     f"{features.clips_fingerprint[:12]}): re-run dump_logits")
         if missing not in ("error", "gt_only"):
             raise ValueError(f"distill.missing must be error or gt_only, got {missing!r}")
         if np.array_equal(self.clip_ids, features.clip_ids):

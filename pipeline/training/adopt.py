@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from .. import layout
-from ..models import build_model
+from ..models import build_model, frontend_of
 from ..models.checkpoint import Checkpoint, file_sha256, save_checkpoint, trained_on
 from ..models.pretrained import load_pretrained, read_state_dict
 from ..runs import Run
@@ -29,7 +29,7 @@ def adopt_if_ready(settings, arch: str, run: Run) -> bool:
     cfg = settings.models[arch]
     if not cfg.pretrained or not only_a_teacher(settings, arch):
         return False
-    store = FeatureStore(layout.FEATURES, run.split)
+    store = FeatureStore(layout.store(frontend_of(cfg.name)), run.split)
     _, meta = read_state_dict(cfg.pretrained)  # the classes are read without building the model
     if "checkpoint" not in meta or meta["checkpoint"].classes != list(store.classes):
         return False

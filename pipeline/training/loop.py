@@ -31,7 +31,7 @@ from ..data.batches import Augmenter, BatchSource, ZarrRows, balanced_weights, i
 from ..data.resident import ResidentRows, resident_bytes, use_resident
 from ..evaluation import held_out
 from ..evaluation.inference import predict
-from ..models import build_model
+from ..models import build_model, frontend_of
 from ..models.checkpoint import Checkpoint, check_trained_on, load_checkpoint, save_checkpoint, trained_on
 from ..models.pretrained import load_pretrained
 from ..provenance import code_version, file_sha256
@@ -146,7 +146,7 @@ def set_up(settings, job: Job, run: Run) -> Setup:
     torch.manual_seed(run.seed)
     rng = np.random.default_rng(run.seed)  # the same on every rank: every rank draws the same plans
     ranks, dev = world(settings.distributed.backend), device()
-    store = FeatureStore(layout.FEATURES, run.split)
+    store = FeatureStore(layout.store(frontend_of(model_cfg.name)), run.split)  # the store of its family's front-end
     if ranks.is_main and store.validation_note():
         print(store.validation_note())
     if ranks.is_main and store.untrained_classes():
@@ -341,9 +341,9 @@ def recompute_batchnorm(model: nn.Module, source: BatchSource, rows: np.ndarray,
 def predict_held_out(name: str, run: Run, batch_size: int, num_workers: int) -> None:
     """The model `name` of `run` as its checkpoint holds it on the run's test and validation clips ->
     held_out.write: the last step of a training stage (and of adopting a ready teacher)."""
-    store = FeatureStore(layout.FEATURES, run.split)
     path = layout.checkpoint(name, run)
     model, meta = load_checkpoint(path, device())
+    store = FeatureStore(layout.store(meta.frontend_name), run.split)
     check_trained_on(meta, path, store)
     source = BatchSource(ZarrRows(store), num_workers=num_workers)
     clips = {}

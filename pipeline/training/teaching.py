@@ -32,6 +32,7 @@ from ..runs import Run
 from ..settings import Section, owned_section, validated
 from ..stores.features import FeatureStore
 from ..stores.predictions import PredictionStore
+from ..stores.schema import StoreMismatchError
 from ..task import Task, task_for
 from .jobs import Job
 
@@ -126,6 +127,10 @@ def teaching_for(job: Job, settings, store: FeatureStore, run: Run, device: torc
     if distill.online:
         path = layout.checkpoint(layout.labels_model(direction.teacher), run)
         teacher, meta = load_checkpoint(path, device)
+        if meta.frontend_name != store.frontend:
+            raise StoreMismatchError(f"distill.online runs the teacher ({path}) on the student's batches, but it takes "
+                                     f"the {meta.frontend_name} front-end and the student the {store.frontend}: "
+                                     "distil from the cache (distill.online: false), which serves any front-end")
         check_trained_on(meta, path, store)
         rescale = store.normalization.to(meta.input_normalization)
         return OnlineTeacher(teacher, {**teacher_record(path, meta), "online": True}, distill.tau,
