@@ -32,6 +32,7 @@ from rich.progress import track
 from .. import layout
 from ..data.augment import FIELDS, as_columns, view_seeds
 from ..data.batches import Augmenter, BatchSource, BatchSpec, ZarrRows
+from ..data.resident import ResidentRows, use_resident
 from ..evaluation.inference import predict_batches
 from ..models.checkpoint import check_trained_on, load_checkpoint, teacher_record
 from ..models.ensemble import Ensemble
@@ -80,7 +81,8 @@ def dump(settings, direction: str, run: Run, pinned: bool = False) -> None:
     group = open_on_every_rank(writer, ranks, store, cfg, k_top, parts, run)
     augmenter = Augmenter(settings.augment, store.num_frames, store.num_mel_bins, store.indices("train"),
                           group["view_seeds"][:], store.clip_frames) if cfg.views else None
-    source = BatchSource(ZarrRows(store), augmenter, cfg.num_workers, pin_memory=dev.type == "cuda")
+    rows = ResidentRows(store, dev) if use_resident("auto", store, None, dev) else ZarrRows(store)  # one read of it
+    source = BatchSource(rows, augmenter, cfg.num_workers, pin_memory=dev.type == "cuda")
     pending = writer.pending(group)[ranks.rank :: ranks.size]  # this rank's blocks
     ranks.barrier()  # every rank has read which blocks are pending before any marks one done
     with writer.writing():

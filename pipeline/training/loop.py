@@ -101,7 +101,7 @@ def train(settings, job: Job, run: Run) -> dict:
     live.end()
     save_checkpoint(s.checkpoint, s.model, describe(settings, s, history, selection, weight_average), ensemble)
     if job.role != "teacher part":  # what stage evaluate scores (a part teacher is not evaluated)
-        predict_held_out(job.name, run, s.batch_size, settings.train.num_workers)
+        predict_held_out(job.name, run, s.batch_size, settings.train.num_workers, replace(s.source, part=(0, 1)))
     s.resume_path.unlink(missing_ok=True)  # last: a stage killed before this resumes after its last epoch
     return history[-1]
 
@@ -338,14 +338,18 @@ def recompute_batchnorm(model: nn.Module, source: BatchSource, rows: np.ndarray,
     model.train(was_training)
 
 
-def predict_held_out(name: str, run: Run, batch_size: int, num_workers: int) -> None:
+def predict_held_out(name: str, run: Run, batch_size: int, num_workers: int,
+                     source: BatchSource | None = None) -> None:
     """The model `name` of `run` as its checkpoint holds it on the run's test and validation clips ->
-    held_out.write: the last step of a training stage (and of adopting a ready teacher)."""
+    held_out.write: the last step of a training stage (reading the clips as it trained on them, `source`: resident
+    where they were) and of adopting a ready teacher."""
     path = layout.checkpoint(name, run)
     model, meta = load_checkpoint(path, device())
     store = FeatureStore(layout.store(meta.frontend_name), run.split)
     check_trained_on(meta, path, store)
-    source = BatchSource(ZarrRows(store), num_workers=num_workers)
+    if source is None:
+        source = BatchSource(ZarrRows(store), num_workers=num_workers)
+    source = replace(source, augmenter=None)  # the clean clips
     clips = {}
     for split in held_out.SPLITS:
         rows = store.indices(split)
