@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.codedeps import write_records
 from pipeline.errors import reported
-from pipeline.models import check_frontends, frontend_of
+from pipeline.models import check_frontends, family_frontend
 from pipeline.settings import DIRECTIONS, load_settings
 
 PARAMS = ("teacher", "student", "models.{teacher}", "models.{student}", "frontends")
@@ -25,6 +25,7 @@ if __name__ == "__main__":
         names = {arch: settings.models.name(arch) for arch in settings.architectures}
         check_frontends(settings.frontends, names)
         # each model's record carries the content digest of the store it reads (its family's front-end's)
-        stores = {arch: json.loads(layout.store_record(frontend_of(name)).read_text()) for arch, name in names.items()}
+        stores = {arch: json.loads(layout.store_record(family_frontend(name)).read_text())
+                  for arch, name in names.items()}
         # the files of this repository (DVC runs the stage in it), whichever copy of the library is installed
         write_records({model: (arch, names[arch]) for model, arch in models.items()}, stores, root=Path.cwd())

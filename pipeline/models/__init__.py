@@ -13,6 +13,7 @@ file, so a change there cannot change it (DVC learns which file a `models.<key>`
 """
 from __future__ import annotations
 
+import ast
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -152,17 +153,41 @@ def frontend_of(name: str) -> str:
     return family(name).frontend
 
 
+def family_frontend(name: str) -> str:
+    """The front-end the family of model `name` names (its class attribute `frontend`, read from its file without
+    importing it: pipeline/features/frontend.py), "fbank" where it names none."""
+    path = family_file(name)
+    if path is None:
+        raise KeyError(f"no family file in pipeline/models/families/ has a name that is a word of {name!r}")
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Assign):
+            for target, value in _assigned(node):
+                if target == "frontend" and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    return value.value
+    return "fbank"
+
+
+def _assigned(node: ast.Assign):
+    """(name, value) pairs of an assignment, tuples unpacked (`name, frontend = "x", "y"`)."""
+    for target in node.targets:
+        if isinstance(target, ast.Name):
+            yield target.id, node.value
+        elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+            yield from ((t.id, v) for t, v in zip(target.elts, node.value.elts) if isinstance(t, ast.Name))
+
+
 def frontends_needed(names: list[str]) -> list[str]:
     """The front-ends besides the default fbank that models `names` take: what params `frontends` must list (one
-    store and stage frontend@<name> each)."""
-    return sorted({frontend_of(name) for name in names} - {"fbank"})
+    store and stage frontend@<name> each). Read from the family files, none imported (stage code runs it)."""
+    return sorted({family_frontend(name) for name in names} - {"fbank"})
 
 
 def check_frontends(listed: list[str], models: dict[str, str]) -> None:
     """params `frontends` against the models keys -> registered names the params train: exactly their stores."""
     needed = frontends_needed(list(models.values()))
     if sorted(listed) != needed:
-        takes = ", ".join(f"models.{key} ({name}) the {frontend_of(name)} front-end" for key, name in models.items())
+        takes = ", ".join(f"models.{key} ({name}) the {family_frontend(name)} front-end"
+                          for key, name in models.items())
         raise ParamsError(f"params: 1 problem\n  frontends = {listed}: must be {needed}, the stores besides "
                           f"data/features.zarr that the models read ({takes}); dvc.yaml makes one stage "
                           "frontend@<name> per entry")
