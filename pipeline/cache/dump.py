@@ -183,7 +183,7 @@ def write_reports(direction: str, run: Run, store: FeatureStore, coverage: dict)
     path = layout.target_statistics(direction, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     # a cache of up to AUDITED_CLIPS clips is read whole at once (its per-clip chunks cost a decode each)
-    logits = cache.logits[:] if len(cache.logits) <= AUDITED_CLIPS else cache.logits
+    logits = cache.logits[:] if cache.logits.shape[0] <= AUDITED_CLIPS else cache.logits
     path.write_text(json.dumps(split_statistics(logits, store, cache_rows), indent=1) + "\n")
     layout.coverage(direction, run).write_text(json.dumps(coverage, indent=1) + "\n")
 
