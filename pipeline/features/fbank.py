@@ -64,17 +64,25 @@ def pad_or_crop(feats: torch.Tensor, target_frames: int) -> torch.Tensor:
 
 
 class BatchedFbank(nn.Module):
+    """`window`: Kaldi's "hanning" (the recipe's) or "povey" (Kaldi's default: hanning to the 0.85); `scale`: what the
+    waveform is multiplied by first (BEATs': 2^15, 16-bit sample values); `subtract_mean`: the recipe's whole-clip mean
+    removed first (no effect on the values but float rounding: each frame's own mean is removed anyway)."""
+
     def __init__(self, sample_rate: int = 16000, num_mel_bins: int = 128, frame_shift_ms: float = 10.0,
-                 frame_length_ms: float = 25.0, dtype: torch.dtype = torch.float32):
+                 frame_length_ms: float = 25.0, dtype: torch.dtype = torch.float32, window: str = "hanning",
+                 scale: float = 1.0, subtract_mean: bool = True):
         super().__init__()
-        self.dtype = dtype
+        self.dtype, self.scale, self.subtract_mean = dtype, scale, subtract_mean
         self.shift = int(sample_rate * frame_shift_ms / 1000)
         self.size = int(sample_rate * frame_length_ms / 1000)
         self.n_fft = 1 << (self.size - 1).bit_length()  # Kaldi's round_to_power_of_two
         self.register_buffer("mel", mel_banks(num_mel_bins, self.n_fft, float(sample_rate)).to(dtype),
                              persistent=False)
-        window = 0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(self.size, dtype=torch.float64) / (self.size - 1))
-        self.register_buffer("window", window.to(dtype), persistent=False)  # Kaldi's "hanning" (symmetric)
+        hann = 0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(self.size, dtype=torch.float64) / (self.size - 1))
+        if window not in ("hanning", "povey"):
+            raise ValueError(f"window must be hanning or povey, got {window!r}")
+        hann = hann if window == "hanning" else hann.pow(0.85)  # Kaldi's (symmetric) windows
+        self.register_buffer("window", hann.to(dtype), persistent=False)
 
     def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames Kaldi makes from clips of `lengths` samples (snip_edges: only frames that fit entirely)."""
@@ -95,8 +103,8 @@ class BatchedFbank(nn.Module):
         lengths = lengths.to(waves.device)
         num_frames = self.num_frames(lengths)
         out_frames = target_frames if target_frames is not None else int(num_frames.max())
-        waves = waves.to(self.dtype)
-        mean = waves.sum(dim=1) / lengths.clamp_min(1)  # the recipe's whole-clip mean (zeros past the end)
+        waves = waves.to(self.dtype) * self.scale if self.scale != 1.0 else waves.to(self.dtype)
+        mean = waves.sum(dim=1) / lengths.clamp_min(1) if self.subtract_mean else waves.new_zeros(len(waves))
         # only the samples under the kept frames are transformed; from here on, Kaldi's operations in Kaldi's order
         needed = self.samples_for(out_frames)
         x = waves[:, :needed] - mean[:, None]
