@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .features.audio import AudioError, load_audio
+from .features.frontend import checkpoint_frontend
 from .models.checkpoint import load_checkpoint
 from .runtime import autocast, device
 
@@ -64,7 +65,7 @@ class Predictor:
         self.classes: list[str] = list(meta.classes)
         self.task = meta.task_kind
         self.frames, self.mel_bins = meta.num_frames, meta.num_mel_bins
-        self.frontend = meta.frontend
+        self.frontend = checkpoint_frontend(meta)
         if self.frontend.bins != self.mel_bins:
             raise ValueError(f"{checkpoint}: records {self.frontend.bins} mel bins for a {self.mel_bins}-bin model")
         self.normalization = meta.input_normalization

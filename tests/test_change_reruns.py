@@ -44,7 +44,11 @@ TABLE = {
     "pipeline/manifest.py": {"prepare", "features"},
     **{f"pipeline/prepare/{m}.py": {"prepare"}
        for m in ("__init__", "synthetic", "esc50", "fsd50k", "audioset", "folders", "user")},
-    **{f"pipeline/features/{m}.py": {"features"} for m in ("__init__", "audio", "fbank", "extract", "length")},
+    **{f"pipeline/features/{m}.py": {"features"}
+       for m in ("__init__", "audio", "fbank", "extract", "length", "frontend")},
+    # another front-end's file re-runs only its own store's stage frontend@<name> (none in this run)
+    "pipeline/features/efficientat.py": set(),
+    "pipeline/features/beats.py": set(),
     "pipeline/features/check.py": set(),  # `cmkd check` only
     # the stores: read by every stage after the features
     "pipeline/stores/__init__.py": {"features"} | BUILDS_MODEL,
@@ -64,7 +68,8 @@ TABLE = {
     "pipeline/models/families/__init__.py": CODE | BUILDS_MODEL,
     "pipeline/models/families/ast.py": CODE | AST_MODELS,
     "pipeline/models/families/efficientnet.py": CODE | CNN_MODELS,
-    "pipeline/models/families/mobilenetv3.py": CODE,  # neither model of this run is one
+    **{f"pipeline/models/families/{m}.py": CODE  # neither model of this run is one
+       for m in ("mobilenetv3", "efficientat", "beats")},
     "pipeline/models/timm_cnn.py": CODE | CNN_MODELS,
     # the task: its loss and headline metric are used by every model's stage; the reported metrics by evaluation,
     # which scores the held-out logits the trainings keep (a metric change re-runs no inference)
@@ -75,7 +80,7 @@ TABLE = {
     "pipeline/data/__init__.py": BUILDS_MODEL,
     "pipeline/data/augment.py": BUILDS_MODEL,
     "pipeline/data/batches.py": BUILDS_MODEL,
-    "pipeline/data/resident.py": TRAIN | STUDENT,
+    "pipeline/data/resident.py": TRAIN | STUDENT | DUMP,  # the dump reads the store resident too
     "pipeline/runtime.py": BUILDS_MODEL,
     # training: the loss, the loop and what a model learns from
     "pipeline/training/__init__.py": TRAIN | DUMP | STUDENT,

@@ -27,6 +27,7 @@ import torch
 
 from ..features.audio import AudioError, stream_audio
 from ..features.fbank import BatchedFbank
+from ..features.frontend import checkpoint_frontend
 from ..models.checkpoint import load_checkpoint
 from ..runtime import autocast, device
 
@@ -56,7 +57,7 @@ class Scorer:
         self.model, meta = load_checkpoint(checkpoint, self.device)
         self.classes, self.task = list(meta.classes), meta.task_kind
         self.normalization = meta.input_normalization
-        self.frontend = meta.frontend
+        self.frontend = checkpoint_frontend(meta)
         self.rate, self.shift = self.frontend.sample_rate, self.frontend.hop_ms / 1000
         self.window = meta.num_frames
         self.hop = max(1, round(hop / self.shift))  # frames between window starts

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..features.frontend import checkpoint_frontend
 from ..models.checkpoint import Checkpoint, load_checkpoint
 from ..normalization import Normalization
 
@@ -43,7 +44,7 @@ class Deployed(nn.Module):
 
 def front_end(meta: Checkpoint) -> nn.Module:
     """The features stage's path from audio to this model's features (its front-end's), as one module."""
-    return meta.frontend.graph(meta.num_frames)
+    return checkpoint_frontend(meta).graph(meta.num_frames)
 
 
 class DeployedFromAudio(nn.Module):
@@ -59,7 +60,7 @@ class DeployedFromAudio(nn.Module):
 
 
 def metadata(meta: Checkpoint, input_kind: str) -> dict:
-    f, frontend = meta.fbank, meta.frontend
+    f, frontend = meta.fbank, checkpoint_frontend(meta)
     window_s = frontend.samples_for(meta.num_frames) / frontend.sample_rate
     given = {"features": f"raw {frontend.name} features [batch, frames, mel bins]",
              "waveform": f"{frontend.sample_rate} Hz mono float32 audio [batch, samples]; clips shorter than "
@@ -78,7 +79,7 @@ def check_inputs(meta: Checkpoint, checkpoint: Path, audio: list[Path] | None, i
     from ..features.audio import load_audio
     from ..features.extract import clip_features
 
-    frontend, g = meta.frontend, torch.Generator().manual_seed(0)
+    frontend, g = checkpoint_frontend(meta), torch.Generator().manual_seed(0)
     rate = frontend.sample_rate
     if input_kind == "waveform":
         if audio:

@@ -85,3 +85,9 @@ def frontend_named(name: str, params: dict | None = None, precision: str = "floa
     if cls is None or cls.name != name:
         raise KeyError(f"unknown front-end {name!r} (pipeline/features/frontend.py lists them)")
     return cls.from_params(params or {}, precision)
+
+
+def checkpoint_frontend(meta) -> FrontEnd:
+    """The front-end a checkpoint's model takes (the one its record names, with the parameters it records), in
+    float64 as the features stage computes it."""
+    return frontend_named(meta.frontend_name, meta.fbank)

@@ -86,13 +86,6 @@ class Checkpoint(BaseModel):
     def frontend_name(self) -> str:
         return self.features.get("frontend", "fbank")
 
-    @property
-    def frontend(self):
-        """Its front-end (pipeline/features/frontend.py), in float64 as the features stage computes it."""
-        from ..features.frontend import frontend_named
-
-        return frontend_named(self.frontend_name, self.fbank)
-
 
 def trained_on(store, normalization: Normalization | None = None) -> dict:
     """The Checkpoint fields a feature store decides (pipeline/stores/features.py): what the model is fed (frames, mel

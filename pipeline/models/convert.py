@@ -79,8 +79,9 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
         raise PretrainedError(f"{src}: mapped weights do not fit {described['name']} (missing "
                               f"{sorted(set(own) - set(mapped))[:5]}, extra {sorted(set(mapped) - set(own))[:5]})")
     model.load_state_dict(mapped)
-    features = {"sample_rate": 16000, "num_mel_bins": described["num_mel_bins"], "frame_shift_ms": 10.0,
-                "frame_length_ms": 25.0, "target_frames": described["num_frames"]}
+    features = described.get("features") or {"sample_rate": 16000, "num_mel_bins": described["num_mel_bins"],
+                                              "frame_shift_ms": 10.0, "frame_length_ms": 25.0}
+    features = {**features, "target_frames": described["num_frames"]}
     source = {"path": str(src), "sha256": file_sha256(weights_file(src)),
               "format": described["format"]}
     save_checkpoint(Path(out), model, Checkpoint(

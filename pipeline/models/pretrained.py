@@ -36,8 +36,8 @@ def weights_file(path: Path) -> Path:
 
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Return (state dict, metadata); metadata is a cmkd checkpoint's description as `checkpoint` (a Checkpoint),
-    or a Hugging Face model's config.json (and preprocessor_config.json) as `hf_config` (`hf_preprocessor`), else
-    empty.
+    a Hugging Face model's config.json (and preprocessor_config.json) as `hf_config` (`hf_preprocessor`), or the
+    `cfg` a file keeps beside its weights (`{'cfg', 'model'}`, BEATs') as `config`, else empty.
 
     A Hugging Face model may be named by its folder or by its weights file (config.json beside it)."""
     path = weights_file(path)
@@ -62,11 +62,13 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         return obj, meta
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            if isinstance(obj.get("cfg"), dict):
+                meta["config"] = obj["cfg"]  # the file's own description of its network (BEATs')
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise PretrainedError(f"{path}: expected a state dict of tensors")
-    return obj, {}
+    return obj, meta
 
 
 def load_pretrained(model: nn.Module, path: Path) -> dict:
