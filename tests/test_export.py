@@ -204,3 +204,34 @@ def test_the_command_line_entry_prints_a_clean_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipeline.cli", "export", str(tmp_path / "missing.pt"),
                              "--format", "onnx", "--out", str(tmp_path / "x.onnx")], capture_output=True, text=True)
     assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["efficientat_test", "beats_test"])
+def test_waveform_graphs_carry_the_models_own_front_end(tmp_path, name):
+    """A family with its own front-end (EfficientAT's 32 kHz mel, BEATs' fbank): the exported graph takes audio at
+    that front-end's rate and gives the logits of the features stage's path (the export's own check, clip by clip)."""
+    from pipeline.features.frontend import frontend_named
+
+    frontend = frontend_named(name.split("_")[0])
+    frames, classes = 100, ["a", "b", "c"]
+    network = {"name": name}
+    model = build_model(network, len(classes), frames, frontend.bins)
+    save_checkpoint(tmp_path / f"{name}.pt", model, Checkpoint(
+        role="student", architecture="cnn" if name.startswith("efficientat") else "ast", network=network,
+        num_classes=3, num_frames=frames, num_mel_bins=frontend.bins, classes=classes, task="single-label",
+        normalization={"mean": -4.5, "std": 2.5}, features={**frontend.params(), "target_frames": frames},
+        run="main", seed=0))
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    clips = []
+    for i, seconds in enumerate((2.0, 0.5)):  # longer than the window, and shorter
+        sf.write(tmp_path / f"clip{i}.wav", 0.1 * rng.standard_normal(int(frontend.sample_rate * seconds)),
+                 frontend.sample_rate)
+        clips.append(tmp_path / f"clip{i}.wav")
+    report = export(tmp_path / f"{name}.pt", tmp_path / f"{name}.onnx", "onnx", clips, input_kind="waveform")
+    assert report["max abs logit difference"] <= 1e-3 and report["input"] == "waveform"
+    session = onnxruntime.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == "waveform"
+    wave = np.stack([load_audio(clips[0], frontend.sample_rate).numpy()] * 2)
+    assert session.run(None, {"waveform": wave})[0].shape == (2, 3)

@@ -104,10 +104,11 @@ class BatchedFbank(nn.Module):
         num_frames = self.num_frames(lengths)
         out_frames = target_frames if target_frames is not None else int(num_frames.max())
         waves = waves.to(self.dtype) * self.scale if self.scale != 1.0 else waves.to(self.dtype)
-        mean = waves.sum(dim=1) / lengths.clamp_min(1) if self.subtract_mean else waves.new_zeros(len(waves))
         # only the samples under the kept frames are transformed; from here on, Kaldi's operations in Kaldi's order
         needed = self.samples_for(out_frames)
-        x = waves[:, :needed] - mean[:, None]
+        x = waves[:, :needed]
+        if self.subtract_mean:
+            x = x - (waves.sum(dim=1) / lengths.clamp_min(1))[:, None]
         # zeros to `needed` samples (a concatenation, not a branch on the length, so that a traced or exported
         # graph takes any length; samples past a clip's end never enter a kept frame)
         x = torch.cat([x, x.new_zeros(x.shape[0], needed)], dim=1)[:, :needed]

@@ -115,8 +115,11 @@ class GatedRelativeAttention(nn.Module):
         # each query's gates on the position bias: sigmoid of two sums of four of grep_linear's outputs
         gate_a, gate_b = torch.sigmoid(self.grep_linear(q).view(b, self.heads, t, 2, 4).sum(-1)).chunk(2, dim=-1)
         bias = (gate_a * (gate_b * self.grep_a - 1.0) + 2.0) * position_bias
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
-                                             dropout_p=self.dropout if self.training else 0.0)
+        if torch.compiler.is_exporting():  # the exporter's SDPA with a float mask mislays its output's strides
+            out = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.head_dim) + bias.to(q.dtype), -1) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
+                                                 dropout_p=self.dropout if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, c))
 
 
