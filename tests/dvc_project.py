@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.codedeps import ROOT, write_records
+from pipeline.models import family_frontend
 from pipeline.settings import read_yaml
 
 from .conftest import tiny
@@ -49,8 +50,9 @@ def placeholder(path: Path) -> None:
         (path / "placeholder").write_text("placeholder\n")
 
 
-def make_project(work: Path):
-    """The scratch project in `work`, every stage up to date; returns DVC's Repo of it."""
+def make_project(work: Path, **overrides):
+    """The scratch project in `work` (params `overrides` over the tiny ones: `models`, `frontends`), every stage up
+    to date; returns DVC's Repo of it."""
     from dvc.repo import Repo
 
     cache_dvc_yaml_parses()
@@ -59,6 +61,8 @@ def make_project(work: Path):
     for folder in ("stages", "pipeline"):
         shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     params = {**tiny(read_yaml(ROOT / "params.yaml")), "directions": ["forward", "reverse"]}
+    for key, value in overrides.items():
+        params[key] = {**params[key], **value} if isinstance(value, dict) else value
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(command, cwd=work, check=True, capture_output=True)
@@ -89,8 +93,10 @@ def rewrite_records(work: Path) -> None:
     teacher, student = params["teacher"], params["student"]
     roles = {teacher: teacher, student: student, "forward-teacher": teacher, "forward-student": student,
              "reverse-teacher": student, "reverse-student": teacher}
-    stores = {arch: json.loads((work / "results/stores/fbank.json").read_text()) for arch in (teacher, student)}
-    write_records({model: (arch, params["models"][arch]["name"]) for model, arch in roles.items()}, stores, work)
+    names = {arch: params["models"][arch]["name"] for arch in (teacher, student)}
+    stores = {arch: json.loads((work / f"results/stores/{family_frontend(name)}.json").read_text())
+              for arch, name in names.items()}
+    write_records({model: (arch, names[arch]) for model, arch in roles.items()}, stores, work)
 
 
 _PARSED: dict = {}

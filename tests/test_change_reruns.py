@@ -141,3 +141,54 @@ def test_a_comment_in_a_module_reruns_exactly_the_stages_that_use_it(project, mo
         for p, text in records.items():
             p.write_text(text)
     assert marked(repo) == set()
+
+
+FRONTEND = {"frontend@efficientat"}
+# a run whose CNN is an EfficientAT MobileNet: a second store (data/frontends/efficientat.zarr) beside the fbank's
+FRONTEND_TABLE = {
+    "pipeline/features/efficientat.py": FRONTEND,  # its own store alone: the MobileNet's training reads the store
+    "pipeline/features/beats.py": set(),
+    "pipeline/features/fbank.py": {"features"} | FRONTEND,  # the mel banks come from it
+    "pipeline/features/frontend.py": {"features"} | FRONTEND,
+    "pipeline/models/families/efficientat.py": CODE | CNN_MODELS,
+    "pipeline/models/families/efficientnet.py": CODE,
+    "pipeline/models/convert.py": CODE,
+}
+
+
+@pytest.fixture(scope="module")
+def two_store_project(tmp_path_factory):
+    work = tmp_path_factory.mktemp("reruns-frontends")
+    cnn = {"name": "efficientat_test", "lr": 1e-3, "epochs": 2}
+    return work, make_project(work, models={"cnn": cnn}, frontends=["efficientat"])
+
+
+@pytest.mark.parametrize("module", sorted(FRONTEND_TABLE))
+def test_a_front_end_change_reruns_its_store_alone(two_store_project, module):
+    work, repo = two_store_project
+    path = work / module
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# a comment\n")
+        rewrite_records(work)
+        assert marked(repo) == CODE | FRONTEND_TABLE[module], module
+    finally:
+        path.write_text(original)
+        rewrite_records(work)
+    assert marked(repo) == set()
+
+
+def test_a_store_whose_values_change_reruns_its_consumers_alone(two_store_project):
+    """A re-extracted store whose content digest moved (new values) re-runs the stages of the models that read it
+    (the MobileNet's: it is the CNN), not the AST's, which reads the fbank's store."""
+    work, repo = two_store_project
+    record = work / "results/stores/efficientat.json"
+    original = record.read_text()
+    try:
+        record.write_text('{"content_sha256": "another"}\n')
+        rewrite_records(work)
+        assert marked(repo) == CODE | FRONTEND | CNN_MODELS
+    finally:
+        record.write_text(original)
+        rewrite_records(work)
+    assert marked(repo) == set()

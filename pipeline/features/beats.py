@@ -13,12 +13,12 @@ import torch
 from .fbank import BatchedFbank, WaveformFrontEnd
 from .frontend import FrontEnd
 
-NORMALIZATION = {"mean": 15.41663, "std": 6.55582}
 SCALE = 2.0**15
 
 
 class BEATsFbank(FrontEnd):
     name = "beats"
+    released_normalization = {"mean": 15.41663, "std": 6.55582}
     sample_rate, bins, hop_ms, window_ms = 16000, 128, 10.0, 25.0
     shift, size = 160, 400
 

@@ -21,8 +21,6 @@ import torch.nn as nn
 from .fbank import mel_banks
 from .frontend import FrontEnd
 
-NORMALIZATION = {"mean": -4.5, "std": 2.5}  # EfficientAT's (x + 4.5) / 5
-
 
 class MelSTFT(nn.Module):
     """Audio [batch, samples] -> log mel [batch, frames, bins] (every clip the batch's length)."""
@@ -55,6 +53,7 @@ class MelSTFT(nn.Module):
 
 class EfficientATMel(FrontEnd):
     name = "efficientat"
+    released_normalization = {"mean": -4.5, "std": 2.5}  # EfficientAT's (x + 4.5) / 5
     sample_rate, bins, hop_ms, window_ms = 32000, 128, 10.0, 25.0
     window, hop, n_fft, fmin, fmax = 800, 320, 1024, 0.0, 15000.0
 

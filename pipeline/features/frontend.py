@@ -29,6 +29,7 @@ class FrontEnd:
     bins: int = 128
     hop_ms: float = 10.0
     window_ms: float = 25.0
+    released_normalization: dict | None = None  # the normalisation the released models of this front-end take
 
     def __init__(self, precision: str = "float64"):
         self.precision = precision

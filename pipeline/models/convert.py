@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..features.frontend import DEFAULT as DEFAULT_FRONTEND
+from ..features.frontend import frontend_named
 from . import PretrainedError, all_families, build_model, config_class, convertible
 from .checkpoint import Checkpoint, file_sha256, save_checkpoint
 from .pretrained import read_state_dict, weights_file
@@ -41,10 +43,15 @@ def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | 
     """Write `src` as a cmkd checkpoint at `out`; returns what was read, mapped and assumed."""
     src = Path(src)
     sd, meta = read_state_dict(src)
-    described = next((d for family in all_families()
-                      if (d := family.describe_checkpoint(sd, meta, src, frames)) is not None), None)
-    if described is None:
+    found = next(((family, d) for family in all_families()
+                  if (d := family.describe_checkpoint(sd, meta, src, frames)) is not None), None)
+    if found is None:
         raise PretrainedError(f"{src}: not a checkpoint cmkd can convert ({convertible()})")
+    family, described = found
+    if family.frontend != DEFAULT_FRONTEND:  # the released models of a front-end of their own take its normalisation
+        frontend = frontend_named(family.frontend)
+        described = {"num_mel_bins": frontend.bins, "normalization": dict(frontend.released_normalization or {}),
+                     "features": frontend.params(), **described}
     n = described["num_classes"]
     notes = []
     if classes is not None:

@@ -269,14 +269,10 @@ class BEATsFamily(Family):
         if size is None:
             raise PretrainedError(f"{path}: a BEATs of {shape}; registered sizes: "
                                   + "; ".join(f"beats_{s} {d}" for s, d in SIZES.items()))
-        from ...features.beats import NORMALIZATION, BEATsFbank
-
-        frontend = BEATsFbank()
         settings = {k: cfg[k] for k in ("deep_norm", "num_buckets", "max_distance") if k in cfg}
         return {"format": "beats", "name": f"beats_{size}", "architecture": self.name, "model": settings,
-                "num_frames": frames or TEN_SECONDS, "num_mel_bins": frontend.bins,
-                "num_classes": sd["predictor.weight"].shape[0], "classes": None,
-                "normalization": dict(NORMALIZATION), "features": frontend.params()}
+                "num_frames": frames or TEN_SECONDS,
+                "num_classes": sd["predictor.weight"].shape[0], "classes": None}
 
 
 register_family(BEATsFamily())

@@ -210,13 +210,9 @@ class EfficientAT(Family):
         size = next((s for s, w in WIDTHS.items() if released_shapes(w, head, classes, heads) == shapes), None)
         if size is None:
             raise PretrainedError(f"{path}: an EfficientAT MobileNet of no released width ({', '.join(WIDTHS)})")
-        from ...features.efficientat import NORMALIZATION, EfficientATMel
-
-        frontend = EfficientATMel()
         return {"format": "efficientat", "name": f"efficientat_{size}", "architecture": self.name,
                 "model": {"head": head, "attention_heads": heads}, "num_frames": frames or 1000,  # its 10 s
-                "num_mel_bins": frontend.bins, "num_classes": classes, "classes": None,
-                "normalization": dict(NORMALIZATION), "features": frontend.params()}
+                "num_classes": classes, "classes": None}
 
 
 register_family(EfficientAT())
