@@ -38,20 +38,27 @@ def read_class_list(path: Path, count: int) -> list[str]:
     return names
 
 
-def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | None = None,
-            mean: float | None = None, std: float | None = None, multi_label: bool | None = None) -> dict:
-    """Write `src` as a cmkd checkpoint at `out`; returns what was read, mapped and assumed."""
-    src = Path(src)
-    sd, meta = read_state_dict(src)
+def describe(sd: dict, meta: dict, src: Path, frames: int | None) -> dict:
+    """What the family whose file `src` is says of it; a family of a front-end of its own (pipeline/features/) gets
+    that front-end's features and the normalisation its released models take."""
     found = next(((family, d) for family in all_families()
                   if (d := family.describe_checkpoint(sd, meta, src, frames)) is not None), None)
     if found is None:
         raise PretrainedError(f"{src}: not a checkpoint cmkd can convert ({convertible()})")
     family, described = found
-    if family.frontend != DEFAULT_FRONTEND:  # the released models of a front-end of their own take its normalisation
-        frontend = frontend_named(family.frontend)
-        described = {"num_mel_bins": frontend.bins, "normalization": dict(frontend.released_normalization or {}),
-                     "features": frontend.params(), **described}
+    if family.frontend == DEFAULT_FRONTEND:
+        return described
+    frontend = frontend_named(family.frontend)
+    return {"num_mel_bins": frontend.bins, "normalization": dict(frontend.released_normalization or {}),
+            "features": frontend.params(), **described}
+
+
+def convert(src: Path, out: Path, *, frames: int | None = None, classes: Path | None = None,
+            mean: float | None = None, std: float | None = None, multi_label: bool | None = None) -> dict:
+    """Write `src` as a cmkd checkpoint at `out`; returns what was read, mapped and assumed."""
+    src = Path(src)
+    sd, meta = read_state_dict(src)
+    described = describe(sd, meta, src, frames)
     n = described["num_classes"]
     notes = []
     if classes is not None:
