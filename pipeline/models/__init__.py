@@ -9,7 +9,8 @@ of it. A new family is a new file there; nothing else names it.
 Families are imported when a model of theirs is asked for, and only then: a model's family is the first of the
 `_`-separated words of its name that names a file in families/ (`efficientnet_b0` and `tf_efficientnet_b2` in
 efficientnet.py, `mobilenetv3_large_100` in mobilenetv3.py). A stage that trains the CNN never imports the AST's
-file, so a change there cannot change it (DVC learns which file a `models.<key>` uses from stage `model_code`).
+file, so a change there cannot change it (DVC learns which file a `models.<key>` uses from the
+records stage `code` writes).
 """
 from __future__ import annotations
 
