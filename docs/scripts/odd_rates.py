@@ -1,10 +1,11 @@
 """The features stage's peak memory and time on clips at rates that share no factor with 16 kHz, next to 44.1 kHz
 (docs/measurements.md "Every sample rate"). Run from a checkout: `python docs/scripts/odd_rates.py OUT.json
-[--clips N]`: per rate, N clips of 5 s of tones in a manifest, `cmkd features` on them (2 Dask threads, as
-params.yaml ships), its peak resident memory from /usr/bin/time and its wall time."""
+[--clips N] [--target-frames N|auto]`: per rate, N clips of 5 s of tones in a manifest, `cmkd features` on them
+(2 Dask threads, as params.yaml ships), its peak resident memory from /usr/bin/time and its wall time."""
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--target-frames", default=None, help="features.target_frames (default: params.yaml's)")
     args = parser.parse_args()
     checkout = Path.cwd()
     env = {**os.environ, "PYTHONPATH": str(checkout)}  # this checkout's library, whatever is installed
@@ -38,6 +40,8 @@ def main() -> None:
             (work / "manifest.csv").write_text("\n".join(rows) + "\n")
             params = (checkout / "params.yaml").read_text().replace("source: builtin", "source: manifest", 1)
             params = params.replace("manifest: null", f"manifest: {work / 'manifest.csv'}", 1)
+            if args.target_frames is not None:
+                params = re.sub(r"target_frames: \S+", f"target_frames: {args.target_frames}", params, count=1)
             (work / "params.yaml").write_text(params)
             subprocess.run([sys.executable, "-m", "pipeline.cli", "prepare"], cwd=work, check=True,
                            capture_output=True, env=env)
