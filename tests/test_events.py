@@ -44,7 +44,8 @@ def test_streamed_audio_is_the_whole_file(tmp_path, rate):
 
 def test_the_timeline_is_the_mean_of_the_windows_covering_each_step(tmp_path, model):
     path = noise_file(tmp_path / "long.wav", 12.34)
-    scorer = Scorer(model, hop=0.3, batch_size=5, chunk_seconds=2.0)  # 30 frames apart, 100-frame windows
+    scorer = Scorer(model, hop=0.3, batch_size=5, chunk_seconds=2.0, method="windows", gate_db=None)  # 30 frames
+    # apart, 100-frame windows
     (timeline,) = scorer.timelines([path])
     feats = fbank(load_audio(path, 16000)).half().float()  # the whole file at once
     starts = list(range(0, len(feats) - 100 + 30, 30))
@@ -60,13 +61,48 @@ def test_the_timeline_is_the_mean_of_the_windows_covering_each_step(tmp_path, mo
     np.testing.assert_allclose(timeline.scores, np.array(expected), rtol=1e-5, atol=1e-6)
 
 
-def test_windows_of_several_files_share_batches_without_mixing_them(tmp_path, model):
+@pytest.mark.parametrize("method", ["frames", "windows"])
+def test_windows_of_several_files_share_batches_without_mixing_them(tmp_path, model, method):
     paths = [noise_file(tmp_path / f"{i}.wav", seconds, seed=i) for i, seconds in enumerate((0.7, 3.2, 5.9))]
-    one = {t.path: t.scores for t in Scorer(model, hop=0.5, batch_size=1).timelines(paths)}
-    many = list(Scorer(model, hop=0.5, batch_size=7).timelines(paths))
+    one = {t.path: t.scores for t in Scorer(model, hop=0.5, batch_size=1, method=method).timelines(paths)}
+    many = list(Scorer(model, hop=0.5, batch_size=7, method=method).timelines(paths))
     assert [t.path for t in many] == paths  # in order, a file shorter than the window included
     for t in many:
         np.testing.assert_allclose(t.scores, one[t.path], rtol=1e-5, atol=1e-6)
+
+
+def test_the_frame_timeline_is_the_tapered_mean_of_the_windows_steps(tmp_path, model):
+    path = noise_file(tmp_path / "long.wav", 7.77)
+    scorer = Scorer(model, batch_size=3, chunk_seconds=2.0, gate_db=None)
+    (timeline,) = scorer.timelines([path])
+    assert timeline.method == "frames" and scorer.hop == 50  # windows half a window apart
+    feats = fbank(load_audio(path, 16000)).half().float()
+    starts = list(range(0, len(feats) - 100 + 50, 50))
+    x = torch.stack([pad_or_crop(feats[s:], 100) for s in starts])
+    with torch.no_grad():
+        probs = torch.softmax(scorer.model.frame_logits(scorer.normalization(x)), dim=2).numpy()
+    per_window = probs.shape[1]  # the CNN's time steps of a 100-frame window (stride 32: 4)
+    step = 100 / per_window
+    assert timeline.step == pytest.approx(step * 0.01) and len(timeline.scores) == int(np.ceil(7.77 / (step * .01)))
+    taper = np.sin(np.pi * (np.arange(per_window) + 0.5) / per_window)
+    sums, weights = np.zeros((len(timeline.scores), 4)), np.zeros(len(timeline.scores))
+    for w, s in enumerate(starts):
+        first = int(np.floor(s / step + 0.5))
+        for j in range(per_window):
+            if first + j < len(weights):
+                sums[first + j] += probs[w, j] * taper[j]
+                weights[first + j] += taper[j]
+    np.testing.assert_allclose(timeline.scores, sums / weights[:, None], rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_without_steps_scores_windows(model, monkeypatch):
+    from pipeline.events.timeline import NoFrameScores
+    from pipeline.models.timm_cnn import TimmCNN
+
+    monkeypatch.delattr(TimmCNN, "frame_logits")  # as a family that does not keep time
+    assert Scorer(model).method == "windows"
+    with pytest.raises(NoFrameScores, match="--timeline windows"):
+        Scorer(model, method="frames")
 
 
 def test_one_sound_is_one_event():

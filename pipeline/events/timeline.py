@@ -3,17 +3,25 @@
 The file is decoded and resampled chunk by chunk (pipeline/features/audio.py `stream_audio`) and turned into Kaldi
 fbank frames as the features stage computes them (the recipe's per-frame DC removal makes a frame independent of the
 clip's mean, so the frames of a long file are the frames of any window of it), rounded to float16 as the store holds
-them. Windows of the model's length (`num_frames`) start every `hop` seconds; a window past the file's end is
-zero-padded, as a short clip is. The windows of every file given are scored in batches (on the GPU when there is
-one), and each window's class probabilities (sigmoid for a multi-label model; softmax for a single-label one, which
-then says how the window's evidence is shared among the classes it knows, not whether anything sounds) are spread
-over the hop-long steps it covers: a step's score is the mean over the windows that cover it. Overlapping windows
-thus vote on the same steps instead of each reporting the sound again, and the timeline's resolution is the hop,
-while what a step's score can see is a window: a sound shorter than a window raises the scores of every step a
-window holding it covers (docs/long-recordings.md).
+them. Windows of the model's length (`num_frames`) are scored in batches (on the GPU when there is one), those of
+consecutive files together; a window past the file's end is zero-padded, as a short clip is. Class probabilities
+are sigmoids for a multi-label model and softmaxes for a single-label one (which say how the evidence is shared
+among the classes it knows, not whether anything sounds: activity.py's gate says that). Two ways to a timeline:
 
-Memory: the frames of the windows not yet scored and the timeline (steps x classes): an hour at a 0.5 s hop is
-7,200 steps; the audio is never held whole.
+- frames (the default for every model that keeps its time axis: the CNNs, EfficientAT's MobileNets, BEATs, the AST):
+  the model's per-step class logits (`frame_logits`: decision-level pooling, frequency pooled and time kept) of
+  windows half a window apart, each step the weighted mean of the windows covering it (a sine taper, so a step is
+  read mostly from the window it is central in, away from the window's padded edges). The timeline's step is the
+  model's time resolution (an EfficientNet's 32 frames, 0.32 s; an AST's time stride), and a short sound raises
+  the steps it sounds in. The clip's loss trained the pooled output, not the steps: how well they place a sound is
+  measured, not assumed (docs/measurements.md "Detection in silence").
+- windows (`--timeline windows`, and any model without `frame_logits`): windows every `hop` seconds, each window's
+  clip probabilities spread over the hop-long steps it covers, a step's score the mean over the windows covering it.
+  Overlapping windows vote on the same steps instead of each reporting the sound again; a sound shorter than a
+  window raises every step a window holding it covers (docs/long-recordings.md).
+
+Memory: the frames of the windows not yet scored, the timeline (steps x classes: an hour at 0.32 s steps is 11,250)
+and the gate's block levels; the audio is never held whole.
 """
 from __future__ import annotations
 
@@ -25,22 +33,33 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from ..errors import InputError
 from ..features.audio import AudioError, stream_audio
 from ..features.fbank import BatchedFbank
 from ..features.frontend import checkpoint_frontend
 from ..models.checkpoint import load_checkpoint
 from ..runtime import autocast, device
+from . import activity
+
+METHODS = ("auto", "frames", "windows")
+
+
+class NoFrameScores(InputError, ValueError):
+    """--timeline frames for a model that does not keep its time axis."""
 
 
 @dataclass
 class Timeline:
     path: Path
-    step: float                  # seconds per step (the hop)
+    step: float                  # seconds per step
     duration: float              # seconds of audio
-    scores: np.ndarray           # [steps, classes] float32: the mean probability of the windows covering each step
+    scores: np.ndarray           # [steps, classes] float32, 0 where the gate is shut (see the module docstring)
     windows: int
     classes: list[str]
     multi_label: bool
+    method: str = "windows"      # frames | windows
+    activity: np.ndarray | None = None  # [steps] dB: the step's loudest 20 ms over the recording's background
+    gate_db: float | None = None        # steps whose activity is below this scored 0 (None: no gate)
 
     @property
     def times(self) -> np.ndarray:
@@ -48,11 +67,18 @@ class Timeline:
         return np.arange(len(self.scores)) * self.step
 
 
+def keeps_time(model: torch.nn.Module) -> bool:
+    members = getattr(model, "members", [model])
+    return all(hasattr(m, "frame_logits") for m in [model, *members])
+
+
 class Scorer:
-    """A checkpoint ready to score recordings window by window (see the module docstring)."""
+    """A checkpoint ready to score recordings (see the module docstring). `method`: frames, windows, or auto
+    (frames where the model can); `gate_db`: activity.py's margin (None: no gate)."""
 
     def __init__(self, checkpoint: Path, hop: float = 0.5, batch_size: int = 32, dev: torch.device | None = None,
-                 chunk_seconds: float = 60.0, progress=None):
+                 chunk_seconds: float = 60.0, progress=None, method: str = "auto",
+                 gate_db: float | None = activity.MARGIN_DB):
         self.device = dev or device()
         self.model, meta = load_checkpoint(checkpoint, self.device)
         self.classes, self.task = list(meta.classes), meta.task_kind
@@ -60,7 +86,15 @@ class Scorer:
         self.frontend = checkpoint_frontend(meta)
         self.rate, self.shift = self.frontend.sample_rate, self.frontend.hop_ms / 1000
         self.window = meta.num_frames
-        self.hop = max(1, round(hop / self.shift))  # frames between window starts
+        if method not in METHODS:
+            raise ValueError(f"--timeline must be one of {', '.join(METHODS)}, got {method!r}")
+        if method == "frames" and not keeps_time(self.model):
+            raise NoFrameScores(f"{checkpoint}: a {meta.architecture} model gives no per-step scores; use "
+                                "--timeline windows")
+        self.method = "frames" if method != "windows" and keeps_time(self.model) else "windows"
+        # frames between window starts: half a window for per-step scores, the hop for window voting
+        self.hop = max(1, self.window // 2 if self.method == "frames" else round(hop / self.shift))
+        self.gate_db = gate_db
         if self.frontend.name == "fbank":  # its frames are the file's frames: computed once, streamed
             f = meta.fbank
             self.fbank = BatchedFbank(self.rate, meta.num_mel_bins, f["frame_shift_ms"], f["frame_length_ms"],
@@ -72,11 +106,18 @@ class Scorer:
     def window_seconds(self) -> float:
         return self.frontend.samples_for(self.window) / self.rate
 
-    def frames(self, path: Path) -> Iterator[torch.Tensor]:
-        """The file's fbank frames [n, mel bins] (float16-rounded, as stored), chunk by chunk, in order."""
-        carry = torch.zeros(0)
+    def audio(self, path: Path, levels: activity.Levels | None = None) -> Iterator[torch.Tensor]:
+        """The file's audio at the model's rate, chunk by chunk; `levels` is given each chunk."""
         for chunk in stream_audio(path, self.rate, self.chunk_seconds):
             self.progress(len(chunk) / self.rate)
+            if levels is not None:
+                levels.add(chunk.numpy())
+            yield chunk
+
+    def frames(self, path: Path, levels: activity.Levels | None = None) -> Iterator[torch.Tensor]:
+        """The file's fbank frames [n, mel bins] (float16-rounded, as stored), chunk by chunk, in order."""
+        carry = torch.zeros(0)
+        for chunk in self.audio(path, levels):
             buffer = torch.cat([carry, chunk])
             count = int(self.fbank.num_frames(torch.tensor([len(buffer)]))[0])
             if count:
@@ -86,14 +127,14 @@ class Scorer:
             else:
                 carry = buffer
 
-    def windows(self, path: Path) -> Iterator[torch.Tensor]:
+    def windows(self, path: Path, levels: activity.Levels | None = None) -> Iterator[torch.Tensor]:
         """The model's windows over the file, `hop` frames apart, in order; the last ones padded as a short clip is
         (the fbank's: its frames streamed once; another front-end's: each window from its own audio, as a clip)."""
         if self.frontend.name != "fbank":
-            yield from self.audio_windows(path)
+            yield from self.audio_windows(path, levels)
             return
         buffered, start, offset, total = torch.zeros(0, self.fbank.mel.shape[1]), 0, 0, 0
-        for feats in self.frames(path):
+        for feats in self.frames(path, levels):
             buffered = torch.cat([buffered, feats])
             total += len(feats)
             while start + self.window <= offset + len(buffered):
@@ -108,7 +149,7 @@ class Scorer:
             yield torch.cat([part, part.new_zeros(self.window - len(part), part.shape[1])])
             start += self.hop
 
-    def audio_windows(self, path: Path) -> Iterator[torch.Tensor]:
+    def audio_windows(self, path: Path, levels: activity.Levels | None = None) -> Iterator[torch.Tensor]:
         """Each window's frames computed from the window's own audio (a clip of the model's length), streamed."""
         size, step = self.frontend.samples_for(self.window), self.hop * round(self.shift * self.rate)
         buffered, offset, start, total = torch.zeros(0), 0, 0, 0
@@ -120,8 +161,7 @@ class Scorer:
                 pending.clear()
                 yield from feats.half().float()
 
-        for chunk in stream_audio(path, self.rate, self.chunk_seconds):
-            self.progress(len(chunk) / self.rate)
+        for chunk in self.audio(path, levels):
             buffered, total = torch.cat([buffered, chunk]), total + len(chunk)
             while start + size <= offset + len(buffered):
                 pending.append(buffered[start - offset : start - offset + size])
@@ -155,7 +195,7 @@ class Scorer:
 
         for i, path in enumerate(paths):
             open_files[i] = _Accumulator(self, Path(path), sf.info(str(path)).duration)
-            for w, x in enumerate(self.windows(path)):
+            for w, x in enumerate(self.windows(path, open_files[i].levels)):
                 batch.append(x)
                 owners.append((i, w))
                 open_files[i].windows = w + 1
@@ -168,31 +208,57 @@ class Scorer:
         yield from finished()
 
     def _probabilities(self, x: torch.Tensor) -> np.ndarray:
+        """[B, classes] per window, or [B, steps, classes] per step of each window (method frames)."""
         with torch.no_grad(), autocast(self.device):
-            logits = self.model(self.normalization(x.to(self.device))).float()
+            x = self.normalization(x.to(self.device))
+            logits = (self.model.frame_logits(x) if self.method == "frames" else self.model(x)).float()
         return self.task.probabilities(logits).cpu().numpy()
 
 
 class _Accumulator:
-    """A file's step sums and counts, filled as its windows are scored."""
+    """A file's step sums and weights, filled as its windows are scored, and its audio's block levels."""
 
     def __init__(self, scorer: Scorer, path: Path, duration: float):
         self.scorer, self.path, self.duration, self.windows = scorer, path, duration, 0
-        steps = max(1, int(np.ceil(duration / (scorer.hop * scorer.shift))))
-        self.sums = np.zeros((steps, len(scorer.classes)), dtype=np.float64)
-        self.counts = np.zeros(steps)
+        self.levels = activity.Levels(scorer.rate) if scorer.gate_db is not None else None
+        self.step_frames = float(scorer.hop)  # frames per step; method frames: set by the first window's steps
+        self.sums = self.counts = None
+
+    def _allocate(self, classes: int) -> None:
+        steps = max(1, int(np.ceil(self.duration / (self.step_frames * self.scorer.shift))))
+        self.sums, self.counts = np.zeros((steps, classes)), np.zeros(steps)
 
     def add(self, w: int, probs: np.ndarray) -> None:
-        """Window w covers frames [w * hop, w * hop + window): the steps whose middle frame is inside."""
         hop, window = self.scorer.hop, self.scorer.window
+        if probs.ndim == 2:  # the window's own steps: step j centred on frame w * hop + (j + 1/2) * window / steps
+            if self.sums is None:
+                self.step_frames = window / len(probs)
+                self._allocate(probs.shape[1])
+            first = int(np.floor(w * hop / self.step_frames + 0.5))
+            taper = np.sin(np.pi * (np.arange(len(probs)) + 0.5) / len(probs))
+            keep = min(len(probs), len(self.counts) - first)
+            if keep > 0:
+                self.sums[first : first + keep] += probs[:keep] * taper[:keep, None]
+                self.counts[first : first + keep] += taper[:keep]
+            return
+        if self.sums is None:
+            self._allocate(len(probs))
+        # window w covers frames [w * hop, w * hop + window): the steps whose middle frame is inside
         last = min(len(self.counts), w + int(np.ceil((window - hop / 2) / hop)))  # step w starts with window w
         self.sums[w:last] += probs
         self.counts[w:last] += 1
 
     def timeline(self) -> Timeline:
-        scores = self.sums / np.maximum(self.counts, 1)[:, None]
+        s = self.scorer
+        if self.sums is None:
+            self._allocate(len(s.classes))
+        scores = self.sums / np.maximum(self.counts, 1e-12)[:, None]
         for j in np.flatnonzero(self.counts == 0):  # the last steps, past the last frame: the step before's score
             scores[j] = scores[j - 1] if j else 0
-        s = self.scorer
-        return Timeline(self.path, s.hop * s.shift, self.duration, scores.astype(np.float32), self.windows,
-                        s.classes, s.task.multi_label)
+        step = self.step_frames * s.shift
+        active = None
+        if self.levels is not None:
+            active = activity.step_activity(self.levels.db(), step, len(scores))
+            scores[active < s.gate_db] = 0
+        return Timeline(self.path, step, self.duration, scores.astype(np.float32), self.windows, s.classes,
+                        s.task.multi_label, s.method, active, s.gate_db)

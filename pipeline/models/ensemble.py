@@ -20,3 +20,12 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([member(x).float() for member in self.members]).mean(dim=0)
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' per-step logits [B, T', classes] averaged, each resampled to the first member's steps."""
+        frames = [member.frame_logits(x).float() for member in self.members]
+        steps = frames[0].shape[1]
+        frames = [f if f.shape[1] == steps else
+                  torch.nn.functional.interpolate(f.transpose(1, 2), size=steps, mode="linear").transpose(1, 2)
+                  for f in frames]
+        return torch.stack(frames).mean(dim=0)

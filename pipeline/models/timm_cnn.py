@@ -45,6 +45,10 @@ class AttentionPool(nn.Module):
             heads.append((weight * cla(x)).sum(dim=2))
         return torch.stack(heads).mean(dim=0)
 
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, C, T] -> [B, T, classes]
+        """Each time step's class values, the heads averaged: what the attention weighs into the clip's logits."""
+        return torch.stack([cla(x) for cla in self.cla]).mean(dim=0).transpose(1, 2)
+
 
 class PSLAAttentionPool(nn.Module):
     """PSLA's MHeadAttention: per head a sigmoid attention over time and sigmoid class scores, the heads summed with
@@ -63,6 +67,11 @@ class PSLAAttentionPool(nn.Module):
             weight = weight / weight.sum(dim=2, keepdim=True)
             p = p + (weight * torch.sigmoid(cla(x))).sum(dim=2) * self.head_weight[i]
         return torch.logit(p.clamp(1e-7, 1 - 1e-7))
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, C, T] -> [B, T, classes]
+        """Each time step's class probability, the heads weighted as for the clip, as a logit."""
+        p = sum(torch.sigmoid(cla(x)) * w for cla, w in zip(self.cla, self.head_weight))
+        return torch.logit(p.clamp(1e-7, 1 - 1e-7)).transpose(1, 2)
 
 
 class TimmCNN(nn.Module):
@@ -92,6 +101,19 @@ class TimmCNN(nn.Module):
         if self.pooling == "mean":
             return self.head(self.pooled(fmap))
         return self.head(self.positions(fmap).mean(dim=2))  # frequency averaged, heads over time
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] -> [B, T', classes]: class logits at every time step of the last feature map (decision-level
+        pooling, as PANNs: frequency pooled, time kept). With `pooling: mean` on an EfficientNet their mean over
+        time is the clip's logits; the attention heads give their per-step class values."""
+        fmap = self.backbone.forward_features(x.transpose(1, 2).unsqueeze(1))
+        if self.pooling == "mean":
+            return self.head(self.time_pooled(fmap).transpose(1, 2))
+        return self.head.frame_logits(self.positions(fmap).mean(dim=2))
+
+    def time_pooled(self, fmap: torch.Tensor) -> torch.Tensor:
+        """[B, C, F', T'] -> [B, features, T']: `pooled` over frequency only."""
+        return fmap.mean(dim=2)
 
     def pooled(self, fmap: torch.Tensor) -> torch.Tensor:
         """[B, C, F', T'] -> [B, features]: what timm's network does between its features and its classifier."""

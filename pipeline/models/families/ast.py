@@ -75,6 +75,13 @@ class AST(nn.Module):
         tokens = self.v.forward_features(x)
         return self.head((tokens[:, 0] + tokens[:, 1]) / 2)
 
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] -> [B, time patches, classes]: the head on every patch token, averaged over frequency (the
+        patch tokens mapped back to time; the head learnt on the cls and distillation tokens only)."""
+        tokens = self.v.forward_features(x.transpose(1, 2).unsqueeze(1))[:, 2:]
+        f, t = self.grid_size
+        return self.head(tokens).reshape(len(x), f, t, -1).mean(dim=1)
+
 
 def pretrained_state(model: AST, sd: dict[str, torch.Tensor], meta: dict, path: Path) -> dict[str, torch.Tensor]:
     """A weights file's state dict in this model's keys and shapes (pipeline/models/pretrained.py loads it).

@@ -200,6 +200,12 @@ class BEATs(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.head_drop(self.tokens(x))).mean(dim=1)
 
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] -> [B, T // 16, classes]: each time patch's logits, the mean of its frequency patches' (the
+        clip's logits are the mean of these over time)."""
+        logits = self.head(self.tokens(x))
+        return logits.reshape(len(x), x.shape[1] // PATCH, x.shape[2] // PATCH, -1).mean(dim=2)
+
 
 def is_beats(sd: dict) -> bool:
     return "patch_embedding.weight" in sd and "encoder.pos_conv.0.weight_g" in sd

@@ -120,6 +120,11 @@ class AttentionHead(nn.Module):
         att, val = self.frame_scores(fmap)
         return ((att * val).sum(dim=2) * self.head_weight).sum(dim=1)
 
+    def frame_logits(self, fmap: torch.Tensor) -> torch.Tensor:
+        """[B, T', classes]: each time step's values, the heads weighted as for the clip."""
+        _, val = self.frame_scores(fmap)
+        return (val * self.head_weight[..., None]).sum(dim=1)
+
 
 class MobileNet(nn.Module):
     def __init__(self, num_classes: int, num_frames: int, num_mel_bins: int = 128, width: float = 1.0,
@@ -155,6 +160,17 @@ class MobileNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fmap = self.features(x.transpose(1, 2).unsqueeze(1))  # [B, T, F] -> [B, 1, F, T]
         return self.classifier(fmap).flatten(1)
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] -> [B, T', classes]: the head at every time step of the last feature map, frequency pooled
+        (the mlp and fully convolutional heads pool before or after their maps; here only over frequency)."""
+        fmap = self.features(x.transpose(1, 2).unsqueeze(1))
+        if self.head_type == "attention":
+            return self.classifier.frame_logits(fmap)
+        if self.head_type == "mlp":
+            return self.classifier[2:](fmap.mean(dim=2).transpose(1, 2))
+        conv, norm, _ = self.classifier
+        return norm(conv(fmap)).mean(dim=2).transpose(1, 2)
 
 
 def released_shapes(width: float, head: str, num_classes: int, heads: int = 4) -> dict:

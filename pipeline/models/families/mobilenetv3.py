@@ -23,6 +23,9 @@ class MobileNetV3Audio(TimmCNN):
     def pooled(self, fmap):
         return self._head(fmap.mean(dim=(2, 3), keepdim=True)).flatten(1)  # timm's order: pool, then the head conv
 
+    def time_pooled(self, fmap):
+        return self._head(fmap.mean(dim=2, keepdim=True)).squeeze(2)
+
     def positions(self, fmap):
         return self._head(fmap)
 
