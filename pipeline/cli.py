@@ -342,14 +342,22 @@ def predict(model: Path = typer.Argument(..., exists=True, dir_okay=False, help=
 def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="a cmkd checkpoint (.pt)"),
            audio: list[Path] = typer.Argument(..., help="audio files, folders (searched recursively) or manifests"),
            out: Path = typer.Option(Path("detections"), "--out", "-o", help="the folder the results go to"),
-           hop: float = typer.Option(0.5, help="seconds between window starts: the timeline's step"),
+           timeline: str = typer.Option("auto", help="frames: the model's own per-step scores (models that keep "
+                                        "their time axis); windows: window voting every --hop seconds; auto: "
+                                        "frames where the model can"),
+           hop: float = typer.Option(0.5, help="--timeline windows: seconds between window starts (the step)"),
+           gate: str = typer.Option("default", help="dB over the recording's own background a step must reach to "
+                                    "hold an event, so that silence and steady noise give none (default: the margin "
+                                    "chosen on validation, pipeline/events/activity.py); off: no gate"),
            threshold: str = typer.Option("0.5", help="a score for every class, or a JSON file {class: threshold}"),
            tune: Path = typer.Option(None, help="validation recordings (a folder): pick each class's threshold on "
                                      "them (needs --tune-annotations); written to <out>/thresholds.json"),
            tune_annotations: Path = typer.Option(None, help="their events: a DCASE table (filename, onset, offset, "
                                                  "event_label)"),
            score: Path = typer.Option(None, help="the events of AUDIO (a DCASE table): score the detections "
-                                      "(event- and segment-based F1, PSDS) into <out>/scores.json"),
+                                      "(event- and segment-based F1, PSDS, onset error) into <out>/scores.json"),
+           quiet: Path = typer.Option(None, help="with --score: stretches of AUDIO known to hold no event (a DCASE "
+                                      "table): the false alarms per minute of them"),
            classes: str = typer.Option(None, help="the classes scored and tuned (a file, one a line, or names "
                                        "joined by commas; default: every class of the model)"),
            smooth: float = typer.Option(1.5, help="seconds of the median filter over each class's scores"),
@@ -368,6 +376,12 @@ def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
 
     if tune is not None and tune_annotations is None:
         raise typer.BadParameter("give the validation events with --tune-annotations", param_hint="--tune")
+    from .events.activity import MARGIN_DB
+
+    try:
+        gate_db = {"off": None, "default": MARGIN_DB}[gate] if gate in ("off", "default") else float(gate)
+    except ValueError:
+        raise typer.BadParameter(f"a number of dB or off, got {gate!r}", param_hint="--gate") from None
     with Progress(console=console) as progress:
         bar = progress.add_task("audio", total=None)
 
@@ -376,7 +390,8 @@ def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
 
         summary = detect_events(model, audio, out, hop, threshold,
                                 Validation(tune, tune_annotations) if tune is not None else None, score, classes,
-                                Postprocessing(smooth, min_gap, min_duration), pictures, batch_size, advance)
+                                Postprocessing(smooth, min_gap, min_duration), pictures, batch_size, advance,
+                                timeline, gate_db, quiet)
     console.print(f"{summary['events']} events in {summary['files']} files ({summary['minutes']:.1f} min of audio) "
                   f"-> {summary['table']}")
     if "scores" in summary:

@@ -173,3 +173,84 @@ def test_a_paired_difference_of_detections_is_resampled_by_recording():
     steady = {f"f{i}": {"Nref": 4, "Nsys": 4, "Ntp": 2} for i in range(30)}                # F1 0.5 everywhere
     result = paired_difference(noisy, steady, resamples=500)
     assert result["ci95_low"] < 0 < result["ci95_high"] and result["recordings"] == 30
+
+
+def quiet_files(folder, seconds: float = 20.0, rate: int = 16000) -> list:
+    """A file of quiet noise (-60 dB full scale), one of room tone and one of digital silence."""
+    from pipeline.events.soundscapes import room_tone
+
+    folder.mkdir(exist_ok=True)
+    rng, n = np.random.default_rng(0), int(seconds * rate)
+    made = {"quiet_noise.wav": 10 ** (-60 / 20) * rng.standard_normal(n), "room_tone.wav": room_tone(n, rng),
+            "digital_silence.wav": np.zeros(n)}
+    for name, audio in made.items():
+        sf.write(folder / name, audio.astype(np.float32), rate)
+    return [folder / name for name in made]
+
+
+def test_streamed_levels_are_the_whole_files_levels(tmp_path):
+    from pipeline.events.activity import Levels
+
+    audio = np.random.default_rng(1).standard_normal(16000 * 3 + 123) * 0.1
+    levels = Levels(16000)
+    for at in range(0, len(audio), 7777):
+        levels.add(audio[at : at + 7777])
+    blocks = audio[: len(audio) // 320 * 320].reshape(-1, 320)
+    expected = np.r_[10 * np.log10(np.mean(blocks ** 2, axis=1) + 1e-12),
+                     10 * np.log10(np.mean(audio[len(blocks) * 320:] ** 2) + 1e-12)]
+    np.testing.assert_allclose(levels.db(), expected, rtol=1e-9)
+
+
+def test_the_gate_opens_on_a_sound_and_nowhere_else():
+    from pipeline.events.activity import Levels, step_activity
+
+    rng = np.random.default_rng(2)
+    audio = 10 ** (-50 / 20) * rng.standard_normal(16000 * 40)   # 40 s of steady noise
+    audio[16000 * 20 : 16000 * 21] += 0.1 * rng.standard_normal(16000)  # a 1 s sound at 20 s, 30 dB over it
+    levels = Levels(16000)
+    levels.add(audio)
+    active = step_activity(levels.db(), 0.5, 80) >= 6.0
+    assert np.flatnonzero(active).tolist() == [40, 41]
+
+
+@pytest.mark.parametrize("method", ["frames", "windows"])
+def test_silence_room_tone_and_quiet_noise_give_no_events(tmp_path, model, method):
+    files = quiet_files(tmp_path / "quiet")
+    args = ["detect", str(model), str(tmp_path / "quiet"), "--timeline", method, "--threshold", "0.2"]
+    gated = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "gated")])  # below chance for 4 classes: any
+    assert gated.exit_code == 0, gated.output                                   # step the gate lets by would fire
+    assert "\n0 events in 3 files" in gated.output
+    ungated = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "ungated"), "--gate", "off"])
+    assert ungated.exit_code == 0, ungated.output
+    found = json.loads((tmp_path / "ungated" / "events.json").read_text())
+    assert all(found[str(f)]["events"] for f in files)  # without the gate every file has its "events"
+
+
+def test_clips_between_quiet_gaps_are_found_and_the_gaps_stay_quiet(with_teacher, tmp_path):
+    """The built-in test clips (1 s each) 4 s apart in quiet noise, the trained CNN over them: each clip is an event
+    and nothing is found in the gaps."""
+    from .conftest import path as checkpoint_path
+
+    workspace, _ = with_teacher
+    raw = workspace / "data" / "raw"
+    rows = [r.split(",") for r in (raw / "manifest.csv").read_text().splitlines()[1:]]
+    clips = [load_audio(raw / r[1], 16000).numpy() for r in rows if r[3] == "test"][:10]
+    rng, gap = np.random.default_rng(3), 4 * 16000
+    level = np.sqrt(np.mean(np.concatenate(clips) ** 2)) * 10 ** (-30 / 20)
+    parts, spans, at = [], [], gap
+    parts.append(level * rng.standard_normal(gap))
+    for clip in clips:
+        spans.append((at / 16000, (at + len(clip)) / 16000))
+        parts += [clip, level * rng.standard_normal(gap)]
+        at += len(clip) + gap
+    sf.write(tmp_path / "rec.wav", np.concatenate(parts).astype(np.float32), 16000)
+    out = tmp_path / "det"
+    result = CliRunner().invoke(app, ["detect", str(workspace / checkpoint_path("teacher")), str(tmp_path / "rec.wav"),
+                                      "--out", str(out), "--threshold", "0.2"])  # below chance: the gate decides
+    assert result.exit_code == 0, result.output
+    (found,) = json.loads((out / "events.json").read_text()).values()
+    step = found["hop"]
+    for e in found["events"]:  # every event on a clip (to a step and the smoothing's half width)
+        assert any(a - 2 * step <= e["onset"] and e["offset"] <= b + 2 * step for a, b in spans), e
+    for a, b in spans:
+        assert any(e["onset"] < b and e["offset"] > a for e in found["events"]), (a, b)

@@ -1,7 +1,8 @@
 """`cmkd detect`: what sounded when in recordings of any length, as a model's timelines (timeline.py) turned into
 events (segments.py), written out (outputs.py) and, given the recordings' own events, scored (scoring.py).
 
-Thresholds are one score for every class, a JSON file {class: threshold}, or picked per class on validation
+A timeline is the model's own per-step scores where it keeps time, else window voting (timeline.py), and steps no
+louder than the recording's background are scored 0 (activity.py). Thresholds are one score for every class, a JSON file {class: threshold}, or picked per class on validation
 recordings with known events (`tune`), written to <out>/thresholds.json for the next run.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..errors import InputError
 from ..predict import audio_inputs
 from . import outputs, scoring
 from .segments import Postprocessing, events, read_thresholds
+from .activity import MARGIN_DB
 from .timeline import Scorer, Timeline
 
 
@@ -46,14 +48,16 @@ def chosen_classes(classes: str | None, model_classes: list[str]) -> list[str]:
 def detect(model: Path, audio: list[Path], out: Path, hop: float = 0.5, threshold: str = "0.5",
            tune: Validation | None = None, score: Path | None = None, classes: str | None = None,
            post: Postprocessing = Postprocessing(), pictures: bool = True, batch_size: int = 32,
-           progress=None) -> dict:
+           progress=None, method: str = "auto", gate_db: float | None = MARGIN_DB, quiet: Path | None = None) -> dict:
     """Detect events in `audio` (files, folders, manifests) with checkpoint `model` into `out`; returns a summary
-    (events, files, minutes of audio) and, with `score` (the recordings' events), the scores. `progress(what,
-    seconds)` is told the audio as it is read."""
+    (events, files, minutes of audio) and, with `score` (the recordings' events), the scores (and, with `quiet`,
+    a table of stretches known to hold no event, the false alarms in them). `progress(what, seconds)` is told the
+    audio as it is read."""
     report = progress or (lambda what, seconds: None)
     out.mkdir(parents=True, exist_ok=True)
     what = ["audio"]
-    scorer = Scorer(model, hop, batch_size, progress=lambda seconds: report(what[0], seconds))
+    scorer = Scorer(model, hop, batch_size, progress=lambda seconds: report(what[0], seconds), method=method,
+                    gate_db=gate_db)
     chosen = chosen_classes(classes, scorer.classes)
     if tune is not None:
         what[0] = "validation audio"
@@ -73,12 +77,17 @@ def detect(model: Path, audio: list[Path], out: Path, hop: float = 0.5, threshol
             outputs.draw_timeline(out, t, found[t.path], thresholds, post.smooth)
     minutes = sum(t.duration for t in found_timelines.values()) / 60
     summary = {"events": sum(len(v) for v in found.values()), "files": len(found), "minutes": minutes,
-               "table": str(out / "events.tsv")}
+               "table": str(out / "events.tsv"), "timeline": scorer.method, "gate_db": gate_db}
     if score is not None:
         reference = scoring.read_annotations(score)
-        result = {**scoring.sed_eval_scores({p.name: e for p, e in found.items()}, reference, chosen),
+        by_name = {p.name: e for p, e in found.items()}
+        result = {**scoring.sed_eval_scores(by_name, reference, chosen),
                   **scoring.psds(found_timelines, reference, chosen, post.smooth),
-                  "thresholds": threshold, "hop": hop, "window": scorer.window_seconds, "collar": scoring.COLLAR,
+                  **scoring.onset_error(by_name, reference, chosen),
+                  **(scoring.quiet_alarms(by_name, scoring.read_annotations(quiet)) if quiet else {}),
+                  "thresholds": threshold, "timeline": scorer.method, "gate_db": gate_db,
+                  "step": next(iter(found_timelines.values())).step if found_timelines else None,
+                  "hop": hop, "window": scorer.window_seconds, "collar": scoring.COLLAR,
                   "classes": len(chosen), "minutes": round(minutes, 2)}
         (out / "scores.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
         summary["scores"] = {k: None if isinstance(v, float) and not np.isfinite(v) else v

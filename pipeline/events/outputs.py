@@ -29,6 +29,7 @@ def write_tables(out: Path, found: dict[Path, list[Event]], timelines: dict[Path
             writer.writerows([path.name, e.onset, e.offset, e.label] for e in events)
     (out / "events.json").write_text(json.dumps({str(path): {
         "duration": timelines[path].duration, "hop": timelines[path].step, "window": window_seconds,
+        "timeline": timelines[path].method, "gate_db": timelines[path].gate_db,
         "events": [{"label": e.label, "onset": e.onset, "offset": e.offset, "confidence": round(e.confidence, 4)}
                    for e in events]} for path, events in found.items()}, indent=1) + "\n")
     for path, events in found.items():
@@ -49,7 +50,11 @@ def draw_timeline(out: Path, timeline: Timeline, events: list[Event], thresholds
     ranked = sorted(range(len(timeline.classes)), key=lambda c: (c not in with_events, -scores[:, c].max()))[:most]
     fig, axes = plt.subplots(len(ranked), 1, figsize=(11, 0.75 * len(ranked) + 1.2), sharex=True, squeeze=False)
     times = timeline.times + timeline.step / 2
+    shut = (timeline.activity < timeline.gate_db) if timeline.activity is not None else np.zeros(len(times), bool)
+    edges = np.flatnonzero(np.diff(np.r_[0, shut.astype(np.int8), 0]))
     for ax, c in zip(axes[:, 0], ranked):
+        for a, b in zip(edges[::2], edges[1::2]):  # the gate shut: too quiet for an event
+            ax.axvspan(a * timeline.step, b * timeline.step, color="#bbbbbb", alpha=0.3, linewidth=0)
         ax.plot(times, scores[:, c], color="#4c72b0", linewidth=1)
         ax.axhline(thresholds[c], color="grey", linestyle="--", linewidth=0.7)
         for e in (e for e in events if e.label == timeline.classes[c]):
@@ -58,8 +63,8 @@ def draw_timeline(out: Path, timeline: Timeline, events: list[Event], thresholds
         ax.set_yticks([])
         ax.set_ylabel(timeline.classes[c], rotation=0, ha="right", va="center", fontsize=7)
     axes[-1, 0].set_xlabel("time (s)")
-    fig.suptitle(f"{timeline.path.name}: scores per {timeline.step:g} s step (line), threshold (dashed), events "
-                 "(boxes)", fontsize=9)
+    fig.suptitle(f"{timeline.path.name} ({timeline.method}): scores per {timeline.step:.3g} s step (line), "
+                 "threshold (dashed), events (boxes), too quiet for an event (grey)", fontsize=9)
     fig.tight_layout()
     path = out / f"{timeline.path.stem}.png"
     fig.savefig(path, dpi=100)

@@ -8,6 +8,9 @@ validation recordings.
   PSDS             sed_scores_eval's polyphonic sound detection score on the (smoothed) score timelines, threshold-free:
                    scenario 1 (detection and ground-truth tolerance 0.7: localisation) and scenario 2 (0.1 and 0.1,
                    cross-trigger tolerance 0.3: which class, loosely when), as the DCASE 2021-2023 challenges
+  quiet alarms     events per minute of known quiet stretches (`cmkd soundscapes` writes them): false alarms in silence
+  onset error      the median |onset difference| of each reference event and the closest-starting estimated event of
+                   its class that overlaps it (how well the detections that hit are placed)
 `tune_thresholds` picks each class's threshold as the one of a grid that maximises that class's event-based F1 on
 the validation recordings (events made as `cmkd detect` makes them); classes that never occur there keep `default`.
 """
@@ -68,6 +71,29 @@ def sed_eval_scores(found: dict[str, list[Event]], reference: dict[str, list], c
             "event_recall": overall["event"]["recall"], "segment_f1": f1(overall["segment"]["f_measure"]),
             "class_event_f1": {c: f1(per_class[c]["f_measure"]["f_measure"]) for c in classes},
             "file_counts": files}
+
+
+def quiet_alarms(found: dict[str, list[Event]], quiet: dict[str, list]) -> dict:
+    """Events overlapping the quiet stretches, per minute of them."""
+    minutes = sum(b - a for rows in quiet.values() for a, b, _ in rows) / 60
+    count = sum(1 for name, rows in quiet.items() for e in found.get(name, [])
+                if any(e.onset < b and e.offset > a for a, b, _ in rows))
+    return {"quiet_minutes": round(minutes, 3), "quiet_events": count,
+            "quiet_alarms_per_minute": count / minutes if minutes else float("nan")}
+
+
+def onset_error(found: dict[str, list[Event]], reference: dict[str, list], classes: list[str]) -> dict:
+    """The median and 90th percentile of |onset error| over the reference events that an event of their class
+    overlaps (the closest-starting such event)."""
+    errors = []
+    for name, rows in reference.items():
+        for a, b, c in rows:
+            hits = [abs(e.onset - a) for e in found.get(name, []) if e.label == c and e.onset < b and e.offset > a]
+            if c in classes and hits:
+                errors.append(min(hits))
+    return {"onset_error_median": float(np.median(errors)) if errors else float("nan"),
+            "onset_error_p90": float(np.percentile(errors, 90)) if errors else float("nan"),
+            "onset_error_events": len(errors)}
 
 
 def paired_difference(a: dict, b: dict, resamples: int = 2000, seed: int = 0) -> dict:

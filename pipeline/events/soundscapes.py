@@ -7,10 +7,14 @@ apart), each at a signal-to-noise ratio drawn from `snr_db` (the event's level w
 ambience's). An event is the part of its clip that sounds: ESC-50 pads many clips with digital silence, and the
 annotation spans from the first to the last 25 ms frame within 40 dB of the clip's loudest. The fold's clips are
 split in two by take, each class's alternately, so the validation soundscapes (for thresholds) and the test ones
-share no recording. Everything is drawn from `seed`: the same command makes the same files.
+share no recording. Each soundscape also holds one quiet stretch (`quiet` seconds, drawn from 8 to 15 s): the
+ambience faded 40 dB down over half a second, under a room tone (pink noise and a 50 Hz hum with its harmonics at
+about -65 dB full scale), with no event in it: what a recorder hears between sounds at night. Everything is drawn
+from `seed`: the same command makes the same files.
 
 Written: <out>/{val,test}/scape_NNN.wav (16 kHz), <out>/{val,test}.tsv (filename, onset, offset, event_label: the
-DCASE format) and <out>/soundscapes.json (what was composed, from what).
+DCASE format), <out>/{val,test}_quiet.tsv (the quiet stretches, for `cmkd detect --quiet`) and
+<out>/soundscapes.json (what was composed, from what).
 """
 from __future__ import annotations
 
@@ -66,15 +70,43 @@ def ambience(clips: list[Path], seconds: float, rng: np.random.Generator, fade: 
     return out
 
 
+def room_tone(samples: int, rng: np.random.Generator, level_dbfs: float = -65.0) -> np.ndarray:
+    """Pink noise with a 50 Hz hum and its harmonics, `level_dbfs` RMS: a quiet room's tone."""
+    spectrum = np.fft.rfft(rng.standard_normal(samples))
+    spectrum /= np.sqrt(np.maximum(np.fft.rfftfreq(samples, 1 / RATE), 20.0))  # 1/f power
+    tone = np.fft.irfft(spectrum, samples)
+    t = np.arange(samples) / RATE
+    hum = sum(np.sin(2 * np.pi * 50 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3))
+    tone = tone / rms(tone) + 0.5 * hum / rms(hum)
+    return tone / rms(tone) * 10 ** (level_dbfs / 20)
+
+
+def quiet_stretch(audio: np.ndarray, seconds: float, rng: np.random.Generator, quiet: tuple[float, float] = (8, 15),
+                  fade: float = 0.5) -> tuple[float, float]:
+    """Fade `audio` 40 dB down over a stretch of `quiet` seconds (in place), under a room tone; the stretch."""
+    length = rng.uniform(*quiet)
+    onset = rng.uniform(0, seconds - length)
+    a, b, k = int(onset * RATE), int((onset + length) * RATE), int(fade * RATE)
+    gain = np.ones(len(audio))
+    gain[a:b] = 10 ** (-40 / 20)
+    ramp = np.linspace(1, 10 ** (-40 / 20), k)
+    gain[max(0, a - k) : a] = ramp[k - (a - max(0, a - k)):]
+    gain[b : b + k] = ramp[::-1][: len(gain[b : b + k])]
+    audio *= gain
+    audio[a:b] += room_tone(b - a, rng)
+    return round(onset, 3), round(onset + length, 3)
+
+
 def compose(clips: dict[str, list[Path]], count: int, rng: np.random.Generator, seconds: float = 60.0,
             per_minute: float = 6.0, snr_db: tuple[float, float] = (0.0, 12.0), gap: float = 1.0,
-            background_level: float = 0.05) -> list[tuple[np.ndarray, list[tuple[float, float, str]]]]:
-    """`count` soundscapes: (audio, [(onset, offset, label)])."""
+            background_level: float = 0.05) -> list[tuple[np.ndarray, list[tuple[float, float, str]], tuple]]:
+    """`count` soundscapes: (audio, [(onset, offset, label)], (quiet onset, quiet offset))."""
     ambient = [c for c in AMBIENT if c in clips]
     events = [c for c in clips if c not in AMBIENT]
     made = []
     for _ in range(count):
         audio = background_level * ambience(clips[ambient[rng.integers(len(ambient))]], seconds, rng)
+        quiet = quiet_stretch(audio, seconds, rng)
         wanted, placed, tries = rng.poisson(per_minute * seconds / 60), [], 0
         while len(placed) < wanted and tries < 200:
             tries += 1
@@ -84,7 +116,7 @@ def compose(clips: dict[str, list[Path]], count: int, rng: np.random.Generator, 
             piece = wave[start:end]
             onset = rng.uniform(0, seconds - len(piece) / RATE)
             offset = onset + len(piece) / RATE
-            if any(onset < b + gap and offset + gap > a for a, b, _ in placed):
+            if any(onset < b + gap and offset + gap > a for a, b, _ in [*placed, (*quiet, "")]):
                 continue
             at = int(onset * RATE)
             local = audio[at : at + len(piece)]
@@ -92,7 +124,7 @@ def compose(clips: dict[str, list[Path]], count: int, rng: np.random.Generator, 
             audio[at : at + len(piece)] += piece / rms(piece) * rms(local) * 10 ** (snr / 20)
             placed.append((round(onset, 3), round(offset, 3), label))
         peak = np.abs(audio).max()
-        made.append(((audio * min(1.0, 0.9 / peak)).astype(np.float32), sorted(placed)))
+        made.append(((audio * min(1.0, 0.9 / peak)).astype(np.float32), sorted(placed), quiet))
     return made
 
 
@@ -108,15 +140,17 @@ def write_soundscapes(root: Path, fold: int, out: Path, val: int = 15, test: int
                  "event classes": [c for c in clips if c not in AMBIENT], "splits": {}}
     for split, count in (("val", val), ("test", test)):
         (out / split).mkdir(parents=True, exist_ok=True)
-        rows = []
-        for i, (audio, placed) in enumerate(compose(halves[split], count, rng, seconds)):
+        rows, quiet_rows = [], []
+        for i, (audio, placed, quiet) in enumerate(compose(halves[split], count, rng, seconds)):
             name = f"scape_{i:03d}.wav"
             sf.write(out / split / name, audio, RATE, subtype="PCM_16")
             rows += [(name, onset, offset, label) for onset, offset, label in placed]
-        with open(out / f"{split}.tsv", "w", newline="") as f:
-            writer = csv.writer(f, delimiter="\t")
-            writer.writerow(["filename", "onset", "offset", "event_label"])
-            writer.writerows(rows)
+            quiet_rows.append((name, *quiet, "quiet"))
+        for table, written in ((f"{split}.tsv", rows), (f"{split}_quiet.tsv", quiet_rows)):
+            with open(out / table, "w", newline="") as f:
+                writer = csv.writer(f, delimiter="\t")
+                writer.writerow(["filename", "onset", "offset", "event_label"])
+                writer.writerows(written)
         described["splits"][split] = {"soundscapes": count, "minutes": count * seconds / 60, "events": len(rows)}
     (out / "soundscapes.json").write_text(json.dumps(described, indent=1) + "\n")
     return described
