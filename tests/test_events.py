@@ -254,3 +254,16 @@ def test_clips_between_quiet_gaps_are_found_and_the_gaps_stay_quiet(with_teacher
         assert any(a - 2 * step <= e["onset"] and e["offset"] <= b + 2 * step for a, b in spans), e
     for a, b in spans:
         assert any(e["onset"] < b and e["offset"] > a for e in found["events"]), (a, b)
+
+
+def test_alarms_in_quiet_stretches_and_onset_errors_are_counted():
+    from pipeline.events.scoring import onset_error, quiet_alarms
+    from pipeline.events.segments import Event
+
+    found = {"a.wav": [Event("dog", 0.0, 5.5, 1.0), Event("dog", 7.0, 8.0, 1.0), Event("cat", 20.4, 22.0, 0.9)]}
+    quiet = {"a.wav": [(5.0, 15.0, "quiet")]}  # 8 s once 1 s is left off at both ends: the first event is its fade
+    assert quiet_alarms(found, quiet) == {"quiet_minutes": 0.133, "quiet_events": 1,
+                                          "quiet_alarms_per_minute": pytest.approx(7.5)}
+    reference = {"a.wav": [(20.0, 21.0, "cat"), (30.0, 31.0, "cat"), (7.5, 9.0, "bird")]}
+    errors = onset_error(found, reference, ["cat", "bird"])
+    assert errors["onset_error_events"] == 1 and errors["onset_error_median"] == pytest.approx(0.4)

@@ -8,7 +8,8 @@ validation recordings.
   PSDS             sed_scores_eval's polyphonic sound detection score on the (smoothed) score timelines, threshold-free:
                    scenario 1 (detection and ground-truth tolerance 0.7: localisation) and scenario 2 (0.1 and 0.1,
                    cross-trigger tolerance 0.3: which class, loosely when), as the DCASE 2021-2023 challenges
-  quiet alarms     events per minute of known quiet stretches (`cmkd soundscapes` writes them): false alarms in silence
+  quiet alarms     events per minute of known quiet stretches (`cmkd soundscapes` writes them), each stretch less a
+                   collar at either end (its fade, and the tolerance the event metrics give): false alarms in silence
   onset error      the median |onset difference| of each reference event and the closest-starting estimated event of
                    its class that overlaps it (how well the detections that hit are placed)
 `tune_thresholds` picks each class's threshold as the one of a grid that maximises that class's event-based F1 on
@@ -73,11 +74,12 @@ def sed_eval_scores(found: dict[str, list[Event]], reference: dict[str, list], c
             "file_counts": files}
 
 
-def quiet_alarms(found: dict[str, list[Event]], quiet: dict[str, list]) -> dict:
-    """Events overlapping the quiet stretches, per minute of them."""
-    minutes = sum(b - a for rows in quiet.values() for a, b, _ in rows) / 60
+def quiet_alarms(found: dict[str, list[Event]], quiet: dict[str, list], collar: float = COLLAR) -> dict:
+    """Events overlapping the quiet stretches (each less `collar` at both ends), per minute of them."""
+    quiet = {name: [(a + collar, b - collar) for a, b, _ in rows if b - a > 2 * collar] for name, rows in quiet.items()}
+    minutes = sum(b - a for rows in quiet.values() for a, b in rows) / 60
     count = sum(1 for name, rows in quiet.items() for e in found.get(name, [])
-                if any(e.onset < b and e.offset > a for a, b, _ in rows))
+                if any(e.onset < b and e.offset > a for a, b in rows))
     return {"quiet_minutes": round(minutes, 3), "quiet_events": count,
             "quiet_alarms_per_minute": count / minutes if minutes else float("nan")}
 
