@@ -273,9 +273,12 @@ def preset(name: str = typer.Argument(..., help="builtin (the demo) | own-data (
         overrides = with_options(name, root=root, manifest=manifest, multi_label=multi_label, sets=set_values or [])
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
-    apply(params, overrides)
+    dropped: list[str] = []
+    apply(params, overrides, dropped)
     console.print(f"{params}: the {name} recipe is set ({', '.join(sorted(overrides))}); `git diff {params}` shows "
                   f"what changed, `dvc repro` runs it")
+    if dropped:
+        console.print(f"left out, as their model's family does not take them: {', '.join(dropped)}")
 
 
 @app.command()

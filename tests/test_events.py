@@ -1,6 +1,7 @@
-"""`cmkd detect` and `cmkd soundscapes`: the streamed timeline is the mean of the windows covering each step, exactly
-as the windows of the whole file would give it; one sound is one event; thresholds are tuned and detections scored
-with sed_eval and sed_scores_eval."""
+"""`cmkd detect` and `cmkd soundscapes`: the streamed timelines (window voting, and the model's own steps) are what
+the windows of the whole file give; the level gate keeps silence, room tone and quiet noise free of events and lets
+clips through; one sound is one event; thresholds are tuned and detections scored with sed_eval and
+sed_scores_eval."""
 import json
 
 import numpy as np

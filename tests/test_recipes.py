@@ -157,3 +157,26 @@ def test_preset_command_with_overrides(tmp_path):
     assert params["features"]["target_frames"] == 512
     bad = CliRunner().invoke(app, ["preset", "esc50", "--params", str(target), "--set", "novalue"])
     assert bad.exit_code != 0
+
+
+def test_a_preset_with_a_model_of_another_family_keeps_only_that_familys_keys(tmp_path):
+    """A preset's EfficientNet `pooling` leaves when --set names an EfficientAT MobileNet, and comes back with the
+    preset's value when the preset is applied again: params stay valid either way."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    target, direct = tmp_path / "params.yaml", tmp_path / "direct.yaml"
+    for path in (target, direct):
+        path.write_text((REPO / "params.yaml").read_text())
+    result = CliRunner().invoke(app, ["preset", "esc50", "--root", str(tmp_path), "--params", str(target),
+                                      "--set", "models.cnn.name=efficientat_mn04"])
+    assert result.exit_code == 0, result.output
+    assert "models.cnn.pooling" in result.output
+    params = yaml.safe_load(target.read_text())
+    assert params["models"]["cnn"]["name"] == "efficientat_mn04" and "pooling" not in params["models"]["cnn"]
+    assert load_settings(target).models["cnn"].name == "efficientat_mn04"
+    for path in (target, direct):
+        assert CliRunner().invoke(app, ["preset", "esc50", "--root", str(tmp_path), "--params", str(path)]).exit_code == 0
+    assert yaml.safe_load(target.read_text()) == yaml.safe_load(direct.read_text())
+    assert yaml.safe_load(target.read_text())["models"]["cnn"]["pooling"] == "mean"

@@ -29,8 +29,8 @@ def noise_recording(path: Path, minutes: float, seed: int = 0) -> Path:
 
 def bench_detect(size_name: str, results: Results, frames: int = 512, hop: float = 0.5) -> None:
     """`cmkd detect` on long recordings: the real-time factor (seconds of audio per second of wall time) of each
-    family's model (random weights; ESC-50's 50 classes, 512-frame windows every 0.5 s) through the streamed
-    timeline, and of the waveform ONNX export run window by window in onnxruntime (each window's fbank computed
+    family's model (random weights; ESC-50's 50 classes, 512-frame windows) through the streamed timeline, per step
+    (windows half a window apart) and by window voting (every `hop` s), and of the waveform ONNX export run window by window in onnxruntime (each window's fbank computed
     inside the graph again); then the peak memory of the whole `cmkd detect` process on a longer file."""
     import subprocess
     import sys
@@ -48,13 +48,15 @@ def bench_detect(size_name: str, results: Results, frames: int = 512, hop: float
         path = random_checkpoint(name, Path(f"detect_{name}.pt"), classes, frames, normalization={"mean": -6.0,
                                  "std": 3.0}, features=features)
         checkpoints[name] = path
-        scorer = Scorer(path, hop=hop)
-        started = time.perf_counter()
-        list(scorer.timelines([recording]))
-        rtf = timed_minutes * 60 / (time.perf_counter() - started)
-        results.add("detect", f"{name}, streamed timeline", rtf, "x real time",
-                    f"{timed_minutes:g} min file, {frames}-frame windows every {hop:g} s, "
-                    f"{torch.get_num_threads()} threads")
+        for method in ("frames", "windows"):
+            scorer = Scorer(path, hop=hop, method=method)
+            started = time.perf_counter()
+            list(scorer.timelines([recording]))
+            rtf = timed_minutes * 60 / (time.perf_counter() - started)
+            apart = f"{scorer.hop * scorer.shift:g} s"
+            results.add("detect", f"{name}, streamed timeline ({method})", rtf, "x real time",
+                        f"{timed_minutes:g} min file, {frames}-frame windows every {apart}, the level gate, "
+                        f"{torch.get_num_threads()} threads")
     name, path = next(iter(checkpoints.items()))
     graph = Path(export(path, Path(f"detect_{name}.onnx"), "onnx", input_kind="waveform")["out"])
     rtf = onnx_windows_rtf(graph, recording, frames, hop)

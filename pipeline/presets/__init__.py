@@ -5,7 +5,10 @@ the recipe for a user's own manifest (chosen on validation over real data: docs/
 fsd50k.yaml and audioset.yaml the papers' (method.md's recipe table). Every preset sets the same keys, so switching
 from one to another leaves nothing of the first behind.
 params.yaml is rewritten with ruamel.yaml's round trip (DVC's own YAML library): its comments, order and every
-other value stay as they are. Keys a preset sets must already exist in params.yaml.
+other value stay as they are. Keys a preset sets must already exist in params.yaml, except a model's: a model
+configuration holds the keys of its family (pipeline/models/), so once the names are set, each `models.<key>` gains
+the keys its family takes that the preset sets and loses those its family does not take (an EfficientNet's
+`pooling` under an EfficientAT MobileNet), and the command says which.
 """
 from __future__ import annotations
 
@@ -79,8 +82,19 @@ def merged(base: dict, overrides: dict) -> dict:
     return out
 
 
-def apply(params_file: Path, overrides: dict) -> dict:
-    """Write `overrides` (nested like params.yaml) into params_file, keeping its comments; returns the new params."""
+def family_keys(model: dict) -> set[str] | None:
+    """The keys the family of model configuration `model` takes (None: a name no family has; settings says so)."""
+    from ..models import config_class
+
+    try:
+        return set(config_class(model.get("name")).model_fields)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def apply(params_file: Path, overrides: dict, dropped: list[str] | None = None) -> dict:
+    """Write `overrides` (nested like params.yaml) into params_file, keeping its comments; returns the new params.
+    `dropped` is given the model keys that left because their model's family does not take them."""
     params_file = Path(params_file)
     yaml = YAML()  # round trip
     yaml.width = 120
@@ -88,15 +102,24 @@ def apply(params_file: Path, overrides: dict) -> dict:
     yaml.representer.add_representer(float, _float)
     yaml.representer.add_representer(type(None), lambda r, v: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     document = yaml.load(params_file.read_text())
-    missing = []
+    missing, models = [], document.get("models") if isinstance(document, CommentedMap) else None
+    names = {k[1]: v for k, v in leaves(overrides).items() if len(k) == 3 and k[0] == "models" and k[2] == "name"}
     for key, value in leaves(overrides).items():
         node = document
         for part in key[:-1]:
             node = node.get(part) if isinstance(node, CommentedMap) else None
-        if not isinstance(node, CommentedMap) or key[-1] not in node:
+        takes = (len(key) == 3 and key[0] == "models" and isinstance(node, CommentedMap)
+                 and key[2] in (family_keys({**node, "name": names.get(key[1], node.get("name"))}) or ()))
+        if not isinstance(node, CommentedMap) or (key[-1] not in node and not takes):
             missing.append(".".join(key))
             continue
         node[key[-1]] = _flow(value)
+    for key, model in (models or {}).items():
+        allowed = family_keys(model) if isinstance(model, CommentedMap) else None
+        for extra in [k for k in model if allowed is not None and k not in allowed]:
+            del model[extra]
+            if dropped is not None:
+                dropped.append(f"models.{key}.{extra}")
     if missing:
         raise KeyError(f"{params_file}: the preset sets {', '.join(missing)}, which params.yaml does not have")
     text = io.StringIO()
