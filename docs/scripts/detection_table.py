@@ -2,10 +2,12 @@
 thresholds tuned on the validation ones, by window voting and by the model's own steps; the gate's margin chosen on
 the validation soundscapes alone.
 
-    python docs/scripts/detection_table.py SCAPES OUT name=checkpoint.pt [name=checkpoint.pt ...]
+    python docs/scripts/detection_table.py val SCAPES OUT name=checkpoint.pt [...]          # margins, validation
+    python docs/scripts/detection_table.py test SCAPES OUT GATE name=checkpoint.pt [...]   # the chosen margin, test
+    python docs/scripts/detection_table.py table SCAPES OUT name=checkpoint.pt [...]        # OUT/table.json
 
-(names ast, cnn, ast_student, cnn_student pair students with baselines; every model but lite0 takes part in choosing
-the margin)
+(each phase can run in several processes, a share of the models each; names ast, cnn, ast_student, cnn_student pair
+students with baselines; every model but lite0 takes part in choosing the margin)
 
 SCAPES: `cmkd soundscapes --out` (val/, test/, val.tsv, test.tsv, *_quiet.tsv, soundscapes.json). Writes
 OUT/<name>-<timeline>-gate<dB>/ (detect's outputs) and OUT/table.json.
@@ -35,50 +37,59 @@ def run(model: Path, scapes: Path, out: Path, method: str, gate: float | None, s
     return {**summary["scores"], "seconds": round(time.perf_counter() - start, 1)}
 
 
-def main(scapes: Path, out: Path, models: dict[str, Path], choosers: list[str]) -> None:
-    """The margin is chosen on the `choosers` models' validation scores (per-step timelines), then used for both
-    timelines of every model."""
-    table = {"validation": {}, "test": {}}
-    for name in choosers:
-        for gate in GATES:
-            key = f"{name}-frames-gate{gate}"
-            table["validation"][key] = run(models[name], scapes, out / "val" / key, "frames", gate, "val")
-            print(key, {k: table["validation"][key][k] for k in ("event_f1", "quiet_alarms_per_minute")}, flush=True)
-    # the margin with the best mean validation event F1 (ties: the higher margin, fewer alarms in silence)
-    means = {g: sum(table["validation"][f"{n}-frames-gate{g}"]["event_f1"] for n in choosers) / len(choosers)
-             for g in GATES}
-    gate = max(GATES, key=lambda g: (round(means[g], 4), -1 if g is None else g))
-    chosen = {method: gate for method in METHODS}
-    table["chosen_gate"], table["validation_mean_event_f1"] = gate, {str(g): v for g, v in means.items()}
-    for name, model in models.items():
-        for method in METHODS:
-            for gate in ([chosen[method], None] if method == "frames" else [chosen[method]]):
-                key = f"{name}-{method}-gate{gate}"
-                table["test"][key] = run(model, scapes, out / "test" / key, method, gate, "test")
-                print(key, {k: table["test"][key][k] for k in ("event_f1", "psds1", "quiet_alarms_per_minute")},
-                      flush=True)
-    counts = {k: json.loads((out / "test" / k / "scores.json").read_text())["file_counts"] for k in table["test"]}
+def choose(out: Path, choosers: list[str]) -> tuple[float | None, dict]:
+    """The margin with the best mean validation event F1 of the choosers (ties: the higher margin)."""
+    def f1(name, gate):
+        return json.loads((out / "val" / f"{name}-frames-gate{gate}" / "scores.json").read_text())["event_f1"]
+    means = {g: sum(f1(n, g) for n in choosers) / len(choosers) for g in GATES}
+    return max(GATES, key=lambda g: (round(means[g], 4), -1 if g is None else g)), means
+
+
+def table(out: Path, models: list[str], choosers: list[str]) -> dict:
+    gate, means = choose(out, choosers)
+    read = {split: {p.name: json.loads((p / "scores.json").read_text()) for p in sorted((out / split).iterdir())
+                    if (p / "scores.json").exists()} for split in ("val", "test")}
+    counts = {k: v.pop("file_counts") for k, v in read["test"].items()}
+    for scores in (*read["val"].values(), *read["test"].values()):
+        scores.pop("file_counts", None)
+        scores.pop("class_event_f1", None)
     pairs = {}
     for name in models:
-        g = chosen["frames"]
-        pairs[f"{name}: frames - windows"] = paired_difference(counts[f"{name}-frames-gate{g}"],
-                                                               counts[f"{name}-windows-gate{chosen['windows']}"])
-        pairs[f"{name}: gate - no gate (frames)"] = paired_difference(counts[f"{name}-frames-gate{g}"],
+        pairs[f"{name}: frames - windows"] = paired_difference(counts[f"{name}-frames-gate{gate}"],
+                                                               counts[f"{name}-windows-gate{gate}"])
+        pairs[f"{name}: gate - no gate (frames)"] = paired_difference(counts[f"{name}-frames-gate{gate}"],
                                                                       counts[f"{name}-frames-gateNone"])
     for student, baseline in (("ast_student", "ast"), ("cnn_student", "cnn")):
         if student in models and baseline in models:
             for method in METHODS:
-                g = chosen[method]
                 pairs[f"{student} - {baseline} ({method})"] = paired_difference(
-                    counts[f"{student}-{method}-gate{g}"], counts[f"{baseline}-{method}-gate{g}"])
-    table["paired_event_f1"] = pairs
-    for split in ("validation", "test"):
-        for scores in table[split].values():
-            scores.pop("file_counts", None)
-            scores.pop("class_event_f1", None)
-    (out / "table.json").write_text(json.dumps(table, indent=1, default=float) + "\n")
+                    counts[f"{student}-{method}-gate{gate}"], counts[f"{baseline}-{method}-gate{gate}"])
+    return {"chosen_gate": gate, "validation_mean_event_f1": {str(g): v for g, v in means.items()},
+            "validation": read["val"], "test": read["test"], "paired_event_f1": pairs}
+
+
+def main(phase: str, scapes: Path, out: Path, models: dict[str, Path], gate: float | None = None) -> None:
+    """val: each model's per-step timeline at every margin, on the validation soundscapes; test: each model by both
+    timelines at `gate` and per step without the gate; table: OUT/table.json from what the two wrote."""
+    if phase == "val":
+        for name, model in models.items():
+            for g in GATES:
+                key = f"{name}-frames-gate{g}"
+                print(key, run(model, scapes, out / "val" / key, "frames", g, "val")["event_f1"], flush=True)
+    elif phase == "test":
+        for name, model in models.items():
+            for method, g in (("frames", gate), ("windows", gate), ("frames", None)):
+                key = f"{name}-{method}-gate{g}"
+                print(key, run(model, scapes, out / "test" / key, method, g, "test")["event_f1"], flush=True)
+    else:
+        names = list(models)
+        result = table(out, names, [n for n in names if n != "lite0"])
+        (out / "table.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
 
 
 if __name__ == "__main__":
-    given = {a.split("=")[0]: Path(a.split("=", 1)[1]) for a in sys.argv[3:]}
-    main(Path(sys.argv[1]), Path(sys.argv[2]), given, [n for n in given if n != "lite0"])
+    phase, scapes, out, *rest = sys.argv[1:]
+    margin = None
+    if phase == "test":
+        margin, rest = (None if rest[0] == "None" else float(rest[0])), rest[1:]
+    main(phase, Path(scapes), Path(out), {a.split("=")[0]: Path(a.split("=", 1)[1]) for a in rest}, margin)

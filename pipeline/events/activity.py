@@ -1,12 +1,14 @@
 """Where a recording sounds above its own background: the level gate that keeps silence free of events.
 
 A single-label model has no "nothing" class: over silence or a steady hum its softmax still names a winner, and
-averaged windows can raise that winner over any threshold. The gate asks the recording itself. Its level is measured
-in 20 ms blocks (RMS, dB full scale) as the audio streams past; the background is a running low percentile of those
-levels (`FLOOR_PERCENTILE` of each second's blocks, then of the seconds within `FLOOR_SECONDS` around): what the
-recording sinks to between sounds. A timeline step is active when one of its blocks rises `margin_db` over that
-background and over `SILENCE_DBFS` (digital silence and dither are never active); an inactive step scores 0 for
-every class, so it can give no event, and PSDS sees the same gated scores.
+averaged windows can raise that winner over any threshold. The gate asks the recording itself. Its power is measured
+in 20 ms blocks as the audio streams past. A step's level is its blocks' mean power (dB full scale); the background
+is a running low percentile of the recording's one-second levels (`FLOOR_PERCENTILE` of the seconds within
+`FLOOR_SECONDS` around): what the recording sinks to between sounds. Both are means over many blocks, so a noise's
+own flicker (a pink room tone's 20 ms blocks swing by several dB) stays well under the margin, while a 20 ms click
+30 dB over the background still lifts a 0.3 s step by some 18 dB. A step is active when its level rises `margin_db`
+over the background and over `SILENCE_DBFS` (digital silence and dither are never active); an inactive step scores
+0 for every class, so it can give no event, and PSDS sees the same gated scores.
 
 What it cannot do: tell a sound from loud background. A stationary noise, a room tone or a steady engine is its own
 background and stays inactive; a sound that goes on through most of `FLOOR_SECONDS` becomes the background too. Wind
@@ -47,26 +49,38 @@ class Levels:
         return np.concatenate(self.parts + [np.array(tail)]) if self.parts or tail else np.zeros(0)
 
 
+def _mean_db(power_db: np.ndarray, size: int) -> np.ndarray:
+    """The mean power (dB) of consecutive groups of `size` blocks (the last group may be shorter)."""
+    power = 10 ** (power_db / 10)
+    groups = -(-len(power) // size)
+    padded = np.full(groups * size, np.nan)
+    padded[: len(power)] = power
+    return 10 * np.log10(np.nanmean(padded.reshape(groups, size), axis=1) + 1e-12)
+
+
 def background(levels: np.ndarray) -> np.ndarray:
-    """[blocks] the background level around each block (see the module docstring)."""
+    """[seconds] the background level around each second of the recording (see the module docstring)."""
     from scipy.ndimage import percentile_filter
 
-    per_second = max(1, round(1 / BLOCK_SECONDS))
-    seconds = -(-len(levels) // per_second)
-    padded = np.full(seconds * per_second, np.nan)
-    padded[: len(levels)] = levels
-    second_floor = np.nanpercentile(padded.reshape(seconds, per_second), FLOOR_PERCENTILE, axis=1)
-    width = min(seconds, int(FLOOR_SECONDS)) // 2 * 2 + 1
-    floor = percentile_filter(second_floor, FLOOR_PERCENTILE, size=width, mode="nearest")
-    return np.repeat(floor, per_second)[: len(levels)]
+    seconds = _mean_db(levels, max(1, round(1 / BLOCK_SECONDS)))
+    width = min(len(seconds), int(FLOOR_SECONDS)) // 2 * 2 + 1
+    return percentile_filter(seconds, FLOOR_PERCENTILE, size=width, mode="nearest")
 
 
 def step_activity(levels: np.ndarray, step_seconds: float, steps: int) -> np.ndarray:
-    """[steps] dB: each step's loudest block over the background (-inf where digital silence)."""
-    if not len(levels):
-        return np.full(steps, -np.inf)
-    over = np.where(levels > SILENCE_DBFS, levels - background(levels), -np.inf)
-    owner = np.minimum((np.arange(len(levels)) * BLOCK_SECONDS / step_seconds).astype(int), steps - 1)
+    """[steps] dB: each step's level over the background around it (-inf where digital silence or no audio)."""
     out = np.full(steps, -np.inf)
-    np.maximum.at(out, owner, over)
+    if not len(levels):
+        return out
+    owner = np.minimum((np.arange(len(levels)) * BLOCK_SECONDS / step_seconds).astype(int), steps - 1)
+    power = np.zeros(steps)
+    np.add.at(power, owner, 10 ** (levels / 10))
+    count = np.bincount(owner, minlength=steps)
+    heard = count > 0
+    level = np.full(steps, -np.inf)
+    level[heard] = 10 * np.log10(power[heard] / count[heard] + 1e-12)
+    floor = background(levels)
+    middle = np.minimum(((np.arange(steps) + 0.5) * step_seconds).astype(int), len(floor) - 1)
+    active = heard & (level > SILENCE_DBFS)
+    out[active] = level[active] - floor[middle[active]]
     return out
