@@ -25,7 +25,7 @@ BLOCK_SECONDS = 0.02
 FLOOR_PERCENTILE = 10
 FLOOR_SECONDS = 60.0
 SILENCE_DBFS = -80.0
-MARGIN_DB = 10.0  # chosen on the validation soundscapes (docs/measurements.md "Detection in silence")
+MARGIN_DB = 3.0  # chosen on the validation soundscapes (docs/measurements.md "Detection in silence")
 
 
 class Levels:
