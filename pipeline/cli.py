@@ -345,9 +345,9 @@ def predict(model: Path = typer.Argument(..., exists=True, dir_okay=False, help=
 def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="a cmkd checkpoint (.pt)"),
            audio: list[Path] = typer.Argument(..., help="audio files, folders (searched recursively) or manifests"),
            out: Path = typer.Option(Path("detections"), "--out", "-o", help="the folder the results go to"),
-           timeline: str = typer.Option("auto", help="frames: the model's own per-step scores (models that keep "
-                                        "their time axis); windows: window voting every --hop seconds; auto: "
-                                        "frames where the model can"),
+           timeline: str = typer.Option("windows", help="windows: window voting every --hop seconds (chosen on "
+                                        "validation); frames: the model's own per-step scores (models that keep "
+                                        "their time axis)"),
            hop: float = typer.Option(0.5, help="--timeline windows: seconds between window starts (the step)"),
            gate: str = typer.Option("default", help="dB over the recording's own background a step must reach to "
                                     "hold an event, so that silence and steady noise give none (default: the margin "
@@ -379,12 +379,12 @@ def detect(model: Path = typer.Argument(..., exists=True, dir_okay=False, help="
 
     if tune is not None and tune_annotations is None:
         raise typer.BadParameter("give the validation events with --tune-annotations", param_hint="--tune")
-    from .events.activity import MARGIN_DB
+    from .events.activity import margin_option
 
     try:
-        gate_db = {"off": None, "default": MARGIN_DB}[gate] if gate in ("off", "default") else float(gate)
-    except ValueError:
-        raise typer.BadParameter(f"a number of dB or off, got {gate!r}", param_hint="--gate") from None
+        gate_db = margin_option(gate)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--gate") from None
     with Progress(console=console) as progress:
         bar = progress.add_task("audio", total=None)
 

@@ -74,7 +74,7 @@ def test_windows_of_several_files_share_batches_without_mixing_them(tmp_path, mo
 
 def test_the_frame_timeline_is_the_tapered_mean_of_the_windows_steps(tmp_path, model):
     path = noise_file(tmp_path / "long.wav", 7.77)
-    scorer = Scorer(model, batch_size=3, chunk_seconds=2.0, gate_db=None)
+    scorer = Scorer(model, batch_size=3, chunk_seconds=2.0, method="frames", gate_db=None)
     (timeline,) = scorer.timelines([path])
     assert timeline.method == "frames" and scorer.hop == 50  # windows half a window apart
     feats = fbank(load_audio(path, 16000)).half().float()
@@ -96,12 +96,12 @@ def test_the_frame_timeline_is_the_tapered_mean_of_the_windows_steps(tmp_path, m
     np.testing.assert_allclose(timeline.scores, sums / weights[:, None], rtol=1e-5, atol=1e-6)
 
 
-def test_a_model_without_steps_scores_windows(model, monkeypatch):
+def test_a_model_without_steps_scores_windows_only(model, monkeypatch):
     from pipeline.events.timeline import NoFrameScores
     from pipeline.models.timm_cnn import TimmCNN
 
+    assert Scorer(model).method == "windows"  # the default
     monkeypatch.delattr(TimmCNN, "frame_logits")  # as a family that does not keep time
-    assert Scorer(model).method == "windows"
     with pytest.raises(NoFrameScores, match="--timeline windows"):
         Scorer(model, method="frames")
 
@@ -225,6 +225,8 @@ def test_silence_room_tone_and_quiet_noise_give_no_events(tmp_path, model, metho
     assert ungated.exit_code == 0, ungated.output
     found = json.loads((tmp_path / "ungated" / "events.json").read_text())
     assert all(found[str(f)]["events"] for f in files)  # without the gate every file has its "events"
+    loud = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "bad"), "--gate", "loud"])
+    assert loud.exit_code == 2 and "--gate" in loud.output and "'loud'" in loud.output
 
 
 def test_clips_between_quiet_gaps_are_found_and_the_gaps_stay_quiet(with_teacher, tmp_path):

@@ -73,14 +73,17 @@ def main(phase: str, scapes: Path, out: Path, models: dict[str, Path], gate: flo
     timelines at `gate` and per step without the gate; table: OUT/table.json from what the two wrote."""
     if phase == "val":
         for name, model in models.items():
-            for g in GATES:
-                key = f"{name}-frames-gate{g}"
-                print(key, run(model, scapes, out / "val" / key, "frames", g, "val")["event_f1"], flush=True)
+            for method in METHODS:
+                for g in GATES:
+                    key = f"{name}-{method}-gate{g}"
+                    if not (out / "val" / key / "scores.json").exists():
+                        print(key, run(model, scapes, out / "val" / key, method, g, "val")["event_f1"], flush=True)
     elif phase == "test":
         for name, model in models.items():
-            for method, g in (("frames", gate), ("windows", gate), ("frames", None)):
+            for method, g in (("frames", gate), ("windows", gate), ("frames", None), ("windows", None)):
                 key = f"{name}-{method}-gate{g}"
-                print(key, run(model, scapes, out / "test" / key, method, g, "test")["event_f1"], flush=True)
+                if not (out / "test" / key / "scores.json").exists():
+                    print(key, run(model, scapes, out / "test" / key, method, g, "test")["event_f1"], flush=True)
     else:
         names = list(models)
         result = table(out, names, [n for n in names if n != "lite0"])

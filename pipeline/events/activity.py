@@ -28,6 +28,16 @@ SILENCE_DBFS = -80.0
 MARGIN_DB = 3.0  # chosen on the validation soundscapes (docs/measurements.md "Detection in silence")
 
 
+def margin_option(text: str) -> float | None:
+    """`cmkd detect --gate`: "default" (MARGIN_DB), "off" (None: no gate) or a margin in dB."""
+    if text in ("default", "off"):
+        return MARGIN_DB if text == "default" else None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"a number of dB, default or off, got {text!r}") from None
+
+
 class Levels:
     """The block levels of a stream of audio chunks, in order."""
 

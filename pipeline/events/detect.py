@@ -1,9 +1,10 @@
 """`cmkd detect`: what sounded when in recordings of any length, as a model's timelines (timeline.py) turned into
 events (segments.py), written out (outputs.py) and, given the recordings' own events, scored (scoring.py).
 
-A timeline is the model's own per-step scores where it keeps time, else window voting (timeline.py), and steps no
-louder than the recording's background are scored 0 (activity.py). Thresholds are one score for every class, a JSON file {class: threshold}, or picked per class on validation
-recordings with known events (`tune`), written to <out>/thresholds.json for the next run.
+A timeline is window voting or, asked for, the model's own per-step scores (timeline.py); steps no louder than the
+recording's background are scored 0 (activity.py). Thresholds are one score for every class, a JSON file
+{class: threshold}, or picked per class on validation recordings with known events (`tune`), written to
+<out>/thresholds.json for the next run.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def chosen_classes(classes: str | None, model_classes: list[str]) -> list[str]:
 def detect(model: Path, audio: list[Path], out: Path, hop: float = 0.5, threshold: str = "0.5",
            tune: Validation | None = None, score: Path | None = None, classes: str | None = None,
            post: Postprocessing = Postprocessing(), pictures: bool = True, batch_size: int = 32,
-           progress=None, method: str = "auto", gate_db: float | None = MARGIN_DB, quiet: Path | None = None) -> dict:
+           progress=None, method: str = "windows", gate_db: float | None = MARGIN_DB, quiet: Path | None = None) -> dict:
     """Detect events in `audio` (files, folders, manifests) with checkpoint `model` into `out`; returns a summary
     (events, files, minutes of audio) and, with `score` (the recordings' events), the scores (and, with `quiet`,
     a table of stretches known to hold no event, the false alarms in them). `progress(what, seconds)` is told the

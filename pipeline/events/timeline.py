@@ -8,17 +8,17 @@ consecutive files together; a window past the file's end is zero-padded, as a sh
 are sigmoids for a multi-label model and softmaxes for a single-label one (which say how the evidence is shared
 among the classes it knows, not whether anything sounds: activity.py's gate says that). Two ways to a timeline:
 
-- frames (the default for every model that keeps its time axis: the CNNs, EfficientAT's MobileNets, BEATs, the AST):
-  the model's per-step class logits (`frame_logits`: decision-level pooling, frequency pooled and time kept) of
-  windows half a window apart, each step the weighted mean of the windows covering it (a sine taper, so a step is
-  read mostly from the window it is central in, away from the window's padded edges). The timeline's step is the
-  model's time resolution (an EfficientNet's 32 frames, 0.32 s; an AST's time stride), and a short sound raises
-  the steps it sounds in. The clip's loss trained the pooled output, not the steps: how well they place a sound is
-  measured, not assumed (docs/measurements.md "Detection in silence").
-- windows (`--timeline windows`, and any model without `frame_logits`): windows every `hop` seconds, each window's
-  clip probabilities spread over the hop-long steps it covers, a step's score the mean over the windows covering it.
-  Overlapping windows vote on the same steps instead of each reporting the sound again; a sound shorter than a
-  window raises every step a window holding it covers (docs/long-recordings.md).
+- windows (the default, `--timeline windows`): windows every `hop` seconds, each window's clip probabilities spread
+  over the hop-long steps it covers, a step's score the mean over the windows covering it. Overlapping windows vote
+  on the same steps instead of each reporting the sound again; a sound shorter than a window raises every step a
+  window holding it covers (docs/long-recordings.md).
+- frames (`--timeline frames`, models that keep their time axis: the CNNs, EfficientAT's MobileNets, BEATs, the
+  AST): the model's per-step class logits (`frame_logits`: decision-level pooling, frequency pooled and time kept)
+  of windows half a window apart, each step the weighted mean of the windows covering it (a sine taper, so a step
+  is read mostly from the window it is central in, away from the window's padded edges). The timeline's step is the
+  model's time resolution (an EfficientNet's 32 frames, 0.32 s; an AST's time stride). The clip's loss trains the
+  pooled output, not the steps, and on the validation soundscapes the steps of clip-trained models placed sounds
+  worse than window voting did (docs/measurements.md "Detection in silence"): hence not the default.
 
 Memory: the frames of the windows not yet scored, the timeline (steps x classes: an hour at 0.32 s steps is 11,250)
 and the gate's block levels; the audio is never held whole.
@@ -41,7 +41,7 @@ from ..models.checkpoint import load_checkpoint
 from ..runtime import autocast, device
 from . import activity
 
-METHODS = ("auto", "frames", "windows")
+METHODS = ("windows", "frames")
 
 
 class NoFrameScores(InputError, ValueError):
@@ -73,11 +73,11 @@ def keeps_time(model: torch.nn.Module) -> bool:
 
 
 class Scorer:
-    """A checkpoint ready to score recordings (see the module docstring). `method`: frames, windows, or auto
-    (frames where the model can); `gate_db`: activity.py's margin (None: no gate)."""
+    """A checkpoint ready to score recordings (see the module docstring). `method`: windows or frames;
+    `gate_db`: activity.py's margin (None: no gate)."""
 
     def __init__(self, checkpoint: Path, hop: float = 0.5, batch_size: int = 32, dev: torch.device | None = None,
-                 chunk_seconds: float = 60.0, progress=None, method: str = "auto",
+                 chunk_seconds: float = 60.0, progress=None, method: str = "windows",
                  gate_db: float | None = activity.MARGIN_DB):
         self.device = dev or device()
         self.model, meta = load_checkpoint(checkpoint, self.device)
@@ -91,7 +91,7 @@ class Scorer:
         if method == "frames" and not keeps_time(self.model):
             raise NoFrameScores(f"{checkpoint}: a {meta.architecture} model gives no per-step scores; use "
                                 "--timeline windows")
-        self.method = "frames" if method != "windows" and keeps_time(self.model) else "windows"
+        self.method = method
         # frames between window starts: half a window for per-step scores, the hop for window voting
         self.hop = max(1, self.window // 2 if self.method == "frames" else round(hop / self.shift))
         self.gate_db = gate_db
