@@ -161,6 +161,16 @@ def test_detect_tunes_on_validation_soundscapes_and_scores_the_test_ones(tmp_pat
     assert {"event_f1", "segment_f1", "psds1", "psds2"} <= set(scores) and scores["minutes"] == 0.5
     assert (out / "events.tsv").read_text().startswith("filename\tonset\toffset\tevent_label")
     assert (out / "scape_000.png").exists() and (out / "scape_000.txt").exists()
+    table = tmp_path / "more.tsv"  # events of recordings not given are not misses of the ones given
+    first_class = described["event classes"][0]
+    table.write_text((tmp_path / "scapes" / "test.tsv").read_text() + f"elsewhere.wav\t1.0\t2.0\t{first_class}\n")
+    again = CliRunner().invoke(app, ["detect", str(model), str(tmp_path / "scapes" / "test"), "--out",
+                                     str(tmp_path / "again"), "--threshold", str(out / "thresholds.json"),
+                                     "--score", str(table), "--classes", str(tmp_path / "events.txt")])
+    assert again.exit_code == 0, again.output
+    rescored = json.loads((tmp_path / "again" / "scores.json").read_text())
+    assert set(rescored["file_counts"]) == {"scape_000.wav"}
+    assert rescored["file_counts"] == scores["file_counts"] and rescored["psds1"] == scores["psds1"]
 
 
 def test_a_paired_difference_of_detections_is_resampled_by_recording():

@@ -23,8 +23,8 @@ from pipeline.events.soundscapes import room_tone
 from pipeline.features.audio import load_audio
 
 RATE = 16000
-SETTINGS = {"defaults": {}, "windows": {"method": "windows"}, "no gate": {"gate_db": None},
-            "windows, no gate": {"method": "windows", "gate_db": None}}
+SETTINGS = {"defaults": {}, "frames": {"method": "frames"}, "no gate": {"gate_db": None},
+            "frames, no gate": {"method": "frames", "gate_db": None}}
 
 
 def recordings(workspace: Path, out: Path) -> list[tuple[float, float, str]]:

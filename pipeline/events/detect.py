@@ -73,15 +73,17 @@ def detect(model: Path, audio: list[Path], out: Path, hop: float = 0.5, threshol
     keep = set(chosen)
     found = {t.path: [e for e in events(t, thresholds, post) if e.label in keep] for t in found_timelines.values()}
     outputs.write_tables(out, found, {t.path: t for t in found_timelines.values()}, scorer.window_seconds)
+    reference = scoring.read_annotations(score) if score is not None else {}
     if pictures:
         for t in found_timelines.values():
-            outputs.draw_timeline(out, t, found[t.path], thresholds, post.smooth)
+            outputs.draw_timeline(out, t, found[t.path], thresholds, post.smooth,
+                                  reference=reference.get(t.path.name, []))
     minutes = sum(t.duration for t in found_timelines.values()) / 60
     summary = {"events": sum(len(v) for v in found.values()), "files": len(found), "minutes": minutes,
                "table": str(out / "events.tsv"), "timeline": scorer.method, "gate_db": gate_db}
     if score is not None:
-        reference = scoring.read_annotations(score)
         by_name = {p.name: e for p, e in found.items()}
+        reference = {name: reference.get(name, []) for name in by_name}  # the recordings given, no others
         result = {**scoring.sed_eval_scores(by_name, reference, chosen),
                   **scoring.psds(found_timelines, reference, chosen, post.smooth),
                   **scoring.onset_error(by_name, reference, chosen),

@@ -5,7 +5,7 @@
   events.json   per file: its duration, hop, window, and the events with their confidence
   <file>.txt    Audacity's label track (onset, offset, label; File > Import > Labels)
   <file>.png    the timeline of the classes that sound (scores over time, the threshold a dashed line) with the
-                events as boxes
+                events as boxes and, where the recording's own events are known (`--score`), those as bars
 """
 from __future__ import annotations
 
@@ -37,16 +37,17 @@ def write_tables(out: Path, found: dict[Path, list[Event]], timelines: dict[Path
 
 
 def draw_timeline(out: Path, timeline: Timeline, events: list[Event], thresholds: np.ndarray, smooth: float,
-                  most: int = 8) -> Path:
-    """The `most` classes with the highest scores (or an event), each a lane: smoothed score over time, its
-    threshold, and its events as boxes."""
+                  most: int = 8, reference: list[tuple[float, float, str]] = ()) -> Path:
+    """The `most` classes with the highest scores (or an event, found or annotated), each a lane: smoothed score
+    over time, its threshold, its events as boxes and its annotated events (`reference`) as bars under them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     scores = smoothed(timeline, smooth)
-    with_events = {timeline.classes.index(e.label) for e in events}
+    known = [(a, b, c) for a, b, c in reference if c in timeline.classes]
+    with_events = {timeline.classes.index(e.label) for e in events} | {timeline.classes.index(c) for *_, c in known}
     ranked = sorted(range(len(timeline.classes)), key=lambda c: (c not in with_events, -scores[:, c].max()))[:most]
     fig, axes = plt.subplots(len(ranked), 1, figsize=(11, 0.75 * len(ranked) + 1.2), sharex=True, squeeze=False)
     times = timeline.times + timeline.step / 2
@@ -59,12 +60,15 @@ def draw_timeline(out: Path, timeline: Timeline, events: list[Event], thresholds
         ax.axhline(thresholds[c], color="grey", linestyle="--", linewidth=0.7)
         for e in (e for e in events if e.label == timeline.classes[c]):
             ax.axvspan(e.onset, e.offset, color="#dd8452", alpha=0.35)
+        for a, b, _ in (r for r in known if r[2] == timeline.classes[c]):
+            ax.axvspan(a, b, ymin=0, ymax=0.12, color="#55a868")
         ax.set_ylim(0, 1)
         ax.set_yticks([])
         ax.set_ylabel(timeline.classes[c], rotation=0, ha="right", va="center", fontsize=7)
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(f"{timeline.path.name} ({timeline.method}): scores per {timeline.step:.3g} s step (line), "
-                 "threshold (dashed), events (boxes), too quiet for an event (grey)", fontsize=9)
+                 "threshold (dashed), events (boxes), too quiet for an event (grey)"
+                 + (", annotated events (green bars)" if reference else ""), fontsize=9)
     fig.tight_layout()
     path = out / f"{timeline.path.stem}.png"
     fig.savefig(path, dpi=100)

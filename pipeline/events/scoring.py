@@ -124,7 +124,7 @@ def psds(timelines: dict[str, Timeline], reference: dict[str, list], classes: li
     from sed_scores_eval import intersection_based
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
-    occurring = {c for rows in reference.values() for _, _, c in rows}
+    occurring = {c for name in timelines for _, _, c in reference.get(name, [])}  # the recordings scored
     classes = [c for c in classes if c in occurring]
     scores, durations = {}, {}
     for name, t in timelines.items():
