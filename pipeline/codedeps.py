@@ -17,6 +17,7 @@ which DVC reads and writes again after every stage. tests/test_stage_deps.py che
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -32,22 +33,27 @@ def module_file(name: str, root: Path = ROOT) -> Path | None:
 
 def direct_imports(path: Path, root: Path = ROOT) -> set[Path]:
     """The files of the `pipeline` modules (and their packages) that `path` (below `root`) imports."""
-    package = path.relative_to(root).parent.parts
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for name in imported_names(path.read_text(), path.relative_to(root).parent.parts):
+        parts = name.split(".")
+        if parts[0] == "pipeline":
+            found.update(f for i in range(1, len(parts) + 1) if (f := module_file(".".join(parts[:i]), root)))
+    return found
+
+
+@functools.lru_cache(maxsize=1024)
+def imported_names(text: str, package: tuple[str, ...]) -> tuple[str, ...]:
+    """The module names a file's source (in `package`) imports, relative imports made absolute; `from a import b`
+    gives a and a.b (b may be a module). Cached by the text: the records parse the same files again and again."""
+    names = []
+    for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = list(package[: len(package) - node.level + 1]) if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
-            names = [module] + [f"{module}.{alias.name}" for alias in node.names]  # `from . import layout`
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "pipeline":
-                found.update(f for i in range(1, len(parts) + 1) if (f := module_file(".".join(parts[:i]), root)))
-    return found
+            names += [module] + [f"{module}.{alias.name}" for alias in node.names]  # `from . import layout`
+    return tuple(names)
 
 
 def registry_modules(path: Path) -> set[Path]:
