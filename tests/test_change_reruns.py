@@ -103,8 +103,8 @@ TABLE = {
     # commands outside the pipeline (and the export stage, off by default)
     **{f"pipeline/{m}.py": set() for m in (
         "evaluation/compare", "export/__init__", "export/graphs", "export/folders", "export/card", "predict",
-        "audit", "cli", "validation", "presets/__init__", "scale", "events/__init__", "events/timeline", "events/activity",
-        "events/segments", "events/outputs", "events/scoring", "events/soundscapes", "events/detect",
+        "audit", "cli", "validation", "presets/__init__", "scale", "events/__init__", "events/timeline",
+        "events/activity", "events/segments", "events/outputs", "events/scoring", "events/soundscapes", "events/detect",
         *(f"bench/{section}" for section in ("__init__", "common", "features", "read", "dump", "train", "processes",
                                              "export", "detect", "bootstrap")))},
 }

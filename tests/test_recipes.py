@@ -167,8 +167,8 @@ def test_a_preset_with_a_model_of_another_family_keeps_only_that_familys_keys(tm
     from pipeline.cli import app
 
     target, direct = tmp_path / "params.yaml", tmp_path / "direct.yaml"
-    for path in (target, direct):
-        path.write_text((REPO / "params.yaml").read_text())
+    for params_file in (target, direct):
+        params_file.write_text((REPO / "params.yaml").read_text())
     result = CliRunner().invoke(app, ["preset", "esc50", "--root", str(tmp_path), "--params", str(target),
                                       "--set", "models.cnn.name=efficientat_mn04"])
     assert result.exit_code == 0, result.output
@@ -176,7 +176,8 @@ def test_a_preset_with_a_model_of_another_family_keeps_only_that_familys_keys(tm
     params = yaml.safe_load(target.read_text())
     assert params["models"]["cnn"]["name"] == "efficientat_mn04" and "pooling" not in params["models"]["cnn"]
     assert load_settings(target).models["cnn"].name == "efficientat_mn04"
-    for path in (target, direct):
-        assert CliRunner().invoke(app, ["preset", "esc50", "--root", str(tmp_path), "--params", str(path)]).exit_code == 0
+    for params_file in (target, direct):
+        args = ["preset", "esc50", "--root", str(tmp_path), "--params", str(params_file)]
+        assert CliRunner().invoke(app, args).exit_code == 0
     assert yaml.safe_load(target.read_text()) == yaml.safe_load(direct.read_text())
     assert yaml.safe_load(target.read_text())["models"]["cnn"]["pooling"] == "mean"

@@ -2,15 +2,15 @@
 thresholds tuned on the validation ones, by window voting and by the model's own steps, with and without the gate;
 the default timeline and the gate's margin chosen on the validation soundscapes alone.
 
-    python docs/scripts/detection_table.py val SCAPES OUT name=checkpoint.pt [...]          # timelines x margins, validation
-    python docs/scripts/detection_table.py test SCAPES OUT GATE name=checkpoint.pt [...]   # the chosen margin, test
-    python docs/scripts/detection_table.py table SCAPES OUT name=checkpoint.pt [...]        # OUT/table.json, OUT/table.md
+    python docs/scripts/detection_table.py val SCAPES OUT name=checkpoint.pt [...]         # timelines x margins
+    python docs/scripts/detection_table.py test SCAPES OUT GATE name=checkpoint.pt [...]  # the chosen margin, test
+    python docs/scripts/detection_table.py table SCAPES OUT name=checkpoint.pt [...]       # OUT/table.{json,md}
 
 (each phase can run in several processes, a share of the models each, and skips what an earlier run wrote; names
 ast, cnn, ast_student, cnn_student pair students with baselines; every model but lite0 takes part in choosing the
 timeline and the margin)
 
-SCAPES: `cmkd soundscapes --out` (val/, test/, val.tsv, test.tsv, *_quiet.tsv, soundscapes.json). Writes
+SCAPES: `cmkd soundscapes --out` (val/, test/, val.tsv, test.tsv, *_quiet.tsv, event_classes.txt). Writes
 OUT/{val,test}/<name>-<timeline>-gate<dB>/ (detect's outputs), OUT/table.json and OUT/table.md.
 """
 from __future__ import annotations
@@ -29,11 +29,9 @@ METHODS = ("windows", "frames")
 
 def run(model: Path, scapes: Path, out: Path, method: str, gate: float | None, split: str) -> dict:
     """Thresholds tuned on val; scored on `split` (val itself for choosing the gate, test for the table)."""
-    (scapes / "classes.txt").write_text("\n".join(json.loads((scapes / "soundscapes.json").read_text())
-                                                  ["event classes"]) + "\n")
     start = time.perf_counter()
     summary = detect(model, [scapes / split], out, tune=Validation(scapes / "val", scapes / "val.tsv"),
-                     score=scapes / f"{split}.tsv", classes=str(scapes / "classes.txt"), pictures=split == "test",
+                     score=scapes / f"{split}.tsv", classes=str(scapes / "event_classes.txt"), pictures=split == "test",
                      method=method, gate_db=gate, quiet=scapes / f"{split}_quiet.tsv")
     return {**summary["scores"], "seconds": round(time.perf_counter() - start, 1)}
 

@@ -1,6 +1,7 @@
 """Issue 39's recordings, run through `cmkd detect` with its defaults (docs/measurements.md "Detection in silence"):
-ten of the built-in test clips (1 s each, the first of each class) 4 s apart in quiet noise (30 dB under the clips), and three files with
-nothing in them (quiet noise at -60 dB full scale, a room tone, digital silence), each 60 s.
+ten of the built-in test clips (1 s each, the first of each class) 4 s apart in quiet noise (30 dB under the
+clips), and three files with nothing in them (quiet noise at -60 dB full scale, a room tone, digital silence),
+each 60 s.
 
     python docs/scripts/quiet_recordings.py WORKSPACE CHECKPOINT OUT
 

@@ -30,8 +30,9 @@ def noise_recording(path: Path, minutes: float, seed: int = 0) -> Path:
 def bench_detect(size_name: str, results: Results, frames: int = 512, hop: float = 0.5) -> None:
     """`cmkd detect` on long recordings: the real-time factor (seconds of audio per second of wall time) of each
     family's model (random weights; ESC-50's 50 classes, 512-frame windows) through the streamed timeline, per step
-    (windows half a window apart) and by window voting (every `hop` s), and of the waveform ONNX export run window by window in onnxruntime (each window's fbank computed
-    inside the graph again); then the peak memory of the whole `cmkd detect` process on a longer file."""
+    (windows half a window apart) and by window voting (every `hop` s), and of the waveform ONNX export run window
+    by window in onnxruntime (each window's fbank computed inside the graph again); then the peak memory of the
+    whole `cmkd detect` process on a longer file."""
     import subprocess
     import sys
 

@@ -17,8 +17,8 @@ import numpy as np
 from ..errors import InputError
 from ..predict import audio_inputs
 from . import outputs, scoring
-from .segments import Postprocessing, events, read_thresholds
 from .activity import MARGIN_DB
+from .segments import Postprocessing, events, read_thresholds
 from .timeline import Scorer, Timeline
 
 
@@ -49,7 +49,8 @@ def chosen_classes(classes: str | None, model_classes: list[str]) -> list[str]:
 def detect(model: Path, audio: list[Path], out: Path, hop: float = 0.5, threshold: str = "0.5",
            tune: Validation | None = None, score: Path | None = None, classes: str | None = None,
            post: Postprocessing = Postprocessing(), pictures: bool = True, batch_size: int = 32,
-           progress=None, method: str = "windows", gate_db: float | None = MARGIN_DB, quiet: Path | None = None) -> dict:
+           progress=None, method: str = "windows", gate_db: float | None = MARGIN_DB,
+           quiet: Path | None = None) -> dict:
     """Detect events in `audio` (files, folders, manifests) with checkpoint `model` into `out`; returns a summary
     (events, files, minutes of audio) and, with `score` (the recordings' events), the scores (and, with `quiet`,
     a table of stretches known to hold no event, the false alarms in them). `progress(what, seconds)` is told the
