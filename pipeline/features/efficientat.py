@@ -13,12 +13,10 @@ the frames of the file. Written from the description above and checked against E
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
-from .fbank import mel_banks
+from .fbank import mel_banks, symmetric_hann
 from .frontend import FrontEnd
 
 
@@ -29,7 +27,7 @@ class MelSTFT(nn.Module):
                  dtype: torch.dtype = torch.float32, target_frames: int | None = None):
         super().__init__()
         self.hop, self.n_fft, self.dtype, self.target_frames = hop, n_fft, dtype, target_frames
-        hann = 0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(window, dtype=torch.float64) / (window - 1))
+        hann = symmetric_hann(window)
         left = (n_fft - window) // 2  # the window centred in the FFT's frame, as torch.stft places it
         padded = torch.zeros(n_fft, dtype=torch.float64)
         padded[left : left + window] = hann

@@ -10,7 +10,8 @@ clip's true length; frames past a clip's end are zero, as `pad_or_crop` pads the
 Precision: the features stage computes in float64 and stores float16 (pipeline/stores/features.py). Kaldi and
 torchaudio compute in float32, whose last bit depends on the CPU's vector paths and the thread count; the store's
 float16 rounding turns such a last-bit difference into a different stored value now and then, and one student on a
-few hundred clips amplifies that into points (docs/measurements.md). In float64 the same clip gives the same float16
+few hundred clips amplifies that into points (docs/measurements.md). In float64, with the mel banks and the window
+computed by the C library rather than by MKL's CPU-dependent vector functions, the same clip gives the same float16
 values on any machine except when a value falls within ~1e-12 of a float16 rounding boundary. Exported graphs keep
 float32 (what an ONNX runtime computes in). tests/test_batched_fbank.py checks both against torchaudio where it is
 installed, and against torchaudio's values stored with the tests where it is not.
@@ -34,7 +35,8 @@ def mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = L
     """Kaldi's mel filterbank (MelBanks, no VTLN warp) [n_fft // 2 + 1, num_bins]: triangles evenly spaced on
     1127 ln(1 + f / 700) from `low_freq` to `high_freq` (Nyquist by default), over the FFT bins below Nyquist (the
     Nyquist bin gets 0). In float32, as torchaudio's `get_mel_banks` computes them (the weights the field's
-    checkpoints were trained with), whatever precision the spectra are then computed in."""
+    checkpoints were trained with), whatever precision the spectra are then computed in, and the same on every
+    CPU."""
     def mel(freq):
         return 1127.0 * math.log(1.0 + freq / 700.0)
 
@@ -42,9 +44,19 @@ def mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = L
     delta = (mel_high - mel_low) / (num_bins + 1)
     index = torch.arange(num_bins).unsqueeze(1)
     left, center, right = mel_low + index * delta, mel_low + (index + 1.0) * delta, mel_low + (index + 2.0) * delta
-    bins = 1127.0 * (1.0 + sample_rate / n_fft * torch.arange(n_fft // 2, dtype=torch.float32) / 700.0).log()
+    ratio = 1.0 + sample_rate / n_fft * torch.arange(n_fft // 2, dtype=torch.float32) / 700.0
+    # the log by the C library in float64, rounded once to float32: torch's float32 log is MKL's vector log, whose
+    # last bit differs between CPUs (MKL_CBWR), and a weight's last bit reaches the stored float16 values
+    bins = 1127.0 * torch.tensor([math.log(r) for r in ratio.tolist()], dtype=torch.float64).to(torch.float32)
     weights = torch.clamp(torch.minimum((bins - left) / (center - left), (right - bins) / (right - center)), min=0)
     return nn.functional.pad(weights, (0, 1)).T.contiguous()
+
+
+def symmetric_hann(size: int, power: float = 1.0) -> torch.Tensor:
+    """The symmetric Hann window (to `power`: Kaldi's povey window is 0.85) in float64, by the C library's cos, as
+    mel_banks computes its log: the same values on every CPU."""
+    return torch.tensor([(0.5 - 0.5 * math.cos(2 * math.pi * i / (size - 1))) ** power for i in range(size)],
+                        dtype=torch.float64)
 
 
 def fbank(wave: torch.Tensor, sample_rate: int = 16000, num_mel_bins: int = 128, frame_shift_ms: float = 10.0,
@@ -78,10 +90,9 @@ class BatchedFbank(nn.Module):
         self.n_fft = 1 << (self.size - 1).bit_length()  # Kaldi's round_to_power_of_two
         self.register_buffer("mel", mel_banks(num_mel_bins, self.n_fft, float(sample_rate)).to(dtype),
                              persistent=False)
-        hann = 0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(self.size, dtype=torch.float64) / (self.size - 1))
         if window not in ("hanning", "povey"):
             raise ValueError(f"window must be hanning or povey, got {window!r}")
-        hann = hann if window == "hanning" else hann.pow(0.85)  # Kaldi's (symmetric) windows
+        hann = symmetric_hann(self.size, 1.0 if window == "hanning" else 0.85)  # Kaldi's windows
         self.register_buffer("window", hann.to(dtype), persistent=False)
 
     def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
