@@ -45,7 +45,7 @@ def settings(params: dict):
 # The longest tests (each a minute or more of subprocesses: DVC's stages, torchrun's ranks) start first, so that
 # the workers do not wait for one of them at the end of the suite.
 LONGEST_FIRST = ("test_dvc_pipeline.py::test_dvc_repro_and_experiments", "test_change_reruns.py",
-                 "test_distributed.py", "test_bench.py", "test_interruption.py", "test_models.py::test_compiled")
+                 "test_distributed.py", "test_bench.py", "test_interruption.py")
 
 
 def pytest_collection_modifyitems(items):
