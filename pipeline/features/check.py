@@ -74,4 +74,5 @@ def check_dataset(settings) -> tuple[list[Clip], list[tuple[str, str, str]], dic
         frontend = default_frontend(settings.features)
         seconds = seconds_of([clip.path for clip in clips], 4 * settings.features.workers)
         cfg = resolved(settings.features, seconds, frontend)
-        return clips, check_clips(clips, cfg, cfg.workers), crop_report(seconds, cfg, cfg.target_frames, frontend)
+        report = crop_report(seconds, settings.features, cfg.target_frames, frontend)
+        return clips, check_clips(clips, cfg, cfg.workers), report

@@ -210,8 +210,8 @@ def write_feature_store(manifest: Path, classes_file: Path, out: Path, cfg, mult
     clips = read_manifest(manifest, classes, multi_label)
     frontend = frontend or default_frontend(cfg)
     seconds = seconds_of([clip.path for clip in clips], 4 * cfg.workers)
-    cfg = resolved(cfg, seconds, frontend)
-    input_length = crop_report(seconds, cfg, cfg.target_frames, frontend)
+    requested, cfg = cfg, resolved(cfg, seconds, frontend)
+    input_length = crop_report(seconds, requested, cfg.target_frames, frontend)
     if warning := crop_warning(input_length):
         print(f"warning: {warning}")
     n, shard = len(clips), cfg.clips_per_shard

@@ -61,7 +61,8 @@ def resolved(cfg, seconds: np.ndarray, frontend):
 
 def crop_report(seconds: np.ndarray, cfg, frames: int, frontend) -> dict:
     """What a window of `frames` frames crops of clips lasting `seconds`: how many clips, the median seconds and
-    share of a cropped clip lost, and the share of all the audio lost."""
+    share of a cropped clip lost, and the share of all the audio lost. `cfg`: the features settings as given (before
+    `resolved`), whose target_frames says by which rule the window was sized."""
     known = seconds[np.isfinite(seconds)]
     window = frontend.samples_for(frames) / frontend.sample_rate
     lost = np.clip(known - window, 0, None)
